@@ -1,0 +1,50 @@
+"""Defaults and environment variables shared by every AITBC command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051"
+DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
+DEFAULT_MODEL = "llama3.2"
+
+ENV_HOME = "AITBC_HOME"
+ENV_COORDINATOR = "AITBC_COORDINATOR"
+ENV_API_KEY = "AITBC_API_KEY"
+API_KEY_METADATA = "x-api-key"
+
+CLIENT_KEY_FILE = "client.key"
+DATABASE_FILE = "aitbc.db"
+
+# Long-lived miner streams and watches: ping often enough that dead peers and
+# idle-killing middleboxes are noticed within half a minute.
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+def aitbc_home() -> Path:
+    """The data directory: `$AITBC_HOME`, else `~/.aitbc`."""
+    configured = os.environ.get(ENV_HOME)
+    return Path(configured).expanduser() if configured else Path.home() / ".aitbc"
+
+
+def coordinator_address(explicit: str | None = None) -> str:
+    return explicit or os.environ.get(ENV_COORDINATOR) or DEFAULT_GRPC_ADDRESS
+
+
+def saved_client_key(home: Path | None = None) -> str | None:
+    path = (home or aitbc_home()) / CLIENT_KEY_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def api_key(explicit: str | None = None) -> str | None:
+    """`--api-key`, else `$AITBC_API_KEY`, else the key `aitbc up` saved."""
+    return explicit or os.environ.get(ENV_API_KEY) or saved_client_key()

@@ -1,0 +1,540 @@
+"""The coordinator: job lifecycle, dispatch to miners, fan-out to watchers.
+
+Transport-free: servicers translate protos into calls on `Coordinator` and
+its results back. Every state change goes through `_transition`, which
+checks the state machine in memory and has the store compare-and-set it, so
+two racing changes can never both apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from aitbc.coordinator.live_job import LiveJob
+from aitbc.coordinator.miners import (
+    Assign,
+    Assignment,
+    Cancel,
+    Drain,
+    MinerInfo,
+    MinerSession,
+    OutboxFull,
+    Welcome,
+)
+from aitbc.domain.dispatch import PendingQueue, plan_assignments
+from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
+from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.jobs import JobRecord, JobSpec, estimate_completion, new_job_id
+from aitbc.domain.keys import Principal, Role
+from aitbc.domain.states import JobState, can_transition, sources_of
+from aitbc.store.base import JobChanges, JobPage, Store
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+CANCELED_BY_CLIENT = "canceled by the client"
+_MINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorConfig:
+    # A job handed to this many miners without finishing fails instead of
+    # taking down miner after miner.
+    max_attempts: int = 3
+    # How long a cancel waits for the miner's acknowledgement before the job
+    # is canceled anyway; the attempt fence then rejects anything late.
+    cancel_ack_timeout: float = 5.0
+    heartbeat_interval: float = 5.0
+
+
+class Coordinator:
+    def __init__(
+        self, store: Store, config: CoordinatorConfig | None = None, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._store = store
+        self._config = config or CoordinatorConfig()
+        self._now = clock
+        self._live: dict[str, LiveJob] = {}
+        self._queue = PendingQueue()
+        self._miners: dict[str, MinerSession] = {}
+        self._wake = asyncio.Event()
+        self._assignments_changed = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._accepting = True
+        self._detaching: set[asyncio.Task[None]] = set()
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Load unfinished jobs and start dispatching.
+
+        Jobs that were on a miner when the previous process stopped go back to
+        pending: no miner is connected to a process that just started.
+        """
+        for record in await self._store.unfinished_jobs():
+            live = LiveJob(record, await self._store.events(record.job_id))
+            self._live[record.job_id] = live
+            if record.state is JobState.PENDING:
+                self._queue.push(record.job_id, record.spec.model)
+            else:
+                await self._requeue(live, record.attempt, "the coordinator restarted")
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="aitbc-dispatch")
+        self._wake.set()
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest."""
+        self._accepting = False
+        for session in list(self._miners.values()):
+            session.draining = True
+            with contextlib.suppress(OutboxFull):
+                session.send(Drain("the coordinator is shutting down"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(session.assignments for session in self._miners.values()):
+            changed = self._assignments_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
+            if loop.time() >= deadline:
+                break
+        for session in list(self._miners.values()):
+            await self.detach_miner(session, "the coordinator shut down")
+        await asyncio.gather(*self._detaching, return_exceptions=True)
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    # Client API
+
+    async def submit(self, principal: Principal, spec: JobSpec) -> JobRecord:
+        self._require_role(principal, Role.CLIENT)
+        if not self._accepting:
+            raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; retry on another one")
+        now = self._now()
+        record = JobRecord(
+            job_id=new_job_id(),
+            owner_id=principal.owner_id,
+            state=JobState.PENDING,
+            spec=spec,
+            created_at=now,
+            updated_at=now,
+        )
+        event = JobEvent(job_id=record.job_id, seq=1, time=now, kind=EventKind.STATE, state=JobState.PENDING)
+        await self._store.create_job(record, event)
+        self._live[record.job_id] = LiveJob(record, [event])
+        self._queue.push(record.job_id, spec.model)
+        self._wake.set()
+        return record
+
+    async def get(self, principal: Principal, job_id: str) -> JobRecord:
+        self._require_role(principal, Role.CLIENT)
+        live = self._live.get(job_id)
+        if live is not None:
+            self._check_owner(principal, live.record)
+            return self._with_progress(live)
+        record = await self._store.get_job(job_id)
+        if record is None:
+            raise job_not_found(job_id)
+        self._check_owner(principal, record)
+        return record
+
+    async def list_jobs(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
+        self._require_role(principal, Role.CLIENT)
+        if limit == 0:
+            limit = DEFAULT_PAGE_SIZE
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise invalid_argument("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        owner = None if principal.role is Role.ADMIN else principal.owner_id
+        page = await self._store.list_jobs(owner_id=owner, state=state, limit=limit, page_token=page_token)
+        jobs = [self._with_progress(self._live[job.job_id]) if job.job_id in self._live else job for job in page.jobs]
+        return JobPage(jobs=jobs, next_page_token=page.next_page_token)
+
+    async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
+        self._require_role(principal, Role.CLIENT)
+        live = self._live.get(job_id)
+        if live is None:
+            record = await self.get(principal, job_id)
+            raise _not_cancelable(record)
+        self._check_owner(principal, live.record)
+        while not live.record.state.is_terminal:
+            record = live.record
+            if record.state is JobState.PENDING:
+                self._queue.remove(job_id)
+            else:
+                await self._stop_on_miner(record)
+            changes = self._final_changes(live, CANCELED_BY_CLIENT)
+            updated = await self._transition(live, JobState.CANCELED, changes, expected_attempt=record.attempt)
+            if updated is not None:
+                return updated
+        raise _not_cancelable(live.record)
+
+    async def watch(self, principal: Principal, job_id: str, from_seq: int = 0) -> AsyncIterator[JobEvent]:
+        """Events from `from_seq` on; ends after the final state."""
+        self._require_role(principal, Role.CLIENT)
+        if from_seq < 0:
+            raise invalid_argument("from_seq", f"must not be negative, got {from_seq}")
+        live = self._live.get(job_id)
+        if live is None:
+            record = await self._store.get_job(job_id)
+            if record is None:
+                raise job_not_found(job_id)
+            self._check_owner(principal, record)
+            live = self._live.get(job_id)
+            if live is None:
+                for event in await self._store.events(job_id, from_seq=max(from_seq, 1)):
+                    yield event
+                return
+        self._check_owner(principal, live.record)
+        async for event in live.follow(from_seq):
+            yield event
+
+    # Miner API
+
+    async def attach_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
+        self._require_role(principal, Role.MINER)
+        _validate_miner(info)
+        previous = self._miners.get(info.miner_id)
+        if previous is not None:
+            if previous.principal.owner_id != principal.owner_id and principal.role is not Role.ADMIN:
+                raise AitbcError(
+                    Reason.PERMISSION_DENIED,
+                    f"miner id {info.miner_id!r} is connected with another account's key",
+                    field="hello.miner_id",
+                )
+            await self.detach_miner(previous, "a newer connection of the same miner took over")
+        session = MinerSession(info, principal, self._now())
+        session.send(Welcome(info.miner_id, timedelta(seconds=self._config.heartbeat_interval)))
+        if not self._accepting:
+            session.draining = True
+            session.send(Drain("the coordinator is shutting down"))
+        self._miners[info.miner_id] = session
+        log.info("miner %s connected: models=%s slots=%d", info.miner_id, sorted(info.models), info.max_concurrency)
+        self._wake.set()
+        return session
+
+    def miner_gone(self, session: MinerSession, reason: str) -> asyncio.Task[None]:
+        """Detach a miner whose stream ended, in a task of its own.
+
+        The stream's handler may be cancelled at any moment; requeueing the
+        miner's jobs must finish regardless, and shutdown waits for it.
+        """
+        task = asyncio.create_task(self.detach_miner(session, reason), name=f"detach-{session.miner_id}")
+        self._detaching.add(task)
+        task.add_done_callback(self._detaching.discard)
+        return task
+
+    async def detach_miner(self, session: MinerSession, reason: str) -> None:
+        """Forget a miner; each job it had goes back to pending, keeping the text so far."""
+        if self._miners.get(session.miner_id) is session:
+            del self._miners[session.miner_id]
+            log.info("miner %s disconnected: %s", session.miner_id, reason)
+        session.close()
+        for assignment in list(session.assignments.values()):
+            self._release(session, assignment)
+            live = self._live.get(assignment.job_id)
+            if live is not None:
+                await self._requeue(live, assignment.attempt, f"miner {session.miner_id} went away: {reason}")
+        self._wake.set()
+
+    def heartbeat(self, session: MinerSession, *, free_slots: int, draining: bool) -> None:
+        session.last_heartbeat = self._now()
+        session.reported_free_slots = free_slots
+        if session.draining != draining:
+            session.draining = draining or not self._accepting
+            self._wake.set()
+
+    async def job_started(self, session: MinerSession, job_id: str, attempt: int, prompt_tokens: int) -> None:
+        found = self._fenced(session, job_id, attempt)
+        if found is not None:
+            await self._mark_running(session, *found, prompt_tokens=prompt_tokens)
+
+    async def job_tokens(self, session: MinerSession, job_id: str, attempt: int, text: str, token_count: int) -> None:
+        found = self._fenced(session, job_id, attempt)
+        if found is None:
+            return
+        live, assignment = found
+        if token_count < 0:
+            raise AitbcError(
+                Reason.MINER_PROTOCOL_ERROR, "token_count must not be negative", field="tokens.token_count"
+            )
+        await self._mark_running(session, live, assignment)
+        await self._append_tokens(live, assignment, text, token_count)
+
+    async def job_done(
+        self,
+        session: MinerSession,
+        job_id: str,
+        attempt: int,
+        *,
+        output: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        found = self._fenced(session, job_id, attempt)
+        if found is None:
+            return
+        live, assignment = found
+        await self._mark_running(session, live, assignment, prompt_tokens=prompt_tokens)
+        streamed = "".join(assignment.text)
+        if len(output) > len(streamed) and output.startswith(streamed):
+            # A miner may report text it never streamed (or stream nothing at
+            # all); watchers get it as one last chunk.
+            unseen_tokens = max(completion_tokens - assignment.tokens, 0)
+            await self._append_tokens(live, assignment, output[len(streamed) :], unseen_tokens)
+        total_tokens = assignment.resume_tokens + max(completion_tokens, assignment.tokens)
+        changes = JobChanges(
+            result=live.text,
+            completion_tokens=total_tokens,
+            prompt_tokens=live.record.prompt_tokens or prompt_tokens,
+            completed_at=self._now(),
+        )
+        self._release(session, assignment)
+        await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
+        self._wake.set()
+
+    async def job_failed(
+        self, session: MinerSession, job_id: str, attempt: int, *, error: str, retryable: bool
+    ) -> None:
+        found = self._fenced(session, job_id, attempt)
+        if found is None:
+            return
+        live, assignment = found
+        self._release(session, assignment)
+        reason = f"miner {session.miner_id}: {error or 'unspecified error'}"
+        if retryable:
+            await self._requeue(live, attempt, reason)
+        else:
+            await self._transition(live, JobState.FAILED, self._final_changes(live, reason), expected_attempt=attempt)
+        self._wake.set()
+
+    def cancel_acknowledged(self, session: MinerSession, job_id: str, attempt: int, completion_tokens: int) -> None:
+        found = self._fenced(session, job_id, attempt)
+        if found is not None:
+            found[1].settle_cancel(completion_tokens)
+
+    def miners(self) -> list[MinerSession]:
+        return list(self._miners.values())
+
+    # Internals
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            plan = plan_assignments(self._queue, [session.capacity() for session in self._miners.values()])
+            for job_id, miner_id in plan:
+                try:
+                    await self._assign(job_id, miner_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # One bad assignment must not stop dispatch for everyone.
+                    log.exception("assigning %s to %s failed", job_id, miner_id)
+                    live = self._live.get(job_id)
+                    if live is not None and live.record.state is JobState.PENDING:
+                        self._queue.push(job_id, live.record.spec.model, front=True)
+
+    async def _assign(self, job_id: str, miner_id: str) -> None:
+        live = self._live.get(job_id)
+        session = self._miners.get(miner_id)
+        if live is None or live.record.state is not JobState.PENDING:
+            return
+        if session is None or session.closed:
+            self._queue.push(job_id, live.record.spec.model, front=True)
+            self._wake.set()
+            return
+        record = live.record
+        attempt = record.attempt + 1
+        assignment = Assignment(job_id=job_id, attempt=attempt, resume_tokens=live.tokens)
+        session.assignments[job_id] = assignment
+        changes = JobChanges(attempt=attempt, miner_id=miner_id, error="")
+        updated = await self._transition(live, JobState.ASSIGNED, changes, expected_attempt=record.attempt)
+        if updated is None:
+            self._release(session, assignment)
+            return
+        try:
+            session.send(Assign(job_id, attempt, updated.spec, live.text, live.tokens))
+        except OutboxFull as exc:
+            self._release(session, assignment)
+            await self._requeue(live, attempt, str(exc))
+
+    async def _mark_running(
+        self, session: MinerSession, live: LiveJob, assignment: Assignment, *, prompt_tokens: int = 0
+    ) -> None:
+        if assignment.started:
+            return
+        assignment.started = True
+        record = live.record
+        changes = JobChanges(
+            started_at=record.started_at or self._now(),
+            prompt_tokens=record.prompt_tokens or prompt_tokens or None,
+        )
+        await self._transition(live, JobState.RUNNING, changes, expected_attempt=assignment.attempt)
+
+    async def _append_tokens(self, live: LiveJob, assignment: Assignment, text: str, token_count: int) -> None:
+        if not text and not token_count:
+            return
+        now = self._now()
+        async with live.lock:
+            event = JobEvent(
+                job_id=live.record.job_id,
+                seq=live.next_seq,
+                time=now,
+                kind=EventKind.TOKENS,
+                text=text,
+                token_count=token_count,
+                attempt=assignment.attempt,
+            )
+            await self._store.append_events([event])
+            live.append(event)
+        assignment.text.append(text)
+        assignment.tokens += token_count
+        if assignment.first_token_at is None:
+            assignment.first_token_at = now
+
+    async def _stop_on_miner(self, record: JobRecord) -> None:
+        """Ask the job's miner to stop and wait until every token it made has arrived."""
+        session = self._miners.get(record.miner_id)
+        assignment = session.assignments.get(record.job_id) if session else None
+        if session is None or assignment is None or assignment.attempt != record.attempt:
+            return
+        acknowledged = assignment.request_cancel()
+        try:
+            session.send(Cancel(record.job_id, record.attempt))
+            await asyncio.wait_for(asyncio.shield(acknowledged), self._config.cancel_ack_timeout)
+        except (OutboxFull, TimeoutError):
+            log.warning("miner %s did not acknowledge cancel of %s", session.miner_id, record.job_id)
+        if session.assignments.get(record.job_id) is assignment:
+            self._release(session, assignment)
+        self._wake.set()
+
+    async def _requeue(self, live: LiveJob, attempt: int, reason: str) -> None:
+        record = live.record
+        if record.attempt != attempt or record.state not in (JobState.ASSIGNED, JobState.RUNNING):
+            return
+        if attempt >= self._config.max_attempts:
+            error = f"gave up after {attempt} attempts; the last: {reason}"
+            await self._transition(live, JobState.FAILED, self._final_changes(live, error), expected_attempt=attempt)
+            return
+        changes = JobChanges(miner_id="", error=reason, completion_tokens=live.tokens)
+        if await self._transition(live, JobState.PENDING, changes, expected_attempt=attempt) is not None:
+            self._queue.push(record.job_id, record.spec.model, front=True)
+            self._wake.set()
+
+    async def _transition(
+        self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
+    ) -> JobRecord | None:
+        async with live.lock:
+            record = live.record
+            if record.attempt != expected_attempt or not can_transition(record.state, to):
+                return None
+            now = self._now()
+            new_attempt = changes.attempt if changes.attempt is not None else record.attempt
+            event = JobEvent(
+                job_id=record.job_id,
+                seq=live.next_seq,
+                time=now,
+                kind=EventKind.STATE,
+                state=to,
+                miner_id=changes.miner_id if changes.miner_id is not None else record.miner_id,
+                attempt=new_attempt,
+                error=changes.error if changes.error is not None else record.error,
+                prompt_tokens=changes.prompt_tokens if changes.prompt_tokens is not None else record.prompt_tokens,
+                completion_tokens=(changes.completion_tokens if changes.completion_tokens is not None else live.tokens),
+            )
+            updated = await self._store.transition(
+                record.job_id,
+                from_states=sources_of(to),
+                attempt=expected_attempt,
+                to=to,
+                changes=changes,
+                now=now,
+                event=event,
+            )
+            if updated is None:
+                return None
+            live.record = updated
+            live.append(event)
+        if to.is_terminal:
+            del self._live[record.job_id]
+        return updated
+
+    def _final_changes(self, live: LiveJob, error: str) -> JobChanges:
+        """A job ending without completing keeps the text it produced and is charged for those tokens."""
+        return JobChanges(result=live.text, completion_tokens=live.tokens, completed_at=self._now(), error=error)
+
+    def _fenced(self, session: MinerSession, job_id: str, attempt: int) -> tuple[LiveJob, Assignment] | None:
+        """The job and lease a miner message is about, or None if it lost that lease."""
+        assignment = session.assignments.get(job_id)
+        live = self._live.get(job_id)
+        if assignment is None or assignment.attempt != attempt or live is None or live.record.attempt != attempt:
+            log.debug(
+                "ignoring a message from %s about %s attempt %d: not its lease", session.miner_id, job_id, attempt
+            )
+            return None
+        return live, assignment
+
+    def _release(self, session: MinerSession, assignment: Assignment) -> None:
+        if session.assignments.get(assignment.job_id) is assignment:
+            del session.assignments[assignment.job_id]
+        assignment.settle_cancel(assignment.tokens)
+        self._assignments_changed.set()
+        self._assignments_changed = asyncio.Event()
+
+    def _with_progress(self, live: LiveJob) -> JobRecord:
+        """The stored record plus the output so far and, while generating, an estimated completion."""
+        record = replace(live.record, result=live.text, completion_tokens=live.tokens)
+        session = self._miners.get(record.miner_id)
+        assignment = session.assignments.get(record.job_id) if session else None
+        if record.state is not JobState.RUNNING or assignment is None or assignment.first_token_at is None:
+            return record
+        now = self._now()
+        elapsed = (now - assignment.first_token_at).total_seconds()
+        rate = assignment.tokens / elapsed if elapsed > 0 else 0.0
+        estimate = estimate_completion(
+            now, max_tokens=record.spec.params.max_tokens, completion_tokens=live.tokens, tokens_per_second=rate
+        )
+        return replace(record, estimated_completion=estimate)
+
+    @staticmethod
+    def _require_role(principal: Principal, role: Role) -> None:
+        if principal.role is not role and principal.role is not Role.ADMIN:
+            raise AitbcError(
+                Reason.PERMISSION_DENIED, f"this call needs a {role.value} key; the key given is a {principal.role} key"
+            )
+
+    @staticmethod
+    def _check_owner(principal: Principal, record: JobRecord) -> None:
+        # Another client's job looks exactly like a missing one.
+        if not principal.may_see(record.owner_id):
+            raise job_not_found(record.job_id)
+
+
+def _not_cancelable(record: JobRecord) -> AitbcError:
+    return AitbcError(
+        Reason.JOB_NOT_CANCELABLE, f"job {record.job_id!r} is already {record.state.value}", field="job_id"
+    )
+
+
+def _validate_miner(info: MinerInfo) -> None:
+    if not _MINER_ID.match(info.miner_id):
+        raise invalid_argument("hello.miner_id", f"{info.miner_id!r} is not a valid miner id")
+    if not info.models:
+        raise invalid_argument("hello.models", "a miner must serve at least one model")
+    if not 1 <= info.max_concurrency <= 1024:
+        raise invalid_argument("hello.max_concurrency", f"must be between 1 and 1024, got {info.max_concurrency}")

@@ -1,0 +1,63 @@
+"""A job that is not finished yet: its record and its events, in memory.
+
+Watchers pull from the shared event list at their own pace, so a slow
+watcher holds no queue of its own and never slows the miner or other
+watchers down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.jobs import JobRecord
+
+
+class LiveJob:
+    def __init__(self, record: JobRecord, events: Sequence[JobEvent]) -> None:
+        self.record = record
+        # Held while an event is numbered, stored and appended, so sequence
+        # numbers have no gaps and the store and memory agree on the order.
+        self.lock = asyncio.Lock()
+        self._events: list[JobEvent] = []
+        self._text: list[str] = []
+        self.tokens = 0
+        self._grown = asyncio.Event()
+        for event in events:
+            self.append(event)
+
+    @property
+    def next_seq(self) -> int:
+        return len(self._events) + 1
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def append(self, event: JobEvent) -> None:
+        if event.seq != self.next_seq:
+            raise ValueError(f"event {event.seq} of {event.job_id} out of order; expected {self.next_seq}")
+        self._events.append(event)
+        if event.kind is EventKind.TOKENS:
+            self._text.append(event.text)
+            self.tokens += event.token_count
+        self._grown.set()
+        self._grown = asyncio.Event()
+
+    def since(self, seq: int) -> list[JobEvent]:
+        return self._events[max(seq, 1) - 1 :]
+
+    async def follow(self, from_seq: int) -> AsyncIterator[JobEvent]:
+        """Events from `from_seq` on, live, until the final state."""
+        seq = max(from_seq, 1)
+        while True:
+            grown = self._grown
+            batch = self.since(seq)
+            for event in batch:
+                yield event
+                if event.is_final:
+                    return
+            seq += len(batch)
+            if not batch:
+                await grown.wait()

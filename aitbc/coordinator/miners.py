@@ -1,0 +1,140 @@
+"""Connected miners as the coordinator sees them: what they serve and what they run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aitbc.domain.dispatch import MinerCapacity
+from aitbc.domain.jobs import JobSpec
+from aitbc.domain.keys import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSpec:
+    name: str
+    vram_bytes: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinerInfo:
+    """What a miner says about itself in its hello."""
+
+    miner_id: str
+    models: frozenset[str]
+    max_concurrency: int
+    gpus: tuple[GpuSpec, ...] = ()
+    backend: str = ""
+    version: str = ""
+
+
+# Commands the coordinator sends down a miner's stream.
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    miner_id: str
+    heartbeat_interval: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Assign:
+    job_id: str
+    attempt: int
+    spec: JobSpec
+    resume_text: str
+    resume_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    job_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    reason: str
+
+
+MinerCommand = Welcome | Assign | Cancel | Drain
+
+
+@dataclass(slots=True)
+class Assignment:
+    """One job attempt on one miner: the lease that (job_id, attempt) fences."""
+
+    job_id: str
+    attempt: int
+    resume_tokens: int
+    started: bool = False
+    tokens: int = 0
+    text: list[str] = field(default_factory=list)
+    first_token_at: datetime | None = None
+    cancel_ack: asyncio.Future[int] | None = None
+
+    def request_cancel(self) -> asyncio.Future[int]:
+        if self.cancel_ack is None:
+            self.cancel_ack = asyncio.get_running_loop().create_future()
+        return self.cancel_ack
+
+    def settle_cancel(self, tokens: int) -> None:
+        if self.cancel_ack is not None and not self.cancel_ack.done():
+            self.cancel_ack.set_result(tokens)
+
+
+class OutboxFull(Exception):
+    """The miner is not reading its stream: more commands are queued than it could ever need."""
+
+
+class MinerSession:
+    """One miner's stream. The servicer is its only writer and drains `commands()`."""
+
+    def __init__(self, info: MinerInfo, principal: Principal, connected_at: datetime) -> None:
+        self.info = info
+        self.principal = principal
+        self.connected_at = connected_at
+        self.last_heartbeat = connected_at
+        self.reported_free_slots = info.max_concurrency
+        self.draining = False
+        self.assignments: dict[str, Assignment] = {}
+        # Commands are bounded by the miner's slots: an assign and a cancel per
+        # slot, plus welcome and drain. A longer queue means a stuck reader.
+        self._outbox: asyncio.Queue[MinerCommand | None] = asyncio.Queue(maxsize=2 * info.max_concurrency + 4)
+        self.closed = False
+
+    @property
+    def miner_id(self) -> str:
+        return self.info.miner_id
+
+    def capacity(self) -> MinerCapacity:
+        return MinerCapacity(
+            miner_id=self.miner_id,
+            models=self.info.models,
+            free_slots=self.info.max_concurrency - len(self.assignments),
+            draining=self.draining or self.closed,
+        )
+
+    def send(self, command: MinerCommand) -> None:
+        if self.closed:
+            raise OutboxFull(f"miner {self.miner_id} is disconnected")
+        try:
+            self._outbox.put_nowait(command)
+        except asyncio.QueueFull:
+            raise OutboxFull(f"miner {self.miner_id} is not reading its stream") from None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            # The sentinel may not fit a full outbox; drop queued commands, the
+            # stream is going away and every assignment on it is requeued.
+            while self._outbox.full():
+                self._outbox.get_nowait()
+            self._outbox.put_nowait(None)
+
+    async def commands(self) -> AsyncIterator[MinerCommand]:
+        while (command := await self._outbox.get()) is not None:
+            yield command

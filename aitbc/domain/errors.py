@@ -1,0 +1,41 @@
+"""Domain errors: a machine-readable reason, a human message, the field at fault.
+
+Services map each reason to a transport status in one place
+(`aitbc.services.errors`); nothing here knows about gRPC or HTTP.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    JOB_NOT_FOUND = "JOB_NOT_FOUND"
+    JOB_NOT_CANCELABLE = "JOB_NOT_CANCELABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    MINER_PROTOCOL_ERROR = "MINER_PROTOCOL_ERROR"
+    MINER_SUPERSEDED = "MINER_SUPERSEDED"
+
+
+class AitbcError(Exception):
+    """A request the system refuses, with the reason a client can act on."""
+
+    def __init__(self, reason: Reason, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+def invalid_argument(field: str, message: str) -> AitbcError:
+    return AitbcError(Reason.INVALID_ARGUMENT, f"{field}: {message}", field=field)
+
+
+def job_not_found(job_id: str) -> AitbcError:
+    return AitbcError(Reason.JOB_NOT_FOUND, f"job {job_id!r} not found", field="job_id")

@@ -1,0 +1,119 @@
+"""Jobs: what a client asks for, validated, and the record the coordinator keeps."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aitbc.domain.errors import invalid_argument
+from aitbc.domain.states import JobState
+
+MAX_TOKENS_LIMIT = 8192
+MAX_PROMPT_CHARS = 200_000
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.9
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Sampling parameters with the seed documents' defaults."""
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    stream: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stream: bool = False,
+    ) -> SamplingParams:
+        """Fill defaults for unset values and reject anything out of range."""
+        params = cls(
+            max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+            temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
+            top_p=DEFAULT_TOP_P if top_p is None else top_p,
+            stream=stream,
+        )
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        if not 1 <= self.max_tokens <= MAX_TOKENS_LIMIT:
+            raise invalid_argument(
+                "params.max_tokens", f"must be between 1 and {MAX_TOKENS_LIMIT}, got {self.max_tokens}"
+            )
+        if not (math.isfinite(self.temperature) and 0.0 <= self.temperature <= 2.0):
+            raise invalid_argument("params.temperature", f"must be between 0.0 and 2.0, got {self.temperature}")
+        if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
+            raise invalid_argument("params.top_p", f"must be greater than 0.0 and at most 1.0, got {self.top_p}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job request."""
+
+    prompt: str
+    model: str
+    params: SamplingParams
+
+    @classmethod
+    def build(cls, *, prompt: str, model: str, params: SamplingParams) -> JobSpec:
+        if not prompt.strip():
+            raise invalid_argument("prompt", "must not be empty")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise invalid_argument("prompt", f"is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        if not _MODEL_ID.match(model):
+            raise invalid_argument("model", f"{model!r} is not a valid model id")
+        return cls(prompt=prompt, model=model, params=params)
+
+
+def new_job_id() -> str:
+    return f"job_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored. `attempt` counts assignments and fences miner messages."""
+
+    job_id: str
+    owner_id: str
+    state: JobState
+    spec: JobSpec
+    created_at: datetime
+    updated_at: datetime
+    result: str = ""
+    miner_id: str = ""
+    attempt: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str = ""
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    # Derived while running from the measured speed; never stored.
+    estimated_completion: datetime | None = field(default=None, compare=False)
+
+    @property
+    def progress(self) -> int:
+        """0..100: completion tokens against max_tokens; 100 once completed."""
+        if self.state is JobState.COMPLETED:
+            return 100
+        return min(99, self.completion_tokens * 100 // self.spec.params.max_tokens)
+
+
+def estimate_completion(
+    now: datetime, *, max_tokens: int, completion_tokens: int, tokens_per_second: float
+) -> datetime | None:
+    """When a job generating at `tokens_per_second` reaches max_tokens (an upper bound: EOS may come first)."""
+    if tokens_per_second <= 0:
+        return None
+    return now + timedelta(seconds=max(max_tokens - completion_tokens, 0) / tokens_per_second)

@@ -1,0 +1,1 @@
+"""gRPC services: thin translations between protos and the coordinator."""

@@ -1,0 +1,126 @@
+"""Protos to domain objects and back. No decisions here, only translation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from aitbc.config import DEFAULT_MODEL
+from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
+from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.jobs import JobRecord, JobSpec, SamplingParams
+from aitbc.domain.states import JobState
+from aitbc.v1 import jobs_pb2, miner_pb2
+
+STATE_TO_PROTO: dict[JobState, jobs_pb2.JobState] = {
+    JobState.PENDING: jobs_pb2.JOB_STATE_PENDING,
+    JobState.ASSIGNED: jobs_pb2.JOB_STATE_ASSIGNED,
+    JobState.RUNNING: jobs_pb2.JOB_STATE_RUNNING,
+    JobState.COMPLETED: jobs_pb2.JOB_STATE_COMPLETED,
+    JobState.FAILED: jobs_pb2.JOB_STATE_FAILED,
+    JobState.CANCELED: jobs_pb2.JOB_STATE_CANCELED,
+}
+STATE_FROM_PROTO: dict[int, JobState] = {value: key for key, value in STATE_TO_PROTO.items()}
+
+
+def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
+    params = request.params
+    sampling = SamplingParams.build(
+        max_tokens=params.max_tokens if params.HasField("max_tokens") else None,
+        temperature=params.temperature if params.HasField("temperature") else None,
+        top_p=params.top_p if params.HasField("top_p") else None,
+        stream=params.stream,
+    )
+    return JobSpec.build(prompt=request.prompt, model=request.model or DEFAULT_MODEL, params=sampling)
+
+
+def params_to_proto(params: SamplingParams) -> jobs_pb2.SamplingParams:
+    return jobs_pb2.SamplingParams(
+        max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p, stream=params.stream
+    )
+
+
+def state_filter(value: int) -> JobState | None:
+    return STATE_FROM_PROTO.get(value)
+
+
+def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
+    return jobs_pb2.Job(
+        job_id=record.job_id,
+        status=STATE_TO_PROTO[record.state],
+        prompt=record.spec.prompt,
+        model=record.spec.model,
+        params=params_to_proto(record.spec.params),
+        result=record.result,
+        progress=record.progress,
+        miner_id=record.miner_id,
+        created_at=_timestamp(record.created_at),
+        started_at=_timestamp(record.started_at),
+        completed_at=_timestamp(record.completed_at),
+        estimated_completion=_timestamp(record.estimated_completion),
+        attempt=record.attempt,
+        usage=jobs_pb2.Usage(prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens),
+        error=record.error,
+    )
+
+
+def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
+    response = jobs_pb2.WatchJobResponse(seq=event.seq, time=_timestamp(event.time))
+    if event.kind is EventKind.TOKENS:
+        response.tokens.CopyFrom(jobs_pb2.TokenChunk(text=event.text, token_count=event.token_count))
+    else:
+        assert event.state is not None
+        response.state_change.CopyFrom(
+            jobs_pb2.JobStateChange(
+                status=STATE_TO_PROTO[event.state],
+                miner_id=event.miner_id,
+                attempt=event.attempt,
+                error=event.error,
+                usage=jobs_pb2.Usage(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens),
+            )
+        )
+    return response
+
+
+def miner_info_from_hello(hello: miner_pb2.MinerHello) -> MinerInfo:
+    return MinerInfo(
+        miner_id=hello.miner_id,
+        models=frozenset(hello.models),
+        max_concurrency=hello.max_concurrency,
+        gpus=tuple(GpuSpec(name=gpu.name, vram_bytes=gpu.vram_bytes, count=gpu.count) for gpu in hello.gpus),
+        backend=hello.backend,
+        version=hello.version,
+    )
+
+
+def command_to_proto(command: MinerCommand) -> miner_pb2.ConnectResponse:
+    match command:
+        case Welcome(miner_id=miner_id, heartbeat_interval=interval):
+            every = duration_pb2.Duration()
+            every.FromTimedelta(interval)
+            return miner_pb2.ConnectResponse(welcome=miner_pb2.Welcome(miner_id=miner_id, heartbeat_interval=every))
+        case Assign():
+            return miner_pb2.ConnectResponse(
+                assign=miner_pb2.AssignJob(
+                    job_id=command.job_id,
+                    attempt=command.attempt,
+                    prompt=command.spec.prompt,
+                    model=command.spec.model,
+                    params=params_to_proto(command.spec.params),
+                    resume_text=command.resume_text,
+                    resume_tokens=command.resume_tokens,
+                )
+            )
+        case Cancel(job_id=job_id, attempt=attempt):
+            return miner_pb2.ConnectResponse(cancel=miner_pb2.CancelAssignment(job_id=job_id, attempt=attempt))
+        case Drain(reason=reason):
+            return miner_pb2.ConnectResponse(drain=miner_pb2.Drain(reason=reason))

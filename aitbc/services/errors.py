@@ -1,0 +1,52 @@
+"""Domain errors as rich gRPC statuses: one table, one place."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from aitbc.domain.errors import AitbcError, Reason
+
+ERROR_DOMAIN = "aitbc.v1"
+
+STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
+    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.JOB_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.JOB_NOT_CANCELABLE: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
+    Reason.MINER_PROTOCOL_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.MINER_SUPERSEDED: grpc.StatusCode.ABORTED,
+}
+
+
+def rich_status(error: AitbcError) -> grpc.Status:
+    code = STATUS_FOR_REASON[error.reason]
+    info = error_details_pb2.ErrorInfo(reason=error.reason.value, domain=ERROR_DOMAIN)
+    details = []
+    if error.field:
+        info.metadata["field"] = error.field
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    if error.reason is Reason.INVALID_ARGUMENT and error.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+        bad_request = any_pb2.Any()
+        bad_request.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        details.append(bad_request)
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    rich: grpc.Status = rpc_status.to_status(status)
+    return rich
+
+
+def internal_status() -> grpc.Status:
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))
+    status = status_pb2.Status(
+        code=grpc.StatusCode.INTERNAL.value[0], message="internal error; see the coordinator log", details=[info]
+    )
+    rich: grpc.Status = rpc_status.to_status(status)
+    return rich

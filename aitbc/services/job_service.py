@@ -1,0 +1,52 @@
+"""JobService: client calls translated onto the coordinator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aitbc.coordinator.engine import Coordinator
+from aitbc.domain.errors import invalid_argument
+from aitbc.services.convert import event_to_proto, job_to_proto, spec_from_submit, state_filter
+from aitbc.services.interceptors import Context, current_principal
+from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
+
+
+def _job_id(job_id: str) -> str:
+    if not job_id:
+        raise invalid_argument("job_id", "is required")
+    return job_id
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
+
+    async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: Context) -> jobs_pb2.SubmitJobResponse:
+        record = await self._coordinator.submit(current_principal(), spec_from_submit(request))
+        return jobs_pb2.SubmitJobResponse(job=job_to_proto(record))
+
+    async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.GetJobResponse:
+        record = await self._coordinator.get(current_principal(), _job_id(request.job_id))
+        return jobs_pb2.GetJobResponse(job=job_to_proto(record))
+
+    async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Context) -> jobs_pb2.ListJobsResponse:
+        state = state_filter(request.status)
+        if state is None and request.status != jobs_pb2.JOB_STATE_UNSPECIFIED:
+            raise invalid_argument("status", f"unknown state {request.status}")
+        page = await self._coordinator.list_jobs(
+            current_principal(), state=state, limit=request.limit, page_token=request.page_token
+        )
+        return jobs_pb2.ListJobsResponse(
+            jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_page_token
+        )
+
+    async def CancelJob(self, request: jobs_pb2.CancelJobRequest, context: Context) -> jobs_pb2.CancelJobResponse:
+        record = await self._coordinator.cancel(current_principal(), _job_id(request.job_id))
+        return jobs_pb2.CancelJobResponse(job=job_to_proto(record))
+
+    async def WatchJob(
+        self, request: jobs_pb2.WatchJobRequest, context: Context
+    ) -> AsyncIterator[jobs_pb2.WatchJobResponse]:
+        events = self._coordinator.watch(current_principal(), _job_id(request.job_id), request.from_seq)
+        async for event in events:
+            yield event_to_proto(event)

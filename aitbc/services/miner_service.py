@@ -1,0 +1,102 @@
+"""MinerService: one bidirectional stream per miner.
+
+The handler is the stream's only writer: it yields the session's commands.
+A reader task feeds the miner's messages to the coordinator. When either side
+ends, the session closes and the miner's jobs go back to pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aitbc.coordinator.engine import Coordinator
+from aitbc.coordinator.miners import MinerSession
+from aitbc.domain.errors import AitbcError, Reason
+from aitbc.services.convert import command_to_proto, miner_info_from_hello
+from aitbc.services.interceptors import Context, current_principal
+from aitbc.v1 import miner_pb2, miner_pb2_grpc
+
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+def _protocol_error(message: str, field: str) -> AitbcError:
+    return AitbcError(Reason.MINER_PROTOCOL_ERROR, message, field=field)
+
+
+class MinerService(miner_pb2_grpc.MinerServiceServicer):
+    def __init__(self, coordinator: Coordinator) -> None:
+        self._coordinator = coordinator
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[miner_pb2.ConnectRequest], context: Context
+    ) -> AsyncIterator[miner_pb2.ConnectResponse]:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _protocol_error(f"no hello within {HELLO_TIMEOUT_SECONDS:g}s", "hello") from None
+        if first.WhichOneof("msg") != "hello":
+            raise _protocol_error("the first message on the stream must be a hello", "hello")
+        session = await self._coordinator.attach_miner(current_principal(), miner_info_from_hello(first.hello))
+        reader = asyncio.create_task(self._read(request_iterator, session), name=f"miner-reader-{session.miner_id}")
+        reason = "the stream ended"
+        try:
+            async for command in session.commands():
+                yield command_to_proto(command)
+            if reader.done() and not reader.cancelled() and (error := reader.exception()) is not None:
+                reason = str(error)
+                raise error
+        except asyncio.CancelledError:
+            reason = "the connection dropped"
+            raise
+        finally:
+            reader.cancel()
+            # Its error, if any, was raised above.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await asyncio.shield(self._coordinator.miner_gone(session, reason))
+
+    async def _read(self, requests: AsyncIterator[miner_pb2.ConnectRequest], session: MinerSession) -> None:
+        try:
+            async for request in requests:
+                await self._handle(session, request)
+        finally:
+            session.close()
+
+    async def _handle(self, session: MinerSession, request: miner_pb2.ConnectRequest) -> None:
+        coordinator = self._coordinator
+        match request.WhichOneof("msg"):
+            case "heartbeat":
+                beat = request.heartbeat
+                coordinator.heartbeat(session, free_slots=beat.free_slots, draining=beat.draining)
+            case "started":
+                started = request.started
+                await coordinator.job_started(session, started.job_id, started.attempt, started.prompt_tokens)
+            case "tokens":
+                tokens = request.tokens
+                await coordinator.job_tokens(session, tokens.job_id, tokens.attempt, tokens.text, tokens.token_count)
+            case "done":
+                done = request.done
+                await coordinator.job_done(
+                    session,
+                    done.job_id,
+                    done.attempt,
+                    output=done.output,
+                    prompt_tokens=done.prompt_tokens,
+                    completion_tokens=done.completion_tokens,
+                )
+            case "failed":
+                failed = request.failed
+                await coordinator.job_failed(
+                    session, failed.job_id, failed.attempt, error=failed.error, retryable=failed.retryable
+                )
+            case "cancel_ack":
+                ack = request.cancel_ack
+                coordinator.cancel_acknowledged(session, ack.job_id, ack.attempt, ack.completion_tokens)
+            case "hello":
+                raise _protocol_error("hello may be sent only once per stream", "hello")
+            case _:
+                raise _protocol_error("empty message", "msg")

@@ -1,0 +1,80 @@
+"""The store interface. Every state change is a compare-and-set."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from aitbc.domain.events import JobEvent
+from aitbc.domain.jobs import JobRecord
+from aitbc.domain.keys import Principal, Role
+from aitbc.domain.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class JobChanges:
+    """Columns a transition may set besides the state. None leaves a column as is."""
+
+    miner_id: str | None = None
+    attempt: int | None = None
+    result: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_page_token: str
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+
+    # API keys
+    async def add_api_key(self, key_hash: str, role: Role, owner_id: str, now: datetime) -> Principal: ...
+
+    async def principal_for(self, key_hash: str) -> Principal | None: ...
+
+    # Jobs
+    async def create_job(self, job: JobRecord, first_event: JobEvent) -> None:
+        """Insert a job and its first event atomically."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def list_jobs(
+        self, *, owner_id: str | None, state: JobState | None, limit: int, page_token: str
+    ) -> JobPage: ...
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs in a non-terminal state, oldest first (used at start-up)."""
+        ...
+
+    async def transition(
+        self,
+        job_id: str,
+        *,
+        from_states: Collection[JobState],
+        attempt: int,
+        to: JobState,
+        changes: JobChanges,
+        now: datetime,
+        event: JobEvent,
+    ) -> JobRecord | None:
+        """Move a job to `to` if it is in one of `from_states` at `attempt`.
+
+        Appends `event` in the same transaction. Returns the updated record,
+        or None when the job was not in the expected state: the caller lost a race.
+        """
+        ...
+
+    # Events
+    async def append_events(self, events: Sequence[JobEvent]) -> None: ...
+
+    async def events(self, job_id: str, *, from_seq: int = 1) -> list[JobEvent]: ...

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc.aio
+import pytest
+
+from aitbc.coordinator.auth import create_api_key
+from aitbc.coordinator.engine import CoordinatorConfig
+from aitbc.domain.keys import Role
+from aitbc.services.server import RunningCoordinator, start_coordinator
+from aitbc.v1 import jobs_pb2_grpc
+
+
+@dataclass
+class Keys:
+    client: str
+    other_client: str
+    miner: str
+    admin: str
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "aitbc.db"
+
+
+@pytest.fixture
+def coordinator_config() -> CoordinatorConfig:
+    return CoordinatorConfig(cancel_ack_timeout=5.0)
+
+
+@pytest.fixture
+async def coordinator(database: Path, coordinator_config: CoordinatorConfig) -> AsyncIterator[RunningCoordinator]:
+    running = await start_coordinator(database, "127.0.0.1:0", coordinator_config)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=0.5)
+
+
+@pytest.fixture
+def target(coordinator: RunningCoordinator) -> str:
+    return f"127.0.0.1:{coordinator.port}"
+
+
+@pytest.fixture
+async def keys(coordinator: RunningCoordinator) -> Keys:
+    now = datetime.now(UTC)
+
+    async def mint(role: Role) -> str:
+        raw, _ = await create_api_key(coordinator.store, role, now)
+        return raw
+
+    return Keys(
+        client=await mint(Role.CLIENT),
+        other_client=await mint(Role.CLIENT),
+        miner=await mint(Role.MINER),
+        admin=await mint(Role.ADMIN),
+    )
+
+
+@pytest.fixture
+async def jobs_stub(target: str) -> AsyncIterator[jobs_pb2_grpc.JobServiceAsyncStub]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        yield jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[misc]
