@@ -1,0 +1,148 @@
+"""Bad input and bad credentials get the right status and reason, and break nothing."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import grpc
+import grpc.aio
+import pytest
+
+from aitbc.v1 import jobs_pb2 as S
+from aitbc.v1 import jobs_pb2_grpc, miner_pb2
+from tests.conftest import Keys
+from tests.support.rpc import expect_error, key
+from tests.support.scripted_miner import ScriptedMiner
+
+Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (S.SubmitJobRequest(prompt="", model="m"), "prompt"),
+        (S.SubmitJobRequest(prompt="   \n", model="m"), "prompt"),
+        (S.SubmitJobRequest(prompt="hi", model="bad model!"), "model"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(max_tokens=0)), "params.max_tokens"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(max_tokens=100_000)), "params.max_tokens"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(temperature=2.5)), "params.temperature"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(temperature=float("nan"))), "params.temperature"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=0.0)), "params.top_p"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=1.5)), "params.top_p"),
+    ],
+)
+async def test_invalid_submit_names_the_field(
+    keys: Keys, jobs_stub: Stub, request_: S.SubmitJobRequest, field: str
+) -> None:
+    info = await expect_error(
+        jobs_stub.SubmitJob(request_, metadata=key(keys.client)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
+    )
+    assert info.metadata["field"] == field
+    page = await jobs_stub.ListJobs(S.ListJobsRequest(), metadata=key(keys.client))
+    assert list(page.jobs) == []  # nothing was stored
+
+
+async def test_boundary_params_are_accepted(keys: Keys, jobs_stub: Stub) -> None:
+    params = S.SamplingParams(max_tokens=1, temperature=0.0, top_p=1.0)
+    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="x", params=params), metadata=key(keys.client))).job
+    assert (job.params.max_tokens, job.params.temperature, job.params.top_p) == (1, 0.0, 1.0)
+    assert job.model == "llama3.2"  # the seed's default model
+
+
+async def test_unknown_job_is_not_found(keys: Keys, jobs_stub: Stub) -> None:
+    for call in (
+        jobs_stub.GetJob(S.GetJobRequest(job_id="job_nope"), metadata=key(keys.client)),
+        jobs_stub.CancelJob(S.CancelJobRequest(job_id="job_nope"), metadata=key(keys.client)),
+    ):
+        info = await expect_error(call, grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
+        assert info.metadata["field"] == "job_id"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in jobs_stub.WatchJob(S.WatchJobRequest(job_id="job_nope"), metadata=key(keys.client)):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_missing_job_id_is_invalid(keys: Keys, jobs_stub: Stub) -> None:
+    info = await expect_error(
+        jobs_stub.GetJob(S.GetJobRequest(), metadata=key(keys.client)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    assert info.metadata["field"] == "job_id"
+
+
+async def test_another_clients_job_looks_missing(keys: Keys, jobs_stub: Stub) -> None:
+    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="mine"), metadata=key(keys.client))).job
+    for call in (
+        jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.other_client)),
+        jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.other_client)),
+    ):
+        await expect_error(call, grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
+    theirs = await jobs_stub.ListJobs(S.ListJobsRequest(), metadata=key(keys.other_client))
+    assert list(theirs.jobs) == []
+    # An admin sees every job.
+    seen = await jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.admin))
+    assert seen.job.job_id == job.job_id
+
+
+@pytest.mark.parametrize("metadata", [(), (("x-api-key", "aitbc_client_wrong"),), (("x-api-key", ""),)])
+async def test_bad_key_is_unauthenticated(jobs_stub: Stub, keys: Keys, metadata: tuple[tuple[str, str], ...]) -> None:
+    await expect_error(
+        jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi"), metadata=metadata),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "UNAUTHENTICATED",
+    )
+
+
+async def test_miner_key_cannot_submit(keys: Keys, jobs_stub: Stub) -> None:
+    await expect_error(
+        jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi"), metadata=key(keys.miner)),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+    )
+
+
+async def test_client_key_cannot_mine(target: str, keys: Keys) -> None:
+    async with ScriptedMiner(target, keys.client) as miner:
+        await miner.send(miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=1)))
+        assert await miner.status() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        miner_pb2.ConnectRequest(heartbeat=miner_pb2.Heartbeat(free_slots=1)),
+        miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=[], max_concurrency=1)),
+        miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=0)),
+        miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="bad id!", models=["x"], max_concurrency=1)),
+    ],
+)
+async def test_bad_miner_hello_is_rejected(target: str, keys: Keys, first: miner_pb2.ConnectRequest) -> None:
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.send(first)
+        assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_protocol_error_mid_stream_requeues_the_job(target: str, keys: Keys, jobs_stub: Stub) -> None:
+    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi", model="x"), metadata=key(keys.client))).job
+    async with ScriptedMiner(target, keys.miner) as bad:
+        await bad.hello("bad", ["x"])
+        await bad.expect("assign")
+        await bad.send(miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="bad", models=["x"], max_concurrency=1)))
+        assert await bad.status() == grpc.StatusCode.INVALID_ARGUMENT
+    async with ScriptedMiner(target, keys.miner) as good:
+        await good.hello("good", ["x"])
+        assign = (await good.expect("assign")).assign
+        assert (assign.job_id, assign.attempt) == (job.job_id, 2)
+
+
+async def test_list_rejects_bad_arguments(keys: Keys, jobs_stub: Stub) -> None:
+    for request, field in (
+        (S.ListJobsRequest(limit=5000), "limit"),
+        (S.ListJobsRequest(limit=-1), "limit"),
+        (S.ListJobsRequest(page_token="%%%not-a-token"), "page_token"),
+    ):
+        info = await expect_error(
+            jobs_stub.ListJobs(request, metadata=key(keys.client)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
+        )
+        assert info.metadata["field"] == field
