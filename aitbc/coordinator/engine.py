@@ -284,6 +284,7 @@ class Coordinator:
         output: str,
         prompt_tokens: int,
         completion_tokens: int,
+        finish_reason: str,
     ) -> None:
         found = self._fenced(session, job_id, attempt)
         if found is None:
@@ -302,6 +303,7 @@ class Coordinator:
             completion_tokens=total_tokens,
             prompt_tokens=live.record.prompt_tokens or prompt_tokens,
             completed_at=self._now(),
+            finish_reason=finish_reason,
         )
         self._release(session, assignment)
         await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
@@ -456,6 +458,7 @@ class Coordinator:
                 error=changes.error if changes.error is not None else record.error,
                 prompt_tokens=changes.prompt_tokens if changes.prompt_tokens is not None else record.prompt_tokens,
                 completion_tokens=(changes.completion_tokens if changes.completion_tokens is not None else live.tokens),
+                finish_reason=changes.finish_reason or "",
             )
             updated = await self._store.transition(
                 record.job_id,

@@ -30,6 +30,7 @@ class JobEvent:
     error: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str = ""
 
     @property
     def is_final(self) -> bool:

@@ -13,6 +13,9 @@ from aitbc.domain.states import JobState
 
 MAX_TOKENS_LIMIT = 8192
 MAX_PROMPT_CHARS = 200_000
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 64
+CHAT_ROLES = frozenset({"system", "user", "assistant"})
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.9
@@ -27,6 +30,7 @@ class SamplingParams:
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
     stream: bool = False
+    stop: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -36,6 +40,7 @@ class SamplingParams:
         temperature: float | None = None,
         top_p: float | None = None,
         stream: bool = False,
+        stop: tuple[str, ...] = (),
     ) -> SamplingParams:
         """Fill defaults for unset values and reject anything out of range."""
         params = cls(
@@ -43,6 +48,7 @@ class SamplingParams:
             temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
             top_p=DEFAULT_TOP_P if top_p is None else top_p,
             stream=stream,
+            stop=stop,
         )
         params.validate()
         return params
@@ -56,25 +62,62 @@ class SamplingParams:
             raise invalid_argument("params.temperature", f"must be between 0.0 and 2.0, got {self.temperature}")
         if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
             raise invalid_argument("params.top_p", f"must be greater than 0.0 and at most 1.0, got {self.top_p}")
+        if len(self.stop) > MAX_STOP_SEQUENCES:
+            raise invalid_argument("params.stop", f"at most {MAX_STOP_SEQUENCES} stop strings, got {len(self.stop)}")
+        if any(not 1 <= len(stop) <= MAX_STOP_CHARS for stop in self.stop):
+            raise invalid_argument("params.stop", f"each stop string must have 1 to {MAX_STOP_CHARS} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str
+    content: str
 
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A validated job request."""
+    """A validated job request: an instruction (`prompt`) or a conversation (`messages`)."""
 
     prompt: str
     model: str
     params: SamplingParams
+    messages: tuple[ChatMessage, ...] = ()
+    # Continue the prompt as plain text instead of wrapping it in the chat template.
+    raw: bool = False
 
     @classmethod
-    def build(cls, *, prompt: str, model: str, params: SamplingParams) -> JobSpec:
-        if not prompt.strip():
+    def build(
+        cls,
+        *,
+        prompt: str,
+        model: str,
+        params: SamplingParams,
+        messages: tuple[ChatMessage, ...] = (),
+        raw: bool = False,
+    ) -> JobSpec:
+        if messages:
+            if prompt:
+                raise invalid_argument("prompt", "give either prompt or messages, not both")
+            if raw:
+                raise invalid_argument("raw", "applies to a prompt, not to messages")
+            _validate_messages(messages)
+        elif not prompt.strip():
             raise invalid_argument("prompt", "must not be empty")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise invalid_argument("prompt", f"is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        size = len(prompt) + sum(len(message.content) for message in messages)
+        if size > MAX_PROMPT_CHARS:
+            raise invalid_argument("prompt", f"is {size} characters; the limit is {MAX_PROMPT_CHARS}")
         if not _MODEL_ID.match(model):
             raise invalid_argument("model", f"{model!r} is not a valid model id")
-        return cls(prompt=prompt, model=model, params=params)
+        return cls(prompt=prompt, model=model, params=params, messages=messages, raw=raw)
+
+
+def _validate_messages(messages: tuple[ChatMessage, ...]) -> None:
+    for index, message in enumerate(messages):
+        if message.role not in CHAT_ROLES:
+            roles = ", ".join(sorted(CHAT_ROLES))
+            raise invalid_argument(f"messages[{index}].role", f"{message.role!r} is not one of {roles}")
+    if messages[-1].role == "assistant" or not any(message.content.strip() for message in messages):
+        raise invalid_argument("messages", "must end with a system or user turn that has content")
 
 
 def new_job_id() -> str:
@@ -97,6 +140,7 @@ class JobRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str = ""
+    finish_reason: str = ""
     started_at: datetime | None = None
     completed_at: datetime | None = None
     # Derived while running from the measured speed; never stored.

@@ -9,7 +9,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import JobRecord, JobSpec, SamplingParams
+from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.states import JobState
 from aitbc.v1 import jobs_pb2, miner_pb2
 
@@ -39,14 +39,29 @@ def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
         temperature=params.temperature if params.HasField("temperature") else None,
         top_p=params.top_p if params.HasField("top_p") else None,
         stream=params.stream,
+        stop=tuple(params.stop),
     )
-    return JobSpec.build(prompt=request.prompt, model=request.model or DEFAULT_MODEL, params=sampling)
+    return JobSpec.build(
+        prompt=request.prompt,
+        model=request.model or DEFAULT_MODEL,
+        params=sampling,
+        messages=tuple(ChatMessage(role=m.role, content=m.content) for m in request.messages),
+        raw=request.raw,
+    )
 
 
 def params_to_proto(params: SamplingParams) -> jobs_pb2.SamplingParams:
     return jobs_pb2.SamplingParams(
-        max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p, stream=params.stream
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        stream=params.stream,
+        stop=params.stop,
     )
+
+
+def messages_to_proto(messages: tuple[ChatMessage, ...]) -> list[jobs_pb2.ChatMessage]:
+    return [jobs_pb2.ChatMessage(role=message.role, content=message.content) for message in messages]
 
 
 def state_filter(value: int) -> JobState | None:
@@ -70,6 +85,9 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         attempt=record.attempt,
         usage=jobs_pb2.Usage(prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens),
         error=record.error,
+        messages=messages_to_proto(record.spec.messages),
+        raw=record.spec.raw,
+        finish_reason=record.finish_reason,
     )
 
 
@@ -86,6 +104,7 @@ def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
                 attempt=event.attempt,
                 error=event.error,
                 usage=jobs_pb2.Usage(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens),
+                finish_reason=event.finish_reason,
             )
         )
     return response
@@ -118,6 +137,8 @@ def command_to_proto(command: MinerCommand) -> miner_pb2.ConnectResponse:
                     params=params_to_proto(command.spec.params),
                     resume_text=command.resume_text,
                     resume_tokens=command.resume_tokens,
+                    messages=messages_to_proto(command.spec.messages),
+                    raw=command.spec.raw,
                 )
             )
         case Cancel(job_id=job_id, attempt=attempt):

@@ -87,6 +87,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                     output=done.output,
                     prompt_tokens=done.prompt_tokens,
                     completion_tokens=done.completion_tokens,
+                    finish_reason=done.finish_reason,
                 )
             case "failed":
                 failed = request.failed

@@ -23,6 +23,7 @@ class JobChanges:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    finish_reason: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
 

@@ -23,6 +23,10 @@ MIGRATIONS: tuple[str, ...] = (
         temperature       REAL NOT NULL,
         top_p             REAL NOT NULL,
         stream            INTEGER NOT NULL,
+        stop              TEXT NOT NULL DEFAULT '[]',    -- JSON list of strings
+        messages          TEXT NOT NULL DEFAULT '[]',    -- JSON list of {role, content}
+        raw               INTEGER NOT NULL DEFAULT 0,
+        finish_reason     TEXT NOT NULL DEFAULT '',
         result            TEXT NOT NULL DEFAULT '',
         miner_id          TEXT NOT NULL DEFAULT '',
         attempt           INTEGER NOT NULL DEFAULT 0,
@@ -49,6 +53,7 @@ MIGRATIONS: tuple[str, ...] = (
         error             TEXT NOT NULL DEFAULT '',
         prompt_tokens     INTEGER NOT NULL DEFAULT 0,
         completion_tokens INTEGER NOT NULL DEFAULT 0,
+        finish_reason     TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (job_id, seq)
     ) WITHOUT ROWID;
     """,

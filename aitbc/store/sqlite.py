@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,18 +16,20 @@ import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import JobRecord, JobSpec, SamplingParams
+from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges, JobPage
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 _JOB_COLUMNS = (
-    "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, result, miner_id, attempt,"
-    " prompt_tokens, completion_tokens, error, created_at, updated_at, started_at, completed_at"
+    "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
+    " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
+    " started_at, completed_at"
 )
 _EVENT_COLUMNS = (
-    "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens"
+    "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
+    " finish_reason"
 )
 
 
@@ -55,8 +58,12 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
                 temperature=row["temperature"],
                 top_p=row["top_p"],
                 stream=bool(row["stream"]),
+                stop=tuple(json.loads(row["stop"])),
             ),
+            messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
+            raw=bool(row["raw"]),
         ),
+        finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],
         attempt=row["attempt"],
@@ -86,6 +93,7 @@ def _event_from_row(row: aiosqlite.Row) -> JobEvent:
         error=row["error"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
+        finish_reason=row["finish_reason"],
     )
 
 
@@ -103,6 +111,7 @@ def _event_row(event: JobEvent) -> tuple[Any, ...]:
         event.error,
         event.prompt_tokens,
         event.completion_tokens,
+        event.finish_reason,
     )
 
 
@@ -193,7 +202,7 @@ class SqliteStore:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 await self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 23)})",
                     (
                         job.job_id,
                         job.owner_id,
@@ -204,6 +213,10 @@ class SqliteStore:
                         params.temperature,
                         params.top_p,
                         int(params.stream),
+                        json.dumps(list(params.stop)),
+                        json.dumps([asdict(message) for message in job.spec.messages]),
+                        int(job.spec.raw),
+                        job.finish_reason,
                         job.result,
                         job.miner_id,
                         job.attempt,
@@ -303,7 +316,7 @@ class SqliteStore:
 
     async def _insert_events(self, events: Sequence[JobEvent]) -> None:
         await self._db.executemany(
-            f"INSERT INTO job_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            f"INSERT INTO job_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
             [_event_row(event) for event in events],
         )
 

@@ -30,16 +30,26 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELED: JobState
 
 class SamplingParams(_message.Message):
-    __slots__ = ("max_tokens", "temperature", "top_p", "stream")
+    __slots__ = ("max_tokens", "temperature", "top_p", "stream", "stop")
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     max_tokens: int
     temperature: float
     top_p: float
     stream: bool
-    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stream: _Optional[bool] = ...) -> None: ...
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stream: _Optional[bool] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens")
@@ -50,7 +60,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error")
+    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +76,9 @@ class Job(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobState
     prompt: str
@@ -81,17 +94,24 @@ class Job(_message.Message):
     attempt: int
     usage: Usage
     error: str
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    raw: bool
+    finish_reason: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("prompt", "model", "params")
+    __slots__ = ("prompt", "model", "params", "messages", "raw")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     params: SamplingParams
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    raw: bool
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -150,18 +170,20 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., from_seq: _Optional[int] = ...) -> None: ...
 
 class JobStateChange(_message.Message):
-    __slots__ = ("status", "miner_id", "attempt", "error", "usage")
+    __slots__ = ("status", "miner_id", "attempt", "error", "usage", "finish_reason")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     status: JobState
     miner_id: str
     attempt: int
     error: str
     usage: Usage
-    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class TokenChunk(_message.Message):
     __slots__ = ("text", "token_count")

