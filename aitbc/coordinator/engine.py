@@ -24,8 +24,10 @@ from aitbc.coordinator.miners import (
     Drain,
     MinerInfo,
     MinerSession,
+    ModelOffer,
     OutboxFull,
     Welcome,
+    model_offers,
 )
 from aitbc.domain.dispatch import PendingQueue, plan_assignments
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
@@ -331,6 +333,10 @@ class Coordinator:
 
     def miners(self) -> list[MinerSession]:
         return list(self._miners.values())
+
+    def models(self, principal: Principal) -> list[ModelOffer]:
+        """Models some connected miner serves; any valid key may ask."""
+        return model_offers(list(self._miners.values()))
 
     # Internals
 

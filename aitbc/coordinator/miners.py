@@ -138,3 +138,28 @@ class MinerSession:
     async def commands(self) -> AsyncIterator[MinerCommand]:
         while (command := await self._outbox.get()) is not None:
             yield command
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOffer:
+    """A model as the connected miners offer it right now."""
+
+    model: str
+    miners: int
+    free_slots: int
+    since: datetime
+
+
+def model_offers(sessions: list[MinerSession]) -> list[ModelOffer]:
+    offers: dict[str, ModelOffer] = {}
+    for session in sessions:
+        free = 0 if session.draining else session.capacity().free_slots
+        for model in session.info.models:
+            known = offers.get(model)
+            offers[model] = ModelOffer(
+                model=model,
+                miners=(known.miners if known else 0) + 1,
+                free_slots=(known.free_slots if known else 0) + free,
+                since=min(known.since, session.connected_at) if known else session.connected_at,
+            )
+    return sorted(offers.values(), key=lambda offer: offer.model)

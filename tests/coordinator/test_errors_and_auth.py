@@ -33,7 +33,12 @@ Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
         (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(stop=[""])), "params.stop"),
         (S.SubmitJobRequest(prompt="hi", messages=[S.ChatMessage(role="user", content="hi")]), "prompt"),
         (S.SubmitJobRequest(messages=[S.ChatMessage(role="robot", content="hi")]), "messages[0].role"),
-        (S.SubmitJobRequest(messages=[S.ChatMessage(role="user", content="q"), S.ChatMessage(role="assistant", content="a")]), "messages"),
+        (
+            S.SubmitJobRequest(
+                messages=[S.ChatMessage(role="user", content="q"), S.ChatMessage(role="assistant", content="a")]
+            ),
+            "messages",
+        ),
         (S.SubmitJobRequest(messages=[S.ChatMessage(role="user", content="hi")], raw=True), "raw"),
     ],
 )
@@ -110,7 +115,9 @@ async def test_miner_key_cannot_submit(keys: Keys, jobs_stub: Stub) -> None:
 
 async def test_client_key_cannot_mine(target: str, keys: Keys) -> None:
     async with ScriptedMiner(target, keys.client) as miner:
-        await miner.send(miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=1)))
+        await miner.send(
+            miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=1))
+        )
         assert await miner.status() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -134,7 +141,9 @@ async def test_protocol_error_mid_stream_requeues_the_job(target: str, keys: Key
     async with ScriptedMiner(target, keys.miner) as bad:
         await bad.hello("bad", ["x"])
         await bad.expect("assign")
-        await bad.send(miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="bad", models=["x"], max_concurrency=1)))
+        await bad.send(
+            miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="bad", models=["x"], max_concurrency=1))
+        )
         assert await bad.status() == grpc.StatusCode.INVALID_ARGUMENT
     async with ScriptedMiner(target, keys.miner) as good:
         await good.hello("good", ["x"])

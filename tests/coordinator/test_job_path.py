@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
 import asyncio
+from typing import TypeAlias
 
 import grpc
 import grpc.aio
@@ -12,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aitbc.services.server import RunningCoordinator
-from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, miner_pb2
+from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, miner_pb2, models_pb2, models_pb2_grpc
 from tests.conftest import Keys
 from tests.support.rpc import collect, expect_error, key
 from tests.support.scripted_miner import ScriptedMiner
@@ -42,7 +41,9 @@ async def test_submit_stream_complete(target: str, keys: Keys, jobs_stub: Stub) 
     assert job.status == S.JOB_STATE_PENDING
     assert job.created_at.seconds > 0
     assert job.params.temperature == pytest.approx(0.7)  # defaults filled in
-    watch = asyncio.create_task(collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client))))
+    watch = asyncio.create_task(
+        collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client)))
+    )
 
     async with ScriptedMiner(target, keys.miner) as miner:
         welcome = await miner.hello("m1", ["tiny"])
@@ -112,11 +113,15 @@ async def test_cancel_running_job_keeps_tokens_and_frees_slot(target: str, keys:
         await miner.expect("assign")
         await miner.started(job.job_id, 1)
         await miner.tokens(job.job_id, 1, "one", " two")
-        cancel = asyncio.ensure_future(jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.client)))
+        cancel = asyncio.ensure_future(
+            jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.client))
+        )
         request = (await miner.expect("cancel")).cancel
         assert (request.job_id, request.attempt) == (job.job_id, 1)
         await miner.tokens(job.job_id, 1, " three")  # produced before the miner stopped
-        await miner.send(miner_pb2.ConnectRequest(cancel_ack=miner_pb2.CancelAck(job_id=job.job_id, attempt=1, completion_tokens=3)))
+        await miner.send(
+            miner_pb2.ConnectRequest(cancel_ack=miner_pb2.CancelAck(job_id=job.job_id, attempt=1, completion_tokens=3))
+        )
         canceled = (await asyncio.wait_for(cancel, 10)).job
         assert canceled.status == S.JOB_STATE_CANCELED
         assert canceled.result == "one two three"
@@ -163,7 +168,9 @@ async def test_cancel_without_ack_still_cancels(
 
 async def test_miner_killed_mid_job_is_resumed_by_another(target: str, keys: Keys, jobs_stub: Stub) -> None:
     job = await submit(jobs_stub, keys.client)
-    watch = asyncio.create_task(collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client))))
+    watch = asyncio.create_task(
+        collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client)))
+    )
     first = ScriptedMiner(target, keys.miner)
     await first.hello("first", ["tiny"])
     await first.expect("assign")
@@ -198,7 +205,12 @@ async def test_miner_killed_mid_job_is_resumed_by_another(target: str, keys: Key
     requeued = next(e for e in events if e.seq > 3 and e.state_change.status == S.JOB_STATE_PENDING)
     assert "first" in requeued.state_change.error
     final = (await jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.client))).job
-    assert (final.result, final.usage.completion_tokens, final.attempt, final.miner_id) == ("The cat sat", 3, 2, "second")
+    assert (final.result, final.usage.completion_tokens, final.attempt, final.miner_id) == (
+        "The cat sat",
+        3,
+        2,
+        "second",
+    )
 
 
 async def test_stale_attempt_is_fenced(target: str, keys: Keys, jobs_stub: Stub) -> None:
@@ -207,7 +219,11 @@ async def test_stale_attempt_is_fenced(target: str, keys: Keys, jobs_stub: Stub)
         await a.hello("a", ["tiny"])
         await a.expect("assign")
         await a.tokens(job.job_id, 1, "kept")
-        await a.send(miner_pb2.ConnectRequest(failed=miner_pb2.JobFailed(job_id=job.job_id, attempt=1, error="out of memory", retryable=True)))
+        await a.send(
+            miner_pb2.ConnectRequest(
+                failed=miner_pb2.JobFailed(job_id=job.job_id, attempt=1, error="out of memory", retryable=True)
+            )
+        )
         await b.hello("b", ["tiny"])
         # a is idle again and may get the job back; whoever gets attempt 2, the other is fenced.
         waits = {asyncio.ensure_future(m.received.get()): m for m in (a, b)}
@@ -231,7 +247,11 @@ async def test_non_retryable_failure_fails_the_job(target: str, keys: Keys, jobs
     async with ScriptedMiner(target, keys.miner) as miner:
         await miner.hello("m", ["tiny"])
         await miner.expect("assign")
-        await miner.send(miner_pb2.ConnectRequest(failed=miner_pb2.JobFailed(job_id=job.job_id, attempt=1, error="prompt too long", retryable=False)))
+        await miner.send(
+            miner_pb2.ConnectRequest(
+                failed=miner_pb2.JobFailed(job_id=job.job_id, attempt=1, error="prompt too long", retryable=False)
+            )
+        )
         events = await collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client)))
     assert events[-1].state_change.status == S.JOB_STATE_FAILED
     assert "prompt too long" in events[-1].state_change.error
@@ -277,3 +297,21 @@ async def test_conversation_and_stop_strings_reach_the_miner(target: str, keys: 
         assign = (await miner.expect("assign")).assign
     assert list(assign.messages) == conversation
     assert (assign.prompt, assign.raw, list(assign.params.stop)) == ("", False, ["\n\n"])
+
+
+async def test_models_lists_what_connected_miners_serve(target: str, keys: Keys) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        models = models_pb2_grpc.ModelServiceStub(channel)
+        assert list((await models.ListModels(models_pb2.ListModelsRequest(), metadata=key(keys.client))).data) == []
+        async with ScriptedMiner(target, keys.miner) as a, ScriptedMiner(target, keys.miner) as b:
+            await a.hello("a", ["tiny", "big"], max_concurrency=2)
+            await b.hello("b", ["tiny"], max_concurrency=1)
+            listed = await models.ListModels(models_pb2.ListModelsRequest(), metadata=key(keys.client))
+        assert listed.object == "list"
+        assert [(m.id, m.object, m.miners, m.free_slots) for m in listed.data] == [
+            ("big", "model", 1, 2),
+            ("tiny", "model", 2, 3),
+        ]
+        await expect_error(
+            models.ListModels(models_pb2.ListModelsRequest()), grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"
+        )

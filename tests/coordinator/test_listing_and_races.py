@@ -42,7 +42,10 @@ async def test_list_pages_newest_first_with_status_filter(keys: Keys, jobs_stub:
 async def test_two_clients_racing(target: str, keys: Keys, jobs_stub: Stub) -> None:
     async def burst(client_key: str, count: int) -> list[str]:
         replies = await asyncio.gather(
-            *(jobs_stub.SubmitJob(S.SubmitJobRequest(prompt=f"p{n}", model="m"), metadata=key(client_key)) for n in range(count))
+            *(
+                jobs_stub.SubmitJob(S.SubmitJobRequest(prompt=f"p{n}", model="m"), metadata=key(client_key))
+                for n in range(count)
+            )
         )
         return [reply.job.job_id for reply in replies]
 
@@ -90,7 +93,9 @@ async def test_acknowledged_jobs_survive_a_restart(database: Path, keys: Keys, c
         await miner.expect("assign")
         await miner.tokens(queued.job_id, 1, "partial")
         # Wait until the token is stored, then stop the coordinator under the miner.
-        async for event in stub.WatchJob(S.WatchJobRequest(job_id=queued.job_id, from_seq=3), metadata=key(keys.client)):
+        async for event in stub.WatchJob(
+            S.WatchJobRequest(job_id=queued.job_id, from_seq=3), metadata=key(keys.client)
+        ):
             if event.WhichOneof("event") == "tokens":
                 break
     await coordinator.stop(grace=0.1)
