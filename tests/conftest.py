@@ -66,4 +66,4 @@ async def keys(coordinator: RunningCoordinator) -> Keys:
 @pytest.fixture
 async def jobs_stub(target: str) -> AsyncIterator[jobs_pb2_grpc.JobServiceAsyncStub]:
     async with grpc.aio.insecure_channel(target) as channel:
-        yield jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[misc]
+        yield jobs_pb2_grpc.JobServiceStub(channel)

@@ -19,7 +19,6 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.MINER_PROTOCOL_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.MINER_SUPERSEDED: grpc.StatusCode.ABORTED,
 }
 
 

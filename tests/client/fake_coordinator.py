@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -156,15 +157,16 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[jobs_pb2.WatchJobResponse]:
         await self._accept(request, context)
         await self._find(request.job_id, context)
-        for event in self.events[request.job_id]:
-            if event.seq >= request.from_seq:
-                yield event
-        if request.job_id in self.held_open:
-            try:
+        try:
+            for event in self.events[request.job_id]:
+                if event.seq >= request.from_seq:
+                    yield event
+            if request.job_id in self.held_open:
                 await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                self.watch_cancelled.set()
-                raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client ended the call: while waiting here, or while one of the events was being sent.
+            self.watch_cancelled.set()
+            raise
 
     async def _accept(self, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
@@ -210,3 +212,10 @@ class BackgroundServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+
+def free_address() -> str:
+    """An address nothing listens on: the port was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"

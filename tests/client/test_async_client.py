@@ -41,7 +41,7 @@ async def test_get_job(client: AsyncClient) -> None:
     assert (job.status, job.output, job.miner_id) == ("completed", "Hello", "miner_1")
 
 
-async def test_list_jobs_pages_and_filters(client: AsyncClient, fake: FakeJobService) -> None:
+async def test_list_jobs_pages_and_filters(client: AsyncClient) -> None:
     first = await client.list_jobs(limit=2)
     assert [job.job_id for job in first.jobs] == ["job_done", "job_running"]
     assert first.next_page_token is not None

@@ -122,7 +122,9 @@ def test_page_without_token_is_the_last() -> None:
 
 
 def test_submit_request_merges_params_and_keywords() -> None:
-    request = submit_request("hi", "llama3.2", {"max_tokens": 5, "temperature": 0.5}, {"temperature": 0.2})
+    request = submit_request(
+        "hi", "llama3.2", {"max_tokens": 5, "temperature": 0.5}, {"temperature": 0.2, "max_tokens": None}
+    )
     assert request.params.max_tokens == 5
     assert request.params.temperature == pytest.approx(0.2)
     assert not request.params.HasField("top_p")

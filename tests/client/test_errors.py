@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import socket
 from collections.abc import Iterator
 
 import grpc
@@ -12,20 +11,13 @@ from google.rpc import status_pb2
 
 from aitbc.client import AitbcApiError, Client
 
-from .fake_coordinator import API_KEY, rich_status
+from .fake_coordinator import API_KEY, free_address, rich_status
 
 
 @pytest.fixture
 def client(thread_address: str) -> Iterator[Client]:
     with Client(thread_address, API_KEY, timeout=10) as client:
         yield client
-
-
-def free_address() -> str:
-    """An address nothing listens on: the port was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 def test_rich_status_gives_reason_and_field(client: Client) -> None:

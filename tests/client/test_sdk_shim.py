@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -53,9 +55,9 @@ def test_https_opens_a_tls_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     secure_targets: list[str] = []
     open_secure_channel = grpc.secure_channel
 
-    def recording_secure_channel(target: str, *args: object, **kwargs: object) -> grpc.Channel:
+    def recording_secure_channel(target: str, *args: Any, **kwargs: Any) -> grpc.Channel:
         secure_targets.append(target)
-        return open_secure_channel(target, *args, **kwargs)  # type: ignore[arg-type]
+        return open_secure_channel(target, *args, **kwargs)
 
     monkeypatch.setattr(grpc, "secure_channel", recording_secure_channel)
     with AITBCClient("https://aitbc.bubuit.net/api") as client:

@@ -77,9 +77,7 @@ def test_errors_carry_reason_detail_and_field(client: Client) -> None:
     assert str(error) == "JOB_NOT_CANCELABLE: job job_done already finished"
 
 
-def test_target_and_key_default_to_the_environment(
-    thread_address: str, monkeypatch: pytest.MonkeyPatch, fake: FakeJobService
-) -> None:
+def test_target_and_key_default_to_the_environment(thread_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.ENV_COORDINATOR, thread_address)
     monkeypatch.setenv(config.ENV_API_KEY, API_KEY)
     with Client() as client:

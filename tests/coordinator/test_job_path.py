@@ -20,12 +20,11 @@ Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 S = jobs_pb2
 
 
-def submit_request(prompt: str = "Explain machine learning in simple terms", **params: float) -> S.SubmitJobRequest:
-    return S.SubmitJobRequest(prompt=prompt, model="tiny", params=S.SamplingParams(**params))  # type: ignore[arg-type]
-
-
-async def submit(stub: Stub, client_key: str, **params: float) -> S.Job:
-    response = await stub.SubmitJob(submit_request(**params), metadata=key(client_key))
+async def submit(stub: Stub, client_key: str, max_tokens: int = 16) -> S.Job:
+    request = S.SubmitJobRequest(
+        prompt="Explain machine learning in simple terms", model="tiny", params=S.SamplingParams(max_tokens=max_tokens)
+    )
+    response = await stub.SubmitJob(request, metadata=key(client_key))
     return response.job
 
 
@@ -231,7 +230,9 @@ async def test_stale_attempt_is_fenced(target: str, keys: Keys, jobs_stub: Stub)
         for waiting in pending:
             waiting.cancel()
         winner = finished.pop()
-        assign, owner = winner.result().assign, waits[winner]
+        reply = winner.result()
+        assert reply is not None
+        assign, owner = reply.assign, waits[winner]
         assert assign.attempt == 2
         other = b if owner is a else a
         await other.tokens(job.job_id, 1, " STALE")

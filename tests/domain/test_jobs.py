@@ -61,5 +61,7 @@ def test_progress() -> None:
 
 def test_estimate_completion() -> None:
     now = datetime.now(UTC)
-    assert estimate_completion(now, max_tokens=100, completion_tokens=50, tokens_per_second=10) == now + timedelta(seconds=5)
+    assert estimate_completion(now, max_tokens=100, completion_tokens=50, tokens_per_second=10) == now + timedelta(
+        seconds=5
+    )
     assert estimate_completion(now, max_tokens=100, completion_tokens=50, tokens_per_second=0) is None

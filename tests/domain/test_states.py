@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from aitbc.domain.errors import AitbcError
@@ -8,7 +10,7 @@ from aitbc.domain.states import TERMINAL_STATES, JobState, can_transition, parse
 
 def test_lifecycle_follows_the_seed_diagram() -> None:
     happy_path = [JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING, JobState.COMPLETED]
-    for source, target in zip(happy_path, happy_path[1:], strict=False):
+    for source, target in itertools.pairwise(happy_path):
         assert can_transition(source, target)
     for state in (JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING):
         assert can_transition(state, JobState.FAILED)

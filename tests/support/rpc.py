@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, Awaitable
 from typing import Any
 
 import grpc
@@ -32,7 +32,7 @@ async def expect_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str)
     return info
 
 
-async def collect(stream: AsyncIterator[Any]) -> list[Any]:
+async def collect(stream: AsyncIterable[Any]) -> list[Any]:
     return [item async for item in stream]
 
 

@@ -42,9 +42,7 @@ class ScriptedMiner:
         while (request := await self._outgoing.get()) is not None:
             yield request
 
-    async def hello(
-        self, miner_id: str, models: list[str], max_concurrency: int = 1
-    ) -> miner_pb2.Welcome:
+    async def hello(self, miner_id: str, models: list[str], max_concurrency: int = 1) -> miner_pb2.Welcome:
         await self.send(
             miner_pb2.ConnectRequest(
                 hello=miner_pb2.MinerHello(

@@ -1,0 +1,29 @@
+"""The AITBC client SDK: submit inference jobs to a coordinator and follow them.
+
+    from aitbc.client import Client
+
+    with Client() as client:
+        job = client.submit_job("Explain machine learning in simple terms", max_tokens=100)
+        for event in client.stream(job.job_id):
+            print(event.text, end="", flush=True)
+
+`AsyncClient` offers the same methods for asyncio. Failed calls raise `AitbcApiError`.
+"""
+
+from aitbc.client.async_client import AsyncClient
+from aitbc.client.errors import AitbcApiError
+from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams, Usage
+from aitbc.client.sync_client import Client
+
+__all__ = [
+    "AitbcApiError",
+    "AsyncClient",
+    "Client",
+    "Job",
+    "JobEvent",
+    "JobPage",
+    "JobStatus",
+    "SamplingOptions",
+    "SamplingParams",
+    "Usage",
+]

@@ -1,0 +1,144 @@
+"""The asyncio client, on a grpc.aio channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+import grpc
+
+from aitbc.client._channel import ChannelSettings
+from aitbc.client._convert import event_from_proto, job_from_proto, page_from_proto
+from aitbc.client._requests import list_request, submit_request
+from aitbc.client.errors import deadline_as_timeout, translate_rpc_errors
+from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
+from aitbc.config import DEFAULT_MODEL
+from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
+
+
+class AsyncClient:
+    """An asyncio client of the coordinator's `JobService`; the same API as `Client`, awaitable.
+
+    `target` is the coordinator's gRPC address, "HOST:PORT" (default `$AITBC_COORDINATOR`, else
+    127.0.0.1:50051); `api_key` defaults to `$AITBC_API_KEY`, else the key saved in `~/.aitbc`.
+    `timeout` bounds each unary call in seconds. Pass `credentials` (e.g. `grpc.ssl_channel_credentials()`)
+    for a TLS channel. Every failed call raises `AitbcApiError`. Use with `async with`, or `await close()`.
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._settings = ChannelSettings.resolve(target, api_key, timeout, credentials)
+        self._channel = self._settings.open_aio_channel()
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+
+    @property
+    def target(self) -> str:
+        """The coordinator address this client talks to."""
+        return self._settings.target
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(target={self.target!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        await self._channel.close()
+
+    async def submit_job(
+        self,
+        prompt: str,
+        model: str = DEFAULT_MODEL,
+        params: SamplingParams | Mapping[str, Any] | None = None,
+        **param_kwargs: Unpack[SamplingOptions],
+    ) -> Job:
+        """Queue a job; it is durable once this returns.
+
+        Sampling parameters (`max_tokens`, `temperature`, `top_p`, `stream`) come from `params` and/or
+        keyword arguments, the latter winning. An unknown parameter name raises `ValueError`.
+        """
+        request = submit_request(prompt, model, params, param_kwargs)
+        with translate_rpc_errors():
+            response = await self._stub.SubmitJob(request, **self._settings.unary_options)
+        return job_from_proto(response.job)
+
+    async def get_job(self, job_id: str) -> Job:
+        """One job, with its output so far."""
+        with translate_rpc_errors():
+            response = await self._stub.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), **self._settings.unary_options)
+        return job_from_proto(response.job)
+
+    async def list_jobs(
+        self, status: JobStatus | str | None = None, limit: int | None = None, page_token: str | None = None
+    ) -> JobPage:
+        """One page of the caller's jobs, newest first, optionally only those in `status`."""
+        request = list_request(status, limit, page_token)
+        with translate_rpc_errors():
+            response = await self._stub.ListJobs(request, **self._settings.unary_options)
+        return page_from_proto(response)
+
+    async def iter_jobs(self, status: JobStatus | str | None = None) -> AsyncIterator[Job]:
+        """Every one of the caller's jobs, newest first, fetching further pages as needed."""
+        page_token: str | None = None
+        while True:
+            page = await self.list_jobs(status, page_token=page_token)
+            for job in page.jobs:
+                yield job
+            if page.next_page_token is None:
+                return
+            page_token = page.next_page_token
+
+    async def cancel_job(self, job_id: str) -> Job:
+        """Cancel an unfinished job; the returned job says how many tokens were produced (and charged)."""
+        with translate_rpc_errors():
+            response = await self._stub.CancelJob(
+                jobs_pb2.CancelJobRequest(job_id=job_id), **self._settings.unary_options
+            )
+        return job_from_proto(response.job)
+
+    def stream(self, job_id: str, from_seq: int = 0) -> AsyncGenerator[JobEvent, None]:
+        """The job's events in sequence order, from `from_seq` on, ending with the one that reaches a final state.
+
+        Pass the last seen `seq` + 1 as `from_seq` to resume a broken stream without repeats. To stop
+        listening early, `aclose()` the generator (or use `contextlib.aclosing`), which ends the call.
+        """
+        return self._watch(job_id, from_seq, timeout_s=None)
+
+    # The timeout is the watch call's gRPC deadline, not an asyncio one, and keeps the signature of
+    # Client.wait_for_job; callers may still wrap this in asyncio.timeout().
+    async def wait_for_job(self, job_id: str, timeout: float = 60.0) -> Job:  # noqa: ASYNC109
+        """Wait until the job is completed, failed or canceled, and return it.
+
+        Follows the watch stream rather than polling. Raises `TimeoutError` after `timeout` seconds.
+        """
+        with deadline_as_timeout(job_id, timeout):
+            async for _ in self._watch(job_id, 0, timeout_s=timeout):
+                pass
+        return await self.get_job(job_id)
+
+    async def _watch(self, job_id: str, from_seq: int, timeout_s: float | None) -> AsyncGenerator[JobEvent, None]:
+        request = jobs_pb2.WatchJobRequest(job_id=job_id, from_seq=from_seq)
+        call = self._stub.WatchJob(request, **self._settings.call_options(timeout_s))
+        try:
+            with translate_rpc_errors():
+                async for response in call:
+                    event = event_from_proto(response)
+                    yield event
+                    if event.is_final:
+                        return
+        finally:
+            # Ends the RPC when the consumer stops early or the final event was not the last one sent.
+            call.cancel()

@@ -1,0 +1,175 @@
+"""The SDK's public value types: plain frozen dataclasses, free of protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+
+class JobStatus(StrEnum):
+    """A job's state, spelled in lower case as in the REST API and the seed documents.
+
+    Being a `str`, a status compares equal to its spelling (`job.status == "completed"`).
+    `JobStatus("cancelled")` is accepted as the seed's alternative spelling of `canceled`.
+    """
+
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job can no longer change: completed, failed or canceled."""
+        return self in _FINAL_STATUSES
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobStatus | None:
+        if not isinstance(value, str):
+            return None
+        normalized = value.strip().lower()
+        if normalized == "cancelled":
+            return cls.CANCELED
+        return next((status for status in cls if status.value == normalized), None)
+
+
+_FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Sampling parameters; `None` means the coordinator's default (256 tokens, 0.7, 0.9)."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stream: bool = False
+
+
+class SamplingOptions(TypedDict, total=False):
+    """`SamplingParams` as keyword arguments or a dict, e.g. `submit_job(prompt, max_tokens=100)`."""
+
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token accounting for a job."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the coordinator reports it.
+
+    `result` is the text generated so far: the whole output once the job completed.
+    Timestamps are timezone-aware (UTC), or `None` where the job has not got that far.
+    """
+
+    job_id: str
+    status: JobStatus
+    prompt: str
+    model: str
+    params: SamplingParams = field(default_factory=SamplingParams)
+    result: str = ""
+    progress: int = 0
+    miner_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    estimated_completion: datetime | None = None
+    attempt: int = 0
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The job id (the seed SDK's spelling of `job_id`)."""
+        return self.job_id
+
+    @property
+    def output(self) -> str:
+        """The generated text (the seed SDK's spelling of `result`)."""
+        return self.result
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job completed, failed or was canceled."""
+        return self.status.is_final
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job in the seed's JSON shape: snake_case keys, lowercase status, RFC 3339 UTC timestamps."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "prompt": self.prompt,
+            "model": self.model,
+            "params": {
+                "max_tokens": self.params.max_tokens,
+                "temperature": self.params.temperature,
+                "top_p": self.params.top_p,
+                "stream": self.params.stream,
+            },
+            "result": self.result,
+            "progress": self.progress,
+            "miner_id": self.miner_id,
+            "created_at": format_timestamp(self.created_at),
+            "started_at": format_timestamp(self.started_at),
+            "completed_at": format_timestamp(self.completed_at),
+            "estimated_completion": format_timestamp(self.estimated_completion),
+            "attempt": self.attempt,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of `list_jobs`, newest job first; `next_page_token` is `None` on the last page."""
+
+    jobs: tuple[Job, ...]
+    next_page_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One event of a job's watch stream.
+
+    A `"state"` event carries `status` (and `miner_id`, `attempt`, `usage`, `error`); a `"tokens"` event
+    carries `text` and `token_count`. Sequence numbers start at 1 and have no gaps.
+    """
+
+    seq: int
+    time: datetime | None
+    kind: Literal["state", "tokens"]
+    status: JobStatus | None = None
+    text: str = ""
+    token_count: int = 0
+    usage: Usage | None = None
+    error: str | None = None
+    miner_id: str | None = None
+    attempt: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        """Whether this event moved the job to a final state (the last event of a stream)."""
+        return self.status is not None and self.status.is_final
+
+
+def format_timestamp(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a `Z` suffix, e.g. `2026-02-13T10:00:00Z`."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,96 @@
+"""The SDK and the CLI against the real coordinator, with a scripted miner: the contract end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from aitbc.client import AitbcApiError, AsyncClient, JobEvent
+from tests.conftest import Keys
+from tests.support.scripted_miner import ScriptedMiner
+
+from .cli_runner import run_cli
+
+
+@pytest.fixture
+async def client(target: str, keys: Keys) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(target, keys.client, timeout=10) as client:
+        yield client
+
+
+async def collect(events: AsyncIterator[JobEvent]) -> list[JobEvent]:
+    return [event async for event in events]
+
+
+async def test_submit_stream_and_wait(target: str, keys: Keys, client: AsyncClient) -> None:
+    job = await client.submit_job("Explain machine learning", "tiny", max_tokens=3)
+    assert (job.status, job.params.max_tokens, job.params.temperature) == ("pending", 3, 0.7)
+    watch = asyncio.create_task(collect(client.stream(job.job_id)))
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.hello("m1", ["tiny"])
+        await miner.expect("assign")
+        await miner.started(job.job_id, 1)
+        await miner.tokens(job.job_id, 1, "Machine", " learning")
+        await miner.done(job.job_id, 1, "Machine learning", completion_tokens=2)
+        events = await asyncio.wait_for(watch, 10)
+    assert [event.seq for event in events] == list(range(1, len(events) + 1))
+    assert [event.status for event in events if event.kind == "state"] == [
+        "pending",
+        "assigned",
+        "running",
+        "completed",
+    ]
+    assert "".join(event.text for event in events) == "Machine learning"
+    done = await client.wait_for_job(job.job_id, timeout=10)
+    assert (done.status, done.output, done.miner_id, done.usage.completion_tokens) == (
+        "completed",
+        "Machine learning",
+        "m1",
+        2,
+    )
+    assert done.completed_at is not None
+    assert done.created_at is not None
+    assert done.completed_at >= done.created_at
+
+
+async def test_cancel_list_and_errors(client: AsyncClient) -> None:
+    job = await client.submit_job("Write a story", "tiny")
+    assert (await client.cancel_job(job.job_id)).status == "canceled"
+    assert (await client.wait_for_job(job.job_id, timeout=10)).status == "canceled"
+    assert [listed.job_id async for listed in client.iter_jobs(status="cancelled")] == [job.job_id]
+
+    with pytest.raises(AitbcApiError) as not_cancelable:
+        await client.cancel_job(job.job_id)
+    assert (not_cancelable.value.code, not_cancelable.value.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "JOB_NOT_CANCELABLE",
+    )
+    with pytest.raises(AitbcApiError) as not_found:
+        await client.get_job("job_missing")
+    assert (not_found.value.reason, not_found.value.field) == ("JOB_NOT_FOUND", "job_id")
+    with pytest.raises(AitbcApiError) as invalid:
+        await client.submit_job("hi", "tiny", max_tokens=0)
+    assert invalid.value.reason == "INVALID_ARGUMENT"
+    assert invalid.value.field is not None
+    assert "max_tokens" in invalid.value.field
+
+
+async def test_wait_for_a_pending_job_times_out(client: AsyncClient) -> None:
+    job = await client.submit_job("Nobody serves this model", "no-such-model")
+    with pytest.raises(TimeoutError, match=job.job_id):
+        await client.wait_for_job(job.job_id, timeout=0.3)
+
+
+async def test_cli_submit_and_status(target: str, keys: Keys, capsys: pytest.CaptureFixture[str]) -> None:
+    connection = ("--coordinator", target, "--api-key", keys.client)
+    # The blocking client runs in a worker thread so the coordinator keeps serving on this loop.
+    assert await asyncio.to_thread(run_cli, "submit", "Hello", "--model", "tiny", *connection) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert await asyncio.to_thread(run_cli, "client", "status", "--job-id", job_id, *connection) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["job_id"], status["status"], status["miner_id"]) == (job_id, "pending", None)
+    assert status["created_at"].endswith("Z")
