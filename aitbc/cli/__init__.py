@@ -1,0 +1,36 @@
+"""The `aitbc` command line: server commands (coordinator, miner, up, keys) and client verbs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aitbc import __version__
+from aitbc.cli.client_commands import register_client_commands
+from aitbc.cli.server_commands import register_server_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aitbc", description="AITBC: submit AI inference jobs, run a coordinator, run a miner."
+    )
+    parser.add_argument("--version", action="version", version=f"aitbc {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    register_server_commands(subparsers)
+    register_client_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    code: int = ns.handler(ns)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
