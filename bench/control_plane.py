@@ -97,7 +97,8 @@ async def one_job(client: AsyncClient) -> tuple[float, float, float, float]:
         elif event.status == "assigned" and assigned_at is None:
             assigned_at = event.time
     finished = time.perf_counter()
-    assert pending_at is not None and assigned_at is not None
+    assert pending_at is not None
+    assert assigned_at is not None
     dispatch = (assigned_at - pending_at).total_seconds()
     return dispatch, submitted - began, first_token - began, finished - began
 
