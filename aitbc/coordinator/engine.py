@@ -71,7 +71,8 @@ class Coordinator:
         self._queue = PendingQueue()
         self._miners: dict[str, MinerSession] = {}
         self._wake = asyncio.Event()
-        self._assignments_changed = asyncio.Event()
+        # Set (and replaced) whenever a miner leaves or frees a slot.
+        self._miners_changed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._accepting = True
         self._detaching: set[asyncio.Task[None]] = set()
@@ -95,7 +96,12 @@ class Coordinator:
         self._wake.set()
 
     async def shutdown(self, grace: float) -> None:
-        """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest."""
+        """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest.
+
+        Drained miners close their streams once their jobs are done; waiting for
+        that (rather than for their slots to empty) lets the final messages of
+        every job be processed before the server stops reading.
+        """
         self._accepting = False
         for session in list(self._miners.values()):
             session.draining = True
@@ -103,8 +109,8 @@ class Coordinator:
                 session.send(Drain("the coordinator is shutting down"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while any(session.assignments for session in self._miners.values()):
-            changed = self._assignments_changed
+        while self._miners:
+            changed = self._miners_changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
             if loop.time() >= deadline:
@@ -245,6 +251,7 @@ class Coordinator:
         if self._miners.get(session.miner_id) is session:
             del self._miners[session.miner_id]
             log.info("miner %s disconnected: %s", session.miner_id, reason)
+            self._signal_miners_changed()
         session.close()
         for assignment in list(session.assignments.values()):
             self._release(session, assignment)
@@ -307,8 +314,9 @@ class Coordinator:
             completed_at=self._now(),
             finish_reason=finish_reason,
         )
-        self._release(session, assignment)
         await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
+        # Only now: a free slot (or shutdown's wait) must not overtake the stored outcome.
+        self._release(session, assignment)
         self._wake.set()
 
     async def job_failed(
@@ -318,12 +326,12 @@ class Coordinator:
         if found is None:
             return
         live, assignment = found
-        self._release(session, assignment)
         reason = f"miner {session.miner_id}: {error or 'unspecified error'}"
         if retryable:
             await self._requeue(live, attempt, reason)
         else:
             await self._transition(live, JobState.FAILED, self._final_changes(live, reason), expected_attempt=attempt)
+        self._release(session, assignment)
         self._wake.set()
 
     def cancel_acknowledged(self, session: MinerSession, job_id: str, attempt: int, completion_tokens: int) -> None:
@@ -502,8 +510,11 @@ class Coordinator:
         if session.assignments.get(assignment.job_id) is assignment:
             del session.assignments[assignment.job_id]
         assignment.settle_cancel(assignment.tokens)
-        self._assignments_changed.set()
-        self._assignments_changed = asyncio.Event()
+        self._signal_miners_changed()
+
+    def _signal_miners_changed(self) -> None:
+        self._miners_changed.set()
+        self._miners_changed = asyncio.Event()
 
     def _with_progress(self, live: LiveJob) -> JobRecord:
         """The stored record plus the output so far and, while generating, an estimated completion."""
