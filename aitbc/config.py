@@ -12,9 +12,11 @@ DEFAULT_MODEL = "llama3.2"
 ENV_HOME = "AITBC_HOME"
 ENV_COORDINATOR = "AITBC_COORDINATOR"
 ENV_API_KEY = "AITBC_API_KEY"
+ENV_MINER_API_KEY = "AITBC_MINER_API_KEY"
 API_KEY_METADATA = "x-api-key"
 
 CLIENT_KEY_FILE = "client.key"
+MINER_KEY_FILE = "miner.key"
 DATABASE_FILE = "aitbc.db"
 
 # Long-lived miner streams and watches: ping often enough that dead peers and
@@ -37,14 +39,23 @@ def coordinator_address(explicit: str | None = None) -> str:
     return explicit or os.environ.get(ENV_COORDINATOR) or DEFAULT_GRPC_ADDRESS
 
 
-def saved_client_key(home: Path | None = None) -> str | None:
-    path = (home or aitbc_home()) / CLIENT_KEY_FILE
+def saved_key(name: str, home: Path | None = None) -> str | None:
+    """A key `aitbc up` saved under the data directory (CLIENT_KEY_FILE or MINER_KEY_FILE)."""
     try:
-        return path.read_text().strip() or None
+        return ((home or aitbc_home()) / name).read_text().strip() or None
     except FileNotFoundError:
         return None
 
 
+def saved_client_key(home: Path | None = None) -> str | None:
+    return saved_key(CLIENT_KEY_FILE, home)
+
+
 def api_key(explicit: str | None = None) -> str | None:
-    """`--api-key`, else `$AITBC_API_KEY`, else the key `aitbc up` saved."""
+    """A client key: `--api-key`, else `$AITBC_API_KEY`, else the key `aitbc up` saved."""
     return explicit or os.environ.get(ENV_API_KEY) or saved_client_key()
+
+
+def miner_api_key(explicit: str | None = None) -> str | None:
+    """A miner key: `--api-key`, else `$AITBC_MINER_API_KEY`, else the miner key `aitbc up` saved."""
+    return explicit or os.environ.get(ENV_MINER_API_KEY) or saved_key(MINER_KEY_FILE)

@@ -44,7 +44,11 @@ def generate(out_dir: Path) -> None:
 
 
 def generated_files(base: Path) -> set[str]:
-    return {p.name for p in (base / PACKAGE).iterdir() if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi"))}
+    return {
+        p.name
+        for p in (base / PACKAGE).iterdir()
+        if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi"))
+    }
 
 
 def main() -> int:
@@ -58,7 +62,9 @@ def main() -> int:
         if args.check:
             current = generated_files(ROOT) if (ROOT / PACKAGE).is_dir() else set()
             drift = sorted(fresh ^ current) + sorted(
-                name for name in fresh & current if not filecmp.cmp(out / PACKAGE / name, ROOT / PACKAGE / name, shallow=False)
+                name
+                for name in fresh & current
+                if not filecmp.cmp(out / PACKAGE / name, ROOT / PACKAGE / name, shallow=False)
             )
             if drift:
                 print("generated code is stale; run `make proto`:", ", ".join(drift), file=sys.stderr)

@@ -16,17 +16,17 @@ from aitbc.domain.keys import Principal, Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.store.sqlite import SqliteStore
-from miner.agent import MinerAgent
+from miner.agent import CoordinatorRejectedError, MinerAgent
 from miner.backends.registry import BACKEND_NAMES, create_backend
 from miner.config import MinerConfig
 from miner.main import add_miner_arguments, config_from_args, run_miner
+from miner.model_files import ModelFileNotFoundError
 
 log = logging.getLogger(__name__)
 
 # argparse has no public name for the type add_subparsers() returns.
 SubParsers = argparse._SubParsersAction
 
-MINER_KEY_FILE = "miner.key"
 LOCAL_MINER_ID = "local-miner"
 
 
@@ -112,7 +112,11 @@ def _run_miner(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"aitbc miner: error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(run_miner(miner_config, backend_name, backend_options))
+    try:
+        asyncio.run(run_miner(miner_config, backend_name, backend_options))
+    except (CoordinatorRejectedError, ModelFileNotFoundError, ModuleNotFoundError) as exc:
+        print(f"aitbc miner: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -120,7 +124,7 @@ def _run_stack(ns: argparse.Namespace) -> int:
     options: dict[str, object] = {"model": ns.model} if ns.model else {}
     try:
         asyncio.run(_serve_stack(_home(ns), ns.listen, ns.backend, options, ns.max_concurrency, ns.grace))
-    except OSError as exc:
+    except (OSError, ModuleNotFoundError, CoordinatorRejectedError) as exc:
         print(f"aitbc up: error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -131,7 +135,7 @@ async def _serve_stack(
 ) -> None:
     database = home / config.DATABASE_FILE
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
-    miner_key = await _reuse_or_mint_key(database, home / MINER_KEY_FILE, Role.MINER)
+    miner_key = await _reuse_or_mint_key(database, home / config.MINER_KEY_FILE, Role.MINER)
     log.info("loading the %s backend", backend_name)
     backend = await asyncio.to_thread(create_backend, backend_name, backend_options)
     try:

@@ -215,6 +215,9 @@ class Coordinator:
 
     async def attach_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
         self._require_role(principal, Role.MINER)
+        if not self._accepting:
+            # The miner backs off and finds this coordinator's successor.
+            raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; reconnect later")
         _validate_miner(info)
         previous = self._miners.get(info.miner_id)
         if previous is not None:
@@ -227,9 +230,6 @@ class Coordinator:
             await self.detach_miner(previous, "a newer connection of the same miner took over")
         session = MinerSession(info, principal, self._now())
         session.send(Welcome(info.miner_id, timedelta(seconds=self._config.heartbeat_interval)))
-        if not self._accepting:
-            session.draining = True
-            session.send(Drain("the coordinator is shutting down"))
         self._miners[info.miner_id] = session
         log.info("miner %s connected: models=%s slots=%d", info.miner_id, sorted(info.models), info.max_concurrency)
         self._wake.set()

@@ -121,7 +121,7 @@ async def test_shutdown_drains_the_miner_and_lets_its_job_finish(
         job = await client.submit_job("finish me", model="synthetic", max_tokens=30)
         await tokens_until(client.stream(job.job_id), 1)
         await coordinator.stop(grace=10)
-        await asyncio.wait_for(agent.drain(), 10)  # the coordinator's Drain already ended the agent
+        await asyncio.wait_for(agent.drain(), 10)  # it was reconnecting; now it stops
     store = await SqliteStore.open(database)
     try:
         record = await store.get_job(job.job_id)
