@@ -69,7 +69,7 @@ _WORDS = (
     "umber",
     "valley",
     "willow",
-    ").split(",
+    "xenon",
 )
 
 
