@@ -57,7 +57,10 @@ class CoordinatorConfig:
     # How long a cancel waits for the miner's acknowledgement before the job
     # is canceled anyway; the attempt fence then rejects anything late.
     cancel_ack_timeout: float = 5.0
-    heartbeat_interval: float = 5.0
+    heartbeat_interval: float = 2.0
+    # A miner silent for this long (no heartbeat, no message) loses its leases:
+    # its jobs go to other miners and its stream is closed.
+    lease_timeout: float = 6.0
 
 
 class Coordinator:
@@ -126,6 +129,10 @@ class Coordinator:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    @property
+    def heartbeat_interval(self) -> timedelta:
+        return timedelta(seconds=self._config.heartbeat_interval)
 
     # Client API
 
@@ -218,19 +225,15 @@ class Coordinator:
         if not self._accepting:
             # The miner backs off and finds this coordinator's successor.
             raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; reconnect later")
-        _validate_miner(info)
+        _validate_miner(info, _HELLO_FIELDS)
         previous = self._miners.get(info.miner_id)
         if previous is not None:
-            if previous.principal.owner_id != principal.owner_id and principal.role is not Role.ADMIN:
-                raise AitbcError(
-                    Reason.PERMISSION_DENIED,
-                    f"miner id {info.miner_id!r} is connected with another account's key",
-                    field="hello.miner_id",
-                )
+            self._check_miner_owner(previous, principal)
             await self.detach_miner(previous, "a newer connection of the same miner took over")
         session = MinerSession(info, principal, self._now())
-        session.send(Welcome(info.miner_id, timedelta(seconds=self._config.heartbeat_interval)))
+        session.send(Welcome(info.miner_id, self.heartbeat_interval))
         self._miners[info.miner_id] = session
+        self._arm_lease(session)
         log.info("miner %s connected: models=%s slots=%d", info.miner_id, sorted(info.models), info.max_concurrency)
         self._wake.set()
         return session
@@ -260,7 +263,12 @@ class Coordinator:
                 await self._requeue(live, assignment.attempt, f"miner {session.miner_id} went away: {reason}")
         self._wake.set()
 
+    def touch(self, session: MinerSession) -> None:
+        """Any message from a miner is a sign of life that extends its leases."""
+        session.last_seen = asyncio.get_running_loop().time()
+
     def heartbeat(self, session: MinerSession, *, free_slots: int, draining: bool) -> None:
+        self.touch(session)
         session.last_heartbeat = self._now()
         session.reported_free_slots = free_slots
         if session.draining != draining:
@@ -294,10 +302,11 @@ class Coordinator:
         prompt_tokens: int,
         completion_tokens: int,
         finish_reason: str,
-    ) -> None:
+    ) -> JobRecord | None:
+        """Complete the job; None when the miner no longer holds it."""
         found = self._fenced(session, job_id, attempt)
         if found is None:
-            return
+            return None
         live, assignment = found
         await self._mark_running(session, live, assignment, prompt_tokens=prompt_tokens)
         streamed = "".join(assignment.text)
@@ -314,17 +323,19 @@ class Coordinator:
             completed_at=self._now(),
             finish_reason=finish_reason,
         )
-        await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
+        completed = await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
         # Only now: a free slot (or shutdown's wait) must not overtake the stored outcome.
         self._release(session, assignment)
         self._wake.set()
+        return completed
 
     async def job_failed(
         self, session: MinerSession, job_id: str, attempt: int, *, error: str, retryable: bool
-    ) -> None:
+    ) -> JobRecord | None:
+        """Fail the attempt (requeue it when `retryable`); None when the miner no longer holds the job."""
         found = self._fenced(session, job_id, attempt)
         if found is None:
-            return
+            return None
         live, assignment = found
         reason = f"miner {session.miner_id}: {error or 'unspecified error'}"
         if retryable:
@@ -333,11 +344,127 @@ class Coordinator:
             await self._transition(live, JobState.FAILED, self._final_changes(live, reason), expected_attempt=attempt)
         self._release(session, assignment)
         self._wake.set()
+        return live.record
 
     def cancel_acknowledged(self, session: MinerSession, job_id: str, attempt: int, completion_tokens: int) -> None:
         found = self._fenced(session, job_id, attempt)
         if found is not None:
             found[1].settle_cancel(completion_tokens)
+
+    # Polling miners: the seed's HTTP miner API
+
+    async def register_polling_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
+        self._require_role(principal, Role.MINER)
+        if not self._accepting:
+            raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; register later")
+        _validate_miner(info, _REGISTRATION_FIELDS)
+        existing = self._miners.get(info.miner_id)
+        if existing is not None and existing.polls and existing.principal.owner_id == principal.owner_id:
+            existing.info = info  # re-registration: new capabilities, same leases
+            self.touch(existing)
+            self._wake.set()
+            return existing
+        if existing is not None:
+            self._check_miner_owner(existing, principal)
+            await self.detach_miner(existing, "it registered as a polling miner")
+        session = MinerSession(info, principal, self._now(), polls=True)
+        self._miners[info.miner_id] = session
+        self._arm_lease(session)
+        log.info("polling miner %s registered: models=%s", info.miner_id, sorted(info.models))
+        return session
+
+    def polling_heartbeat(self, principal: Principal, miner_id: str) -> list[str]:
+        """Renew the miner's leases; returns the jobs it holds (a canceled one is no longer listed)."""
+        session = self._polling_session(principal, miner_id)
+        session.last_heartbeat = self._now()
+        return list(session.assignments)
+
+    def available_jobs(self, principal: Principal, miner_id: str, limit: int) -> list[JobRecord]:
+        session = self._polling_session(principal, miner_id)
+        limit = limit or 10
+        if not 1 <= limit <= 100:
+            raise invalid_argument("limit", f"must be between 1 and 100, got {limit}")
+        return [self._live[job_id].record for job_id in self._queue.peek(session.info.models, limit)]
+
+    async def claim(self, principal: Principal, miner_id: str, job_id: str) -> Assign:
+        """Hand a pending job to a polling miner; of racing claims exactly one wins."""
+        session = self._polling_session(principal, miner_id)
+        live = self._live.get(job_id)
+        if live is None and await self._store.get_job(job_id) is None:
+            raise job_not_found(job_id)
+        if live is None or live.record.state is not JobState.PENDING:
+            state = live.record.state.value if live else "finished"
+            raise AitbcError(Reason.JOB_NOT_CLAIMABLE, f"job {job_id!r} is {state}, not pending", field="job_id")
+        if live.record.spec.model not in session.info.models:
+            message = f"miner {miner_id!r} does not serve {live.record.spec.model!r}, the model of job {job_id!r}"
+            raise AitbcError(Reason.JOB_NOT_CLAIMABLE, message, field="job_id")
+        if session.free_slots <= 0:
+            message = f"miner {miner_id!r} already holds {session.info.max_concurrency} job(s), its maximum"
+            raise AitbcError(Reason.MINER_AT_CAPACITY, message, field="miner_id")
+        self._queue.remove(job_id)
+        handed = await self._hand_over(live, session)
+        if handed is None:
+            raise AitbcError(Reason.JOB_NOT_CLAIMABLE, f"job {job_id!r} was taken first", field="job_id")
+        assignment, command = handed
+        # A polling miner starts when it claims; it reports nothing in between.
+        await self._mark_running(session, live, assignment)
+        return command
+
+    async def complete(
+        self,
+        principal: Principal,
+        miner_id: str,
+        job_id: str,
+        *,
+        attempt: int,
+        result: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        finish_reason: str,
+    ) -> JobRecord:
+        session = self._polling_session(principal, miner_id)
+        held = self._held_attempt(session, job_id, attempt)
+        record = await self.job_done(
+            session,
+            job_id,
+            held,
+            output=result,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=finish_reason or "stop",
+        )
+        if record is None:
+            raise _lease_lost(job_id, miner_id)
+        return record
+
+    async def fail(
+        self, principal: Principal, miner_id: str, job_id: str, *, attempt: int, error: str, retryable: bool
+    ) -> JobRecord:
+        session = self._polling_session(principal, miner_id)
+        held = self._held_attempt(session, job_id, attempt)
+        record = await self.job_failed(session, job_id, held, error=error, retryable=retryable)
+        if record is None:
+            raise _lease_lost(job_id, miner_id)
+        return record
+
+    def _polling_session(self, principal: Principal, miner_id: str) -> MinerSession:
+        self._require_role(principal, Role.MINER)
+        session = self._miners.get(miner_id)
+        if session is None or not session.polls or not self._owns_miner(session, principal):
+            raise AitbcError(
+                Reason.MINER_NOT_FOUND,
+                f"miner {miner_id!r} is not registered (or its lease expired); register it first",
+                field="miner_id",
+            )
+        self.touch(session)
+        return session
+
+    @staticmethod
+    def _held_attempt(session: MinerSession, job_id: str, attempt: int) -> int:
+        assignment = session.assignments.get(job_id)
+        if assignment is None or attempt not in (0, assignment.attempt):
+            raise _lease_lost(job_id, session.miner_id)
+        return assignment.attempt
 
     def miners(self) -> list[MinerSession]:
         return list(self._miners.values())
@@ -352,7 +479,8 @@ class Coordinator:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            plan = plan_assignments(self._queue, [session.capacity() for session in self._miners.values()])
+            pushable = [session.capacity() for session in self._miners.values() if not session.polls]
+            plan = plan_assignments(self._queue, pushable)
             for job_id, miner_id in plan:
                 try:
                     await self._assign(job_id, miner_id)
@@ -374,20 +502,29 @@ class Coordinator:
             self._queue.push(job_id, live.record.spec.model, front=True)
             self._wake.set()
             return
+        handed = await self._hand_over(live, session)
+        if handed is None:
+            return
+        assignment, command = handed
+        try:
+            session.send(command)
+        except OutboxFull as exc:
+            self._release(session, assignment)
+            await self._requeue(live, assignment.attempt, str(exc))
+
+    async def _hand_over(self, live: LiveJob, session: MinerSession) -> tuple[Assignment, Assign] | None:
+        """Assign a pending job to a miner (the next attempt), or None if it stopped being pending meanwhile."""
         record = live.record
         attempt = record.attempt + 1
-        assignment = Assignment(job_id=job_id, attempt=attempt, resume_tokens=live.tokens)
-        session.assignments[job_id] = assignment
-        changes = JobChanges(attempt=attempt, miner_id=miner_id, error="")
+        assignment = Assignment(job_id=record.job_id, attempt=attempt, resume_tokens=live.tokens)
+        # Reserved before the store round trip, so the slot cannot be handed out twice meanwhile.
+        session.assignments[record.job_id] = assignment
+        changes = JobChanges(attempt=attempt, miner_id=session.miner_id, error="")
         updated = await self._transition(live, JobState.ASSIGNED, changes, expected_attempt=record.attempt)
         if updated is None:
             self._release(session, assignment)
-            return
-        try:
-            session.send(Assign(job_id, attempt, updated.spec, live.text, live.tokens))
-        except OutboxFull as exc:
-            self._release(session, assignment)
-            await self._requeue(live, attempt, str(exc))
+            return None
+        return assignment, Assign(record.job_id, attempt, updated.spec, live.text, live.tokens)
 
     async def _mark_running(
         self, session: MinerSession, live: LiveJob, assignment: Assignment, *, prompt_tokens: int = 0
@@ -428,6 +565,10 @@ class Coordinator:
         session = self._miners.get(record.miner_id)
         assignment = session.assignments.get(record.job_id) if session else None
         if session is None or assignment is None or assignment.attempt != record.attempt:
+            return
+        if session.polls:
+            # Nothing can reach a polling miner: it learns from LEASE_LOST when it reports.
+            self._release(session, assignment)
             return
         acknowledged = assignment.request_cancel()
         try:
@@ -491,6 +632,34 @@ class Coordinator:
             del self._live[record.job_id]
         return updated
 
+    def _arm_lease(self, session: MinerSession) -> None:
+        # One timer per miner, re-armed lazily from `last_seen`, so that a
+        # busy stream does not reschedule a timer for every message.
+        loop = asyncio.get_running_loop()
+        session.lease_timer = loop.call_at(session.last_seen + self._config.lease_timeout, self._check_lease, session)
+
+    def _check_lease(self, session: MinerSession) -> None:
+        if session.closed or self._miners.get(session.miner_id) is not session:
+            return
+        if asyncio.get_running_loop().time() < session.last_seen + self._config.lease_timeout:
+            self._arm_lease(session)
+            return
+        reason = f"no heartbeat for {self._config.lease_timeout:g}s"
+        log.warning("miner %s lost its leases: %s", session.miner_id, reason)
+        self.miner_gone(session, reason)
+
+    @staticmethod
+    def _owns_miner(session: MinerSession, principal: Principal) -> bool:
+        return principal.role is Role.ADMIN or session.principal.owner_id == principal.owner_id
+
+    def _check_miner_owner(self, session: MinerSession, principal: Principal) -> None:
+        if not self._owns_miner(session, principal):
+            raise AitbcError(
+                Reason.PERMISSION_DENIED,
+                f"miner id {session.miner_id!r} is in use with another account's key",
+                field="miner_id",
+            )
+
     def _final_changes(self, live: LiveJob, error: str) -> JobChanges:
         """A job ending without completing keeps the text it produced and is charged for those tokens."""
         return JobChanges(result=live.text, completion_tokens=live.tokens, completed_at=self._now(), error=error)
@@ -545,16 +714,30 @@ class Coordinator:
             raise job_not_found(record.job_id)
 
 
+def _lease_lost(job_id: str, miner_id: str) -> AitbcError:
+    return AitbcError(
+        Reason.LEASE_LOST,
+        f"miner {miner_id!r} no longer holds job {job_id!r} (canceled, reassigned or its lease expired)",
+        field="job_id",
+    )
+
+
 def _not_cancelable(record: JobRecord) -> AitbcError:
     return AitbcError(
         Reason.JOB_NOT_CANCELABLE, f"job {record.job_id!r} is already {record.state.value}", field="job_id"
     )
 
 
-def _validate_miner(info: MinerInfo) -> None:
+# Field names as each miner API spells them: the stream's hello, the HTTP registration.
+_HELLO_FIELDS = ("hello.miner_id", "hello.models", "hello.max_concurrency")
+_REGISTRATION_FIELDS = ("miner_id", "capabilities", "max_concurrency")
+
+
+def _validate_miner(info: MinerInfo, fields: tuple[str, str, str]) -> None:
+    miner_id, models, max_concurrency = fields
     if not _MINER_ID.match(info.miner_id):
-        raise invalid_argument("hello.miner_id", f"{info.miner_id!r} is not a valid miner id")
+        raise invalid_argument(miner_id, f"{info.miner_id!r} is not a valid miner id")
     if not info.models:
-        raise invalid_argument("hello.models", "a miner must serve at least one model")
+        raise invalid_argument(models, "a miner must serve at least one model")
     if not 1 <= info.max_concurrency <= 1024:
-        raise invalid_argument("hello.max_concurrency", f"must be between 1 and 1024, got {info.max_concurrency}")
+        raise invalid_argument(max_concurrency, f"must be between 1 and 1024, got {info.max_concurrency}")

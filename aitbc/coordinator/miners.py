@@ -93,11 +93,16 @@ class OutboxFull(Exception):
 class MinerSession:
     """One miner's stream. The servicer is its only writer and drains `commands()`."""
 
-    def __init__(self, info: MinerInfo, principal: Principal, connected_at: datetime) -> None:
+    def __init__(self, info: MinerInfo, principal: Principal, connected_at: datetime, *, polls: bool = False) -> None:
         self.info = info
         self.principal = principal
         self.connected_at = connected_at
         self.last_heartbeat = connected_at
+        # A polling (HTTP) miner claims jobs itself; nothing is pushed to it.
+        self.polls = polls
+        # Event-loop time of the last sign of life; the lease runs from here.
+        self.last_seen = asyncio.get_running_loop().time()
+        self.lease_timer: asyncio.TimerHandle | None = None
         self.reported_free_slots = info.max_concurrency
         self.draining = False
         self.assignments: dict[str, Assignment] = {}
@@ -110,11 +115,15 @@ class MinerSession:
     def miner_id(self) -> str:
         return self.info.miner_id
 
+    @property
+    def free_slots(self) -> int:
+        return self.info.max_concurrency - len(self.assignments)
+
     def capacity(self) -> MinerCapacity:
         return MinerCapacity(
             miner_id=self.miner_id,
             models=self.info.models,
-            free_slots=self.info.max_concurrency - len(self.assignments),
+            free_slots=self.free_slots,
             draining=self.draining or self.closed,
         )
 
@@ -127,6 +136,8 @@ class MinerSession:
             raise OutboxFull(f"miner {self.miner_id} is not reading its stream") from None
 
     def close(self) -> None:
+        if self.lease_timer is not None:
+            self.lease_timer.cancel()
         if not self.closed:
             self.closed = True
             # The sentinel may not fit a full outbox; drop queued commands, the
@@ -153,7 +164,7 @@ class ModelOffer:
 def model_offers(sessions: list[MinerSession]) -> list[ModelOffer]:
     offers: dict[str, ModelOffer] = {}
     for session in sessions:
-        free = 0 if session.draining else session.capacity().free_slots
+        free = 0 if session.draining else session.free_slots
         for model in session.info.models:
             known = offers.get(model)
             offers[model] = ModelOffer(

@@ -88,6 +88,14 @@ class PendingQueue:
         del self._model_of[head[1]]
         return head[1]
 
+    def peek(self, models: Iterable[str], limit: int) -> list[str]:
+        """Up to `limit` queued jobs for any of `models`, oldest first, leaving them queued."""
+        buckets = [
+            [(order, job_id) for order, job_id in self._by_model.get(model, ()) if self._model_of.get(job_id) == model]
+            for model in set(models)
+        ]
+        return [job_id for _, job_id in itertools.islice(heapq.merge(*buckets), limit)]
+
     def iter_heads(self, models: Iterable[str]) -> Iterator[tuple[int, str, str]]:
         for model in models:
             head = self._head(model)

@@ -9,7 +9,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams, parse_memory
 from aitbc.domain.states import JobState
 from aitbc.v1 import jobs_pb2, miner_pb2
 
@@ -128,20 +128,50 @@ def command_to_proto(command: MinerCommand) -> miner_pb2.ConnectResponse:
             every.FromTimedelta(interval)
             return miner_pb2.ConnectResponse(welcome=miner_pb2.Welcome(miner_id=miner_id, heartbeat_interval=every))
         case Assign():
-            return miner_pb2.ConnectResponse(
-                assign=miner_pb2.AssignJob(
-                    job_id=command.job_id,
-                    attempt=command.attempt,
-                    prompt=command.spec.prompt,
-                    model=command.spec.model,
-                    params=params_to_proto(command.spec.params),
-                    resume_text=command.resume_text,
-                    resume_tokens=command.resume_tokens,
-                    messages=messages_to_proto(command.spec.messages),
-                    raw=command.spec.raw,
-                )
-            )
+            return miner_pb2.ConnectResponse(assign=assign_to_proto(command))
         case Cancel(job_id=job_id, attempt=attempt):
             return miner_pb2.ConnectResponse(cancel=miner_pb2.CancelAssignment(job_id=job_id, attempt=attempt))
         case Drain(reason=reason):
             return miner_pb2.ConnectResponse(drain=miner_pb2.Drain(reason=reason))
+
+
+def assign_to_proto(command: Assign) -> miner_pb2.AssignJob:
+    return miner_pb2.AssignJob(
+        job_id=command.job_id,
+        attempt=command.attempt,
+        prompt=command.spec.prompt,
+        model=command.spec.model,
+        params=params_to_proto(command.spec.params),
+        resume_text=command.resume_text,
+        resume_tokens=command.resume_tokens,
+        messages=messages_to_proto(command.spec.messages),
+        raw=command.spec.raw,
+    )
+
+
+def available_job_to_proto(record: JobRecord) -> miner_pb2.AvailableJob:
+    spec = record.spec
+    return miner_pb2.AvailableJob(
+        job_id=record.job_id,
+        model=spec.model,
+        prompt=spec.prompt,
+        messages=messages_to_proto(spec.messages),
+        raw=spec.raw,
+        params=params_to_proto(spec.params),
+        created_at=_timestamp(record.created_at),
+    )
+
+
+def miner_info_from_registration(request: miner_pb2.RegisterMinerRequest) -> MinerInfo:
+    gpus: tuple[GpuSpec, ...] = ()
+    if request.HasField("gpu_info"):
+        gpu = request.gpu_info
+        vram = parse_memory(gpu.memory, field="gpu_info.memory") if gpu.memory else 0
+        gpus = (GpuSpec(name=gpu.name, vram_bytes=vram, count=1),)
+    return MinerInfo(
+        miner_id=request.miner_id,
+        models=frozenset(request.capabilities),
+        max_concurrency=request.max_concurrency or 1,
+        gpus=gpus,
+        backend="polling",
+    )

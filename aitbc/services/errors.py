@@ -19,6 +19,10 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.MINER_PROTOCOL_ERROR: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.MINER_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.MINER_AT_CAPACITY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.JOB_NOT_CLAIMABLE: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.LEASE_LOST: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

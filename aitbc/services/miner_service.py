@@ -11,10 +11,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from google.protobuf import duration_pb2
+
 from aitbc.coordinator.engine import Coordinator
 from aitbc.coordinator.miners import MinerSession
 from aitbc.domain.errors import AitbcError, Reason
-from aitbc.services.convert import command_to_proto, miner_info_from_hello
+from aitbc.services.convert import (
+    STATE_TO_PROTO,
+    assign_to_proto,
+    available_job_to_proto,
+    command_to_proto,
+    miner_info_from_hello,
+    miner_info_from_registration,
+)
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.v1 import miner_pb2, miner_pb2_grpc
 
@@ -62,6 +71,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
     async def _read(self, requests: AsyncIterator[miner_pb2.ConnectRequest], session: MinerSession) -> None:
         try:
             async for request in requests:
+                self._coordinator.touch(session)
                 await self._handle(session, request)
         finally:
             session.close()
@@ -101,3 +111,57 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                 raise _protocol_error("hello may be sent only once per stream", "hello")
             case _:
                 raise _protocol_error("empty message", "msg")
+
+    # The polling (HTTP) miner API.
+
+    async def RegisterMiner(
+        self, request: miner_pb2.RegisterMinerRequest, context: Context
+    ) -> miner_pb2.RegisterMinerResponse:
+        session = await self._coordinator.register_polling_miner(
+            current_principal(), miner_info_from_registration(request)
+        )
+        interval = duration_pb2.Duration()
+        interval.FromTimedelta(self._coordinator.heartbeat_interval)
+        return miner_pb2.RegisterMinerResponse(miner_id=session.miner_id, heartbeat_interval=interval)
+
+    async def MinerHeartbeat(
+        self, request: miner_pb2.MinerHeartbeatRequest, context: Context
+    ) -> miner_pb2.MinerHeartbeatResponse:
+        held = self._coordinator.polling_heartbeat(current_principal(), request.miner_id)
+        return miner_pb2.MinerHeartbeatResponse(job_ids=held)
+
+    async def ListAvailableJobs(
+        self, request: miner_pb2.ListAvailableJobsRequest, context: Context
+    ) -> miner_pb2.ListAvailableJobsResponse:
+        jobs = self._coordinator.available_jobs(current_principal(), request.miner_id, request.limit)
+        return miner_pb2.ListAvailableJobsResponse(jobs=[available_job_to_proto(job) for job in jobs])
+
+    async def ClaimJob(self, request: miner_pb2.ClaimJobRequest, context: Context) -> miner_pb2.ClaimJobResponse:
+        assignment = await self._coordinator.claim(current_principal(), request.miner_id, request.job_id)
+        return miner_pb2.ClaimJobResponse(assignment=assign_to_proto(assignment))
+
+    async def CompleteJob(
+        self, request: miner_pb2.CompleteJobRequest, context: Context
+    ) -> miner_pb2.CompleteJobResponse:
+        record = await self._coordinator.complete(
+            current_principal(),
+            request.miner_id,
+            request.job_id,
+            attempt=request.attempt,
+            result=request.result,
+            prompt_tokens=request.prompt_tokens,
+            completion_tokens=request.completion_tokens,
+            finish_reason=request.finish_reason,
+        )
+        return miner_pb2.CompleteJobResponse(job_id=record.job_id, status=STATE_TO_PROTO[record.state])
+
+    async def FailJob(self, request: miner_pb2.FailJobRequest, context: Context) -> miner_pb2.FailJobResponse:
+        record = await self._coordinator.fail(
+            current_principal(),
+            request.miner_id,
+            request.job_id,
+            attempt=request.attempt,
+            error=request.error,
+            retryable=request.retryable,
+        )
+        return miner_pb2.FailJobResponse(job_id=record.job_id, status=STATE_TO_PROTO[record.state])

@@ -23,46 +23,88 @@ _sym_db = _symbol_database.Default()
 
 
 from aitbc.v1 import jobs_pb2 as aitbc_dot_v1_dot_jobs__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61itbc/v1/miner.proto\x12\x08\x61itbc.v1\x1a\x13\x61itbc/v1/jobs.proto\x1a\x1egoogle/protobuf/duration.proto\"\xad\x02\n\x0e\x43onnectRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.aitbc.v1.MinerHelloH\x00\x12(\n\theartbeat\x18\x02 \x01(\x0b\x32\x13.aitbc.v1.HeartbeatH\x00\x12\'\n\x07started\x18\x03 \x01(\x0b\x32\x14.aitbc.v1.JobStartedH\x00\x12%\n\x06tokens\x18\x04 \x01(\x0b\x32\x13.aitbc.v1.JobTokensH\x00\x12!\n\x04\x64one\x18\x05 \x01(\x0b\x32\x11.aitbc.v1.JobDoneH\x00\x12%\n\x06\x66\x61iled\x18\x06 \x01(\x0b\x32\x13.aitbc.v1.JobFailedH\x00\x12)\n\ncancel_ack\x18\x07 \x01(\x0b\x32\x13.aitbc.v1.CancelAckH\x00\x42\x05\n\x03msg\"\xb5\x01\n\x0f\x43onnectResponse\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.WelcomeH\x00\x12%\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x13.aitbc.v1.AssignJobH\x00\x12,\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1a.aitbc.v1.CancelAssignmentH\x00\x12 \n\x05\x64rain\x18\x04 \x01(\x0b\x32\x0f.aitbc.v1.DrainH\x00\x42\x05\n\x03msg\":\n\x07GpuInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nvram_bytes\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\x8a\x01\n\nMinerHello\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x0e\n\x06models\x18\x02 \x03(\t\x12\x1f\n\x04gpus\x18\x03 \x03(\x0b\x32\x11.aitbc.v1.GpuInfo\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\"1\n\tHeartbeat\x12\x12\n\nfree_slots\x18\x01 \x01(\x05\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"D\n\nJobStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x05\"O\n\tJobTokens\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0btoken_count\x18\x04 \x01(\x05\"\x86\x01\n\x07Timings\x12\x36\n\x13time_to_first_token\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11tokens_per_second\x18\x03 \x01(\x01\"\xa7\x01\n\x07JobDone\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12\"\n\x07timings\x18\x06 \x01(\x0b\x32\x11.aitbc.v1.Timings\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\"N\n\tJobFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"G\n\tCancelAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\"R\n\x07Welcome\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd7\x01\n\tAssignJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12(\n\x06params\x18\x05 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\x13\n\x0bresume_text\x18\x06 \x01(\t\x12\x15\n\rresume_tokens\x18\x07 \x01(\x05\x12\'\n\x08messages\x18\x08 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\t \x01(\x08\"3\n\x10\x43\x61ncelAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t2R\n\x0cMinerService\x12\x42\n\x07\x43onnect\x12\x18.aitbc.v1.ConnectRequest\x1a\x19.aitbc.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61itbc/v1/miner.proto\x12\x08\x61itbc.v1\x1a\x13\x61itbc/v1/jobs.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n\x0e\x43onnectRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.aitbc.v1.MinerHelloH\x00\x12(\n\theartbeat\x18\x02 \x01(\x0b\x32\x13.aitbc.v1.HeartbeatH\x00\x12\'\n\x07started\x18\x03 \x01(\x0b\x32\x14.aitbc.v1.JobStartedH\x00\x12%\n\x06tokens\x18\x04 \x01(\x0b\x32\x13.aitbc.v1.JobTokensH\x00\x12!\n\x04\x64one\x18\x05 \x01(\x0b\x32\x11.aitbc.v1.JobDoneH\x00\x12%\n\x06\x66\x61iled\x18\x06 \x01(\x0b\x32\x13.aitbc.v1.JobFailedH\x00\x12)\n\ncancel_ack\x18\x07 \x01(\x0b\x32\x13.aitbc.v1.CancelAckH\x00\x42\x05\n\x03msg\"\xb5\x01\n\x0f\x43onnectResponse\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.WelcomeH\x00\x12%\n\x06\x61ssign\x18\x02 \x01(\x0b\x32\x13.aitbc.v1.AssignJobH\x00\x12,\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1a.aitbc.v1.CancelAssignmentH\x00\x12 \n\x05\x64rain\x18\x04 \x01(\x0b\x32\x0f.aitbc.v1.DrainH\x00\x42\x05\n\x03msg\":\n\x07GpuInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nvram_bytes\x18\x02 \x01(\x03\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\x8a\x01\n\nMinerHello\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x0e\n\x06models\x18\x02 \x03(\t\x12\x1f\n\x04gpus\x18\x03 \x03(\x0b\x32\x11.aitbc.v1.GpuInfo\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\"1\n\tHeartbeat\x12\x12\n\nfree_slots\x18\x01 \x01(\x05\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\"D\n\nJobStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x05\"O\n\tJobTokens\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0btoken_count\x18\x04 \x01(\x05\"\x86\x01\n\x07Timings\x12\x36\n\x13time_to_first_token\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11tokens_per_second\x18\x03 \x01(\x01\"\xa7\x01\n\x07JobDone\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12\"\n\x07timings\x18\x06 \x01(\x0b\x32\x11.aitbc.v1.Timings\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\"N\n\tJobFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"G\n\tCancelAck\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\"R\n\x07Welcome\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd7\x01\n\tAssignJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12(\n\x06params\x18\x05 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\x13\n\x0bresume_text\x18\x06 \x01(\t\x12\x15\n\rresume_tokens\x18\x07 \x01(\x05\x12\'\n\x08messages\x18\x08 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\t \x01(\x08\"3\n\x10\x43\x61ncelAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"*\n\nGpuSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06memory\x18\x02 \x01(\t\"\x7f\n\x14RegisterMinerRequest\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12&\n\x08gpu_info\x18\x03 \x01(\x0b\x32\x14.aitbc.v1.GpuSummary\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\x05\"`\n\x15RegisterMinerResponse\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\")\n\x15MinerHeartbeatRequest\x12\x10\n\x08miner_id\x18\x01 \x01(\t\")\n\x16MinerHeartbeatResponse\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\";\n\x18ListAvailableJobsRequest\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xcd\x01\n\x0c\x41vailableJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\'\n\x08messages\x18\x04 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\x05 \x01(\x08\x12(\n\x06params\x18\x06 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x19ListAvailableJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.aitbc.v1.AvailableJob\"3\n\x0f\x43laimJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08miner_id\x18\x02 \x01(\t\";\n\x10\x43laimJobResponse\x12\'\n\nassignment\x18\x01 \x01(\x0b\x32\x13.aitbc.v1.AssignJob\"\xd2\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08miner_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x0e\n\x06result\x18\x04 \x01(\t\x12\x30\n\x0c\x63ompleted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x05\x12\x15\n\rfinish_reason\x18\x08 \x01(\t\"I\n\x13\x43ompleteJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.aitbc.v1.JobState\"e\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08miner_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\"E\n\x0f\x46\x61ilJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.aitbc.v1.JobState2\xfc\x05\n\x0cMinerService\x12\x42\n\x07\x43onnect\x12\x18.aitbc.v1.ConnectRequest\x1a\x19.aitbc.v1.ConnectResponse(\x01\x30\x01\x12p\n\rRegisterMiner\x12\x1e.aitbc.v1.RegisterMinerRequest\x1a\x1f.aitbc.v1.RegisterMinerResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/miners/register:\x01*\x12\x7f\n\x0eMinerHeartbeat\x12\x1f.aitbc.v1.MinerHeartbeatRequest\x1a .aitbc.v1.MinerHeartbeatResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/miners/{miner_id}/heartbeat:\x01*\x12x\n\x11ListAvailableJobs\x12\".aitbc.v1.ListAvailableJobsRequest\x1a#.aitbc.v1.ListAvailableJobsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/jobs/available\x12\x65\n\x08\x43laimJob\x12\x19.aitbc.v1.ClaimJobRequest\x1a\x1a.aitbc.v1.ClaimJobResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/jobs/{job_id}/claim:\x01*\x12q\n\x0b\x43ompleteJob\x12\x1c.aitbc.v1.CompleteJobRequest\x1a\x1d.aitbc.v1.CompleteJobResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/jobs/{job_id}/complete:\x01*\x12\x61\n\x07\x46\x61ilJob\x12\x18.aitbc.v1.FailJobRequest\x1a\x19.aitbc.v1.FailJobResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/jobs/{job_id}/fail:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aitbc.v1.miner_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTREQUEST']._serialized_start=88
-  _globals['_CONNECTREQUEST']._serialized_end=389
-  _globals['_CONNECTRESPONSE']._serialized_start=392
-  _globals['_CONNECTRESPONSE']._serialized_end=573
-  _globals['_GPUINFO']._serialized_start=575
-  _globals['_GPUINFO']._serialized_end=633
-  _globals['_MINERHELLO']._serialized_start=636
-  _globals['_MINERHELLO']._serialized_end=774
-  _globals['_HEARTBEAT']._serialized_start=776
-  _globals['_HEARTBEAT']._serialized_end=825
-  _globals['_JOBSTARTED']._serialized_start=827
-  _globals['_JOBSTARTED']._serialized_end=895
-  _globals['_JOBTOKENS']._serialized_start=897
-  _globals['_JOBTOKENS']._serialized_end=976
-  _globals['_TIMINGS']._serialized_start=979
-  _globals['_TIMINGS']._serialized_end=1113
-  _globals['_JOBDONE']._serialized_start=1116
-  _globals['_JOBDONE']._serialized_end=1283
-  _globals['_JOBFAILED']._serialized_start=1285
-  _globals['_JOBFAILED']._serialized_end=1363
-  _globals['_CANCELACK']._serialized_start=1365
-  _globals['_CANCELACK']._serialized_end=1436
-  _globals['_WELCOME']._serialized_start=1438
-  _globals['_WELCOME']._serialized_end=1520
-  _globals['_ASSIGNJOB']._serialized_start=1523
-  _globals['_ASSIGNJOB']._serialized_end=1738
-  _globals['_CANCELASSIGNMENT']._serialized_start=1740
-  _globals['_CANCELASSIGNMENT']._serialized_end=1791
-  _globals['_DRAIN']._serialized_start=1793
-  _globals['_DRAIN']._serialized_end=1816
-  _globals['_MINERSERVICE']._serialized_start=1818
-  _globals['_MINERSERVICE']._serialized_end=1900
+  _globals['_MINERSERVICE'].methods_by_name['RegisterMiner']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['RegisterMiner']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/miners/register:\001*'
+  _globals['_MINERSERVICE'].methods_by_name['MinerHeartbeat']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['MinerHeartbeat']._serialized_options = b'\202\323\344\223\002$\"\037/v1/miners/{miner_id}/heartbeat:\001*'
+  _globals['_MINERSERVICE'].methods_by_name['ListAvailableJobs']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['ListAvailableJobs']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/jobs/available'
+  _globals['_MINERSERVICE'].methods_by_name['ClaimJob']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['ClaimJob']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/jobs/{job_id}/claim:\001*'
+  _globals['_MINERSERVICE'].methods_by_name['CompleteJob']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['CompleteJob']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/jobs/{job_id}/complete:\001*'
+  _globals['_MINERSERVICE'].methods_by_name['FailJob']._loaded_options = None
+  _globals['_MINERSERVICE'].methods_by_name['FailJob']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/jobs/{job_id}/fail:\001*'
+  _globals['_CONNECTREQUEST']._serialized_start=151
+  _globals['_CONNECTREQUEST']._serialized_end=452
+  _globals['_CONNECTRESPONSE']._serialized_start=455
+  _globals['_CONNECTRESPONSE']._serialized_end=636
+  _globals['_GPUINFO']._serialized_start=638
+  _globals['_GPUINFO']._serialized_end=696
+  _globals['_MINERHELLO']._serialized_start=699
+  _globals['_MINERHELLO']._serialized_end=837
+  _globals['_HEARTBEAT']._serialized_start=839
+  _globals['_HEARTBEAT']._serialized_end=888
+  _globals['_JOBSTARTED']._serialized_start=890
+  _globals['_JOBSTARTED']._serialized_end=958
+  _globals['_JOBTOKENS']._serialized_start=960
+  _globals['_JOBTOKENS']._serialized_end=1039
+  _globals['_TIMINGS']._serialized_start=1042
+  _globals['_TIMINGS']._serialized_end=1176
+  _globals['_JOBDONE']._serialized_start=1179
+  _globals['_JOBDONE']._serialized_end=1346
+  _globals['_JOBFAILED']._serialized_start=1348
+  _globals['_JOBFAILED']._serialized_end=1426
+  _globals['_CANCELACK']._serialized_start=1428
+  _globals['_CANCELACK']._serialized_end=1499
+  _globals['_WELCOME']._serialized_start=1501
+  _globals['_WELCOME']._serialized_end=1583
+  _globals['_ASSIGNJOB']._serialized_start=1586
+  _globals['_ASSIGNJOB']._serialized_end=1801
+  _globals['_CANCELASSIGNMENT']._serialized_start=1803
+  _globals['_CANCELASSIGNMENT']._serialized_end=1854
+  _globals['_DRAIN']._serialized_start=1856
+  _globals['_DRAIN']._serialized_end=1879
+  _globals['_GPUSUMMARY']._serialized_start=1881
+  _globals['_GPUSUMMARY']._serialized_end=1923
+  _globals['_REGISTERMINERREQUEST']._serialized_start=1925
+  _globals['_REGISTERMINERREQUEST']._serialized_end=2052
+  _globals['_REGISTERMINERRESPONSE']._serialized_start=2054
+  _globals['_REGISTERMINERRESPONSE']._serialized_end=2150
+  _globals['_MINERHEARTBEATREQUEST']._serialized_start=2152
+  _globals['_MINERHEARTBEATREQUEST']._serialized_end=2193
+  _globals['_MINERHEARTBEATRESPONSE']._serialized_start=2195
+  _globals['_MINERHEARTBEATRESPONSE']._serialized_end=2236
+  _globals['_LISTAVAILABLEJOBSREQUEST']._serialized_start=2238
+  _globals['_LISTAVAILABLEJOBSREQUEST']._serialized_end=2297
+  _globals['_AVAILABLEJOB']._serialized_start=2300
+  _globals['_AVAILABLEJOB']._serialized_end=2505
+  _globals['_LISTAVAILABLEJOBSRESPONSE']._serialized_start=2507
+  _globals['_LISTAVAILABLEJOBSRESPONSE']._serialized_end=2572
+  _globals['_CLAIMJOBREQUEST']._serialized_start=2574
+  _globals['_CLAIMJOBREQUEST']._serialized_end=2625
+  _globals['_CLAIMJOBRESPONSE']._serialized_start=2627
+  _globals['_CLAIMJOBRESPONSE']._serialized_end=2686
+  _globals['_COMPLETEJOBREQUEST']._serialized_start=2689
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=2899
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=2901
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=2974
+  _globals['_FAILJOBREQUEST']._serialized_start=2976
+  _globals['_FAILJOBREQUEST']._serialized_end=3077
+  _globals['_FAILJOBRESPONSE']._serialized_start=3079
+  _globals['_FAILJOBRESPONSE']._serialized_end=3148
+  _globals['_MINERSERVICE']._serialized_start=3151
+  _globals['_MINERSERVICE']._serialized_end=3915
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,9 @@
 import datetime
 
 from aitbc.v1 import jobs_pb2 as _jobs_pb2
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -189,3 +191,139 @@ class Drain(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class GpuSummary(_message.Message):
+    __slots__ = ("name", "memory")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    memory: str
+    def __init__(self, name: _Optional[str] = ..., memory: _Optional[str] = ...) -> None: ...
+
+class RegisterMinerRequest(_message.Message):
+    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency")
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    GPU_INFO_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    miner_id: str
+    capabilities: _containers.RepeatedScalarFieldContainer[str]
+    gpu_info: GpuSummary
+    max_concurrency: int
+    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class RegisterMinerResponse(_message.Message):
+    __slots__ = ("miner_id", "heartbeat_interval")
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    miner_id: str
+    heartbeat_interval: _duration_pb2.Duration
+    def __init__(self, miner_id: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class MinerHeartbeatRequest(_message.Message):
+    __slots__ = ("miner_id",)
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    miner_id: str
+    def __init__(self, miner_id: _Optional[str] = ...) -> None: ...
+
+class MinerHeartbeatResponse(_message.Message):
+    __slots__ = ("job_ids",)
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListAvailableJobsRequest(_message.Message):
+    __slots__ = ("miner_id", "limit")
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    miner_id: str
+    limit: int
+    def __init__(self, miner_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class AvailableJob(_message.Message):
+    __slots__ = ("job_id", "model", "prompt", "messages", "raw", "params", "created_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    model: str
+    prompt: str
+    messages: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ChatMessage]
+    raw: bool
+    params: _jobs_pb2.SamplingParams
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_jobs_pb2.ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., params: _Optional[_Union[_jobs_pb2.SamplingParams, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAvailableJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[AvailableJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[AvailableJob, _Mapping]]] = ...) -> None: ...
+
+class ClaimJobRequest(_message.Message):
+    __slots__ = ("job_id", "miner_id")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    miner_id: str
+    def __init__(self, job_id: _Optional[str] = ..., miner_id: _Optional[str] = ...) -> None: ...
+
+class ClaimJobResponse(_message.Message):
+    __slots__ = ("assignment",)
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    assignment: AssignJob
+    def __init__(self, assignment: _Optional[_Union[AssignJob, _Mapping]] = ...) -> None: ...
+
+class CompleteJobRequest(_message.Message):
+    __slots__ = ("job_id", "miner_id", "attempt", "result", "completed_at", "prompt_tokens", "completion_tokens", "finish_reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    miner_id: str
+    attempt: int
+    result: str
+    completed_at: _timestamp_pb2.Timestamp
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    def __init__(self, job_id: _Optional[str] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+
+class CompleteJobResponse(_message.Message):
+    __slots__ = ("job_id", "status")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: _jobs_pb2.JobState
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobState, str]] = ...) -> None: ...
+
+class FailJobRequest(_message.Message):
+    __slots__ = ("job_id", "miner_id", "attempt", "error", "retryable")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    miner_id: str
+    attempt: int
+    error: str
+    retryable: bool
+    def __init__(self, job_id: _Optional[str] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+
+class FailJobResponse(_message.Message):
+    __slots__ = ("job_id", "status")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: _jobs_pb2.JobState
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobState, str]] = ...) -> None: ...

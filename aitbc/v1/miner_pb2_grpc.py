@@ -34,6 +34,11 @@ class MinerServiceStub:
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     def __init__(self, channel):
@@ -47,6 +52,36 @@ class MinerServiceStub:
                 request_serializer=aitbc_dot_v1_dot_miner__pb2.ConnectRequest.SerializeToString,
                 response_deserializer=aitbc_dot_v1_dot_miner__pb2.ConnectResponse.FromString,
                 _registered_method=True)
+        self.RegisterMiner = channel.unary_unary(
+                '/aitbc.v1.MinerService/RegisterMiner',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.RegisterMinerRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.RegisterMinerResponse.FromString,
+                _registered_method=True)
+        self.MinerHeartbeat = channel.unary_unary(
+                '/aitbc.v1.MinerService/MinerHeartbeat',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatResponse.FromString,
+                _registered_method=True)
+        self.ListAvailableJobs = channel.unary_unary(
+                '/aitbc.v1.MinerService/ListAvailableJobs',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsResponse.FromString,
+                _registered_method=True)
+        self.ClaimJob = channel.unary_unary(
+                '/aitbc.v1.MinerService/ClaimJob',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.ClaimJobRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.ClaimJobResponse.FromString,
+                _registered_method=True)
+        self.CompleteJob = channel.unary_unary(
+                '/aitbc.v1.MinerService/CompleteJob',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.CompleteJobRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.CompleteJobResponse.FromString,
+                _registered_method=True)
+        self.FailJob = channel.unary_unary(
+                '/aitbc.v1.MinerService/FailJob',
+                request_serializer=aitbc_dot_v1_dot_miner__pb2.FailJobRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_miner__pb2.FailJobResponse.FromString,
+                _registered_method=True)
 
 
 class MinerServiceServicer:
@@ -58,9 +93,57 @@ class MinerServiceServicer:
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     def Connect(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterMiner(self, request, context):
+        """Register (or re-register) a polling miner. Its leases last while it
+        heartbeats at least every `heartbeat_interval`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MinerHeartbeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAvailableJobs(self, request, context):
+        """Pending jobs for models the miner serves, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimJob(self, request, context):
+        """Take a pending job. FAILED_PRECONDITION (JOB_NOT_CLAIMABLE) when it is no
+        longer pending, e.g. another miner claimed it first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteJob(self, request, context):
+        """Report a claimed job's output. FAILED_PRECONDITION (LEASE_LOST) when the
+        miner no longer holds the job (canceled, or its lease expired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FailJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +156,36 @@ def add_MinerServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=aitbc_dot_v1_dot_miner__pb2.ConnectRequest.FromString,
                     response_serializer=aitbc_dot_v1_dot_miner__pb2.ConnectResponse.SerializeToString,
+            ),
+            'RegisterMiner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterMiner,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.RegisterMinerRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.RegisterMinerResponse.SerializeToString,
+            ),
+            'MinerHeartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.MinerHeartbeat,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatResponse.SerializeToString,
+            ),
+            'ListAvailableJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAvailableJobs,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsResponse.SerializeToString,
+            ),
+            'ClaimJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimJob,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.ClaimJobRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.ClaimJobResponse.SerializeToString,
+            ),
+            'CompleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteJob,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.CompleteJobRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.CompleteJobResponse.SerializeToString,
+            ),
+            'FailJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailJob,
+                    request_deserializer=aitbc_dot_v1_dot_miner__pb2.FailJobRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_miner__pb2.FailJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +204,11 @@ class MinerService:
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     @staticmethod
@@ -110,6 +228,168 @@ class MinerService:
             '/aitbc.v1.MinerService/Connect',
             aitbc_dot_v1_dot_miner__pb2.ConnectRequest.SerializeToString,
             aitbc_dot_v1_dot_miner__pb2.ConnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterMiner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/RegisterMiner',
+            aitbc_dot_v1_dot_miner__pb2.RegisterMinerRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.RegisterMinerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MinerHeartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/MinerHeartbeat',
+            aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.MinerHeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAvailableJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/ListAvailableJobs',
+            aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.ListAvailableJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/ClaimJob',
+            aitbc_dot_v1_dot_miner__pb2.ClaimJobRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.ClaimJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/CompleteJob',
+            aitbc_dot_v1_dot_miner__pb2.CompleteJobRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.CompleteJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FailJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.MinerService/FailJob',
+            aitbc_dot_v1_dot_miner__pb2.FailJobRequest.SerializeToString,
+            aitbc_dot_v1_dot_miner__pb2.FailJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,11 @@ class MinerServiceStub:
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     @_typing.overload
@@ -42,6 +47,22 @@ class MinerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MinerServiceAsyncStub: ...
     Connect: _grpc.StreamStreamMultiCallable[_miner_pb2.ConnectRequest, _miner_pb2.ConnectResponse]
+    RegisterMiner: _grpc.UnaryUnaryMultiCallable[_miner_pb2.RegisterMinerRequest, _miner_pb2.RegisterMinerResponse]
+    """Register (or re-register) a polling miner. Its leases last while it
+    heartbeats at least every `heartbeat_interval`.
+    """
+    MinerHeartbeat: _grpc.UnaryUnaryMultiCallable[_miner_pb2.MinerHeartbeatRequest, _miner_pb2.MinerHeartbeatResponse]
+    ListAvailableJobs: _grpc.UnaryUnaryMultiCallable[_miner_pb2.ListAvailableJobsRequest, _miner_pb2.ListAvailableJobsResponse]
+    """Pending jobs for models the miner serves, oldest first."""
+    ClaimJob: _grpc.UnaryUnaryMultiCallable[_miner_pb2.ClaimJobRequest, _miner_pb2.ClaimJobResponse]
+    """Take a pending job. FAILED_PRECONDITION (JOB_NOT_CLAIMABLE) when it is no
+    longer pending, e.g. another miner claimed it first.
+    """
+    CompleteJob: _grpc.UnaryUnaryMultiCallable[_miner_pb2.CompleteJobRequest, _miner_pb2.CompleteJobResponse]
+    """Report a claimed job's output. FAILED_PRECONDITION (LEASE_LOST) when the
+    miner no longer holds the job (canceled, or its lease expired).
+    """
+    FailJob: _grpc.UnaryUnaryMultiCallable[_miner_pb2.FailJobRequest, _miner_pb2.FailJobResponse]
 
 @_typing.type_check_only
 class MinerServiceAsyncStub(MinerServiceStub):
@@ -53,10 +74,31 @@ class MinerServiceAsyncStub(MinerServiceStub):
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Connect: _aio.StreamStreamMultiCallable[_miner_pb2.ConnectRequest, _miner_pb2.ConnectResponse]  # type: ignore[assignment]
+    RegisterMiner: _aio.UnaryUnaryMultiCallable[_miner_pb2.RegisterMinerRequest, _miner_pb2.RegisterMinerResponse]  # type: ignore[assignment]
+    """Register (or re-register) a polling miner. Its leases last while it
+    heartbeats at least every `heartbeat_interval`.
+    """
+    MinerHeartbeat: _aio.UnaryUnaryMultiCallable[_miner_pb2.MinerHeartbeatRequest, _miner_pb2.MinerHeartbeatResponse]  # type: ignore[assignment]
+    ListAvailableJobs: _aio.UnaryUnaryMultiCallable[_miner_pb2.ListAvailableJobsRequest, _miner_pb2.ListAvailableJobsResponse]  # type: ignore[assignment]
+    """Pending jobs for models the miner serves, oldest first."""
+    ClaimJob: _aio.UnaryUnaryMultiCallable[_miner_pb2.ClaimJobRequest, _miner_pb2.ClaimJobResponse]  # type: ignore[assignment]
+    """Take a pending job. FAILED_PRECONDITION (JOB_NOT_CLAIMABLE) when it is no
+    longer pending, e.g. another miner claimed it first.
+    """
+    CompleteJob: _aio.UnaryUnaryMultiCallable[_miner_pb2.CompleteJobRequest, _miner_pb2.CompleteJobResponse]  # type: ignore[assignment]
+    """Report a claimed job's output. FAILED_PRECONDITION (LEASE_LOST) when the
+    miner no longer holds the job (canceled, or its lease expired).
+    """
+    FailJob: _aio.UnaryUnaryMultiCallable[_miner_pb2.FailJobRequest, _miner_pb2.FailJobResponse]  # type: ignore[assignment]
 
 class MinerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The miner API. A miner holds one `Connect` stream for as long as it serves:
@@ -67,6 +109,11 @@ class MinerServiceServicer(metaclass=_abc_1.ABCMeta):
     Every message about a job carries (job_id, attempt): the fencing token of
     the assignment. Messages about an attempt the coordinator no longer assigns
     to this stream are ignored, so a miner that lost a job cannot touch it.
+
+    Miners that cannot hold a stream use the unary calls instead (the seed's
+    HTTP miner API): register, heartbeat to keep their leases, list available
+    jobs, claim one (of two racing claims exactly one wins), then complete or
+    fail it. They share the coordinator's queue with streaming miners.
     """
 
     @_abc_1.abstractmethod
@@ -75,5 +122,57 @@ class MinerServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_miner_pb2.ConnectRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_miner_pb2.ConnectResponse], _abc.AsyncIterator[_miner_pb2.ConnectResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RegisterMiner(
+        self,
+        request: _miner_pb2.RegisterMinerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.RegisterMinerResponse, _abc.Awaitable[_miner_pb2.RegisterMinerResponse]]:
+        """Register (or re-register) a polling miner. Its leases last while it
+        heartbeats at least every `heartbeat_interval`.
+        """
+
+    @_abc_1.abstractmethod
+    def MinerHeartbeat(
+        self,
+        request: _miner_pb2.MinerHeartbeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.MinerHeartbeatResponse, _abc.Awaitable[_miner_pb2.MinerHeartbeatResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAvailableJobs(
+        self,
+        request: _miner_pb2.ListAvailableJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.ListAvailableJobsResponse, _abc.Awaitable[_miner_pb2.ListAvailableJobsResponse]]:
+        """Pending jobs for models the miner serves, oldest first."""
+
+    @_abc_1.abstractmethod
+    def ClaimJob(
+        self,
+        request: _miner_pb2.ClaimJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.ClaimJobResponse, _abc.Awaitable[_miner_pb2.ClaimJobResponse]]:
+        """Take a pending job. FAILED_PRECONDITION (JOB_NOT_CLAIMABLE) when it is no
+        longer pending, e.g. another miner claimed it first.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteJob(
+        self,
+        request: _miner_pb2.CompleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.CompleteJobResponse, _abc.Awaitable[_miner_pb2.CompleteJobResponse]]:
+        """Report a claimed job's output. FAILED_PRECONDITION (LEASE_LOST) when the
+        miner no longer holds the job (canceled, or its lease expired).
+        """
+
+    @_abc_1.abstractmethod
+    def FailJob(
+        self,
+        request: _miner_pb2.FailJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_miner_pb2.FailJobResponse, _abc.Awaitable[_miner_pb2.FailJobResponse]]: ...
 
 def add_MinerServiceServicer_to_server(servicer: MinerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
