@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from aitbc.coordinator.expiry import ExpiryTimer
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import (
     Assign,
@@ -79,6 +80,7 @@ class Coordinator:
         self._dispatcher: asyncio.Task[None] | None = None
         self._accepting = True
         self._detaching: set[asyncio.Task[None]] = set()
+        self._expiries = ExpiryTimer(self._expire, clock)
 
     # Lifecycle
 
@@ -93,6 +95,7 @@ class Coordinator:
             self._live[record.job_id] = live
             if record.state is JobState.PENDING:
                 self._queue.push(record.job_id, record.spec.model)
+                self._expiries.add(record)
             else:
                 await self._requeue(live, record.attempt, "the coordinator restarted")
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="aitbc-dispatch")
@@ -121,6 +124,7 @@ class Coordinator:
         for session in list(self._miners.values()):
             await self.detach_miner(session, "the coordinator shut down")
         await asyncio.gather(*self._detaching, return_exceptions=True)
+        self._expiries.close()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,11 +152,19 @@ class Coordinator:
             spec=spec,
             created_at=now,
             updated_at=now,
+            expires_at=now + spec.ttl,
         )
         event = JobEvent(job_id=record.job_id, seq=1, time=now, kind=EventKind.STATE, state=JobState.PENDING)
-        await self._store.create_job(record, event)
+        stored = await self._store.create_job(record, event)
+        if stored.job_id != record.job_id:
+            # A retry with an idempotency key: the same job, never a second one.
+            if stored.spec.input_hash() != spec.input_hash():
+                message = f"was already used for a different request (job {stored.job_id})"
+                raise invalid_argument("idempotency_key", message)
+            return await self.get(principal, stored.job_id)
         self._live[record.job_id] = LiveJob(record, [event])
         self._queue.push(record.job_id, spec.model)
+        self._expiries.add(record)
         self._wake.set()
         return record
 
@@ -659,6 +671,16 @@ class Coordinator:
                 f"miner id {session.miner_id!r} is in use with another account's key",
                 field="miner_id",
             )
+
+    async def _expire(self, job_id: str) -> None:
+        """Fail a job that waited out its TTL without ever reaching a miner."""
+        live = self._live.get(job_id)
+        if live is None or live.record.state is not JobState.PENDING or live.record.attempt != 0:
+            return
+        self._queue.remove(job_id)
+        ttl = live.record.spec.ttl.total_seconds()
+        error = f"expired: no miner picked the job up within its TTL of {ttl:g}s"
+        await self._transition(live, JobState.FAILED, self._final_changes(live, error), expected_attempt=0)
 
     def _final_changes(self, live: LiveJob, error: str) -> JobChanges:
         """A job ending without completing keeps the text it produced and is charged for those tokens."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from aitbc.domain.errors import invalid_argument
@@ -16,6 +18,9 @@ MAX_PROMPT_CHARS = 200_000
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 64
 CHAT_ROLES = frozenset({"system", "user", "assistant"})
+DEFAULT_TTL = timedelta(hours=1)
+MAX_TTL = timedelta(days=7)
+MAX_IDEMPOTENCY_KEY_CHARS = 128
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.9
@@ -84,6 +89,11 @@ class JobSpec:
     messages: tuple[ChatMessage, ...] = ()
     # Continue the prompt as plain text instead of wrapping it in the chat template.
     raw: bool = False
+    # The most the client pays (AIT credits, an upper-bound estimate); None: no cap.
+    max_price: float | None = None
+    idempotency_key: str = ""
+    # How long the job may wait for its first miner.
+    ttl: timedelta = DEFAULT_TTL
 
     @classmethod
     def build(
@@ -94,6 +104,9 @@ class JobSpec:
         params: SamplingParams,
         messages: tuple[ChatMessage, ...] = (),
         raw: bool = False,
+        max_price: float | None = None,
+        idempotency_key: str = "",
+        ttl: timedelta | None = None,
     ) -> JobSpec:
         if messages:
             if prompt:
@@ -108,7 +121,43 @@ class JobSpec:
             raise invalid_argument("prompt", f"is {size} characters; the limit is {MAX_PROMPT_CHARS}")
         if not _MODEL_ID.match(model):
             raise invalid_argument("model", f"{model!r} is not a valid model id")
-        return cls(prompt=prompt, model=model, params=params, messages=messages, raw=raw)
+        if max_price is not None and not (math.isfinite(max_price) and max_price >= 0):
+            raise invalid_argument("max_price", f"must be a non-negative number, got {max_price}")
+        if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS or not idempotency_key.isprintable():
+            raise invalid_argument(
+                "idempotency_key", f"must be printable, at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            )
+        ttl = DEFAULT_TTL if ttl is None or not ttl else ttl
+        if not timedelta(seconds=1) <= ttl <= MAX_TTL:
+            raise invalid_argument("ttl", f"must be between 1 second and {MAX_TTL.days} days, got {ttl}")
+        return cls(
+            prompt=prompt,
+            model=model,
+            params=params,
+            messages=messages,
+            raw=raw,
+            max_price=max_price,
+            idempotency_key=idempotency_key,
+            ttl=ttl,
+        )
+
+    def input_hash(self) -> str:
+        """sha256 of the canonical request (model, prompt or messages, raw, sampling), for receipts and dedup."""
+        params = self.params
+        canonical = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "messages": [asdict(message) for message in self.messages],
+            "raw": self.raw,
+            "params": {
+                "max_tokens": params.max_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "stop": list(params.stop),
+            },
+        }
+        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def _validate_messages(messages: tuple[ChatMessage, ...]) -> None:
@@ -143,8 +192,15 @@ class JobRecord:
     finish_reason: str = ""
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    # Derived while running from the measured speed; never stored.
+    # A pending job not picked up by then fails as expired.
+    expires_at: datetime | None = None
+    # The routing decision: cost estimate of the chosen route, the miner's reputation then.
+    estimated_cost: float = 0.0
+    miner_reputation: int = 0
+    # Derived, never stored: while running from the measured speed; while pending from the queue.
     estimated_completion: datetime | None = field(default=None, compare=False)
+    queue_position: int | None = field(default=None, compare=False)
+    estimated_start: datetime | None = field(default=None, compare=False)
 
     @property
     def progress(self) -> int:

@@ -47,6 +47,9 @@ def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
         params=sampling,
         messages=tuple(ChatMessage(role=m.role, content=m.content) for m in request.messages),
         raw=request.raw,
+        max_price=request.max_price if request.HasField("max_price") else None,
+        idempotency_key=request.idempotency_key,
+        ttl=request.ttl.ToTimedelta() if request.HasField("ttl") else None,
     )
 
 
@@ -88,6 +91,17 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         messages=messages_to_proto(record.spec.messages),
         raw=record.spec.raw,
         finish_reason=record.finish_reason,
+        routing=jobs_pb2.RoutingDecision(
+            miner_id=record.miner_id,
+            miner_reputation=record.miner_reputation,
+            estimated_cost=record.estimated_cost,
+            input_hash=record.spec.input_hash(),
+            queue_position=record.queue_position or 0,
+            estimated_start=_timestamp(record.estimated_start),
+        ),
+        max_price=record.spec.max_price,
+        idempotency_key=record.spec.idempotency_key,
+        expires_at=_timestamp(record.expires_at),
     )
 
 

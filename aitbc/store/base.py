@@ -24,6 +24,8 @@ class JobChanges:
     completion_tokens: int | None = None
     error: str | None = None
     finish_reason: str | None = None
+    estimated_cost: float | None = None
+    miner_reputation: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
 
@@ -43,8 +45,12 @@ class Store(Protocol):
     async def principal_for(self, key_hash: str) -> Principal | None: ...
 
     # Jobs
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> None:
-        """Insert a job and its first event atomically."""
+    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
+        """Insert a job and its first event atomically and return it.
+
+        When the owner already has a job with the same idempotency key, nothing
+        is inserted and that job is returned instead.
+        """
         ...
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...

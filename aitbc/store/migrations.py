@@ -57,6 +57,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, seq)
     ) WITHOUT ROWID;
     """,
+    # 2: scheduling (priority, price cap, idempotency, TTL, routing) and miner reputation.
+    """
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE jobs ADD COLUMN max_price REAL;
+    ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+    ALTER TABLE jobs ADD COLUMN expires_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN estimated_cost REAL NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN miner_reputation INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX jobs_by_idempotency_key ON jobs (owner_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE TABLE miner_stats (
+        miner_id          TEXT PRIMARY KEY,
+        owner_id          TEXT NOT NULL,
+        completions       REAL NOT NULL DEFAULT 0,
+        failures          REAL NOT NULL DEFAULT 0,
+        cancellations     REAL NOT NULL DEFAULT 0,
+        lease_expiries    REAL NOT NULL DEFAULT 0,
+        tokens_per_second REAL NOT NULL DEFAULT 0,
+        ttft_seconds      REAL NOT NULL DEFAULT 0,
+        updated_at        INTEGER,
+        last_seen         INTEGER NOT NULL,
+        models            TEXT NOT NULL DEFAULT '[]',  -- JSON list, as last advertised
+        backend           TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,7 +16,7 @@ import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges, JobPage
@@ -25,7 +25,7 @@ from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 _JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
     " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
-    " started_at, completed_at"
+    " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation"
 )
 _EVENT_COLUMNS = (
     "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
@@ -46,6 +46,7 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
     updated_at = _moment(row["updated_at"])
     assert created_at is not None
     assert updated_at is not None
+    expires_at = _moment(row["expires_at"])
     return JobRecord(
         job_id=row["job_id"],
         owner_id=row["owner_id"],
@@ -62,7 +63,13 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
             ),
             messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
             raw=bool(row["raw"]),
+            max_price=row["max_price"],
+            idempotency_key=row["idempotency_key"] or "",
+            ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
         ),
+        expires_at=expires_at,
+        estimated_cost=row["estimated_cost"],
+        miner_reputation=row["miner_reputation"],
         finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],
@@ -196,13 +203,23 @@ class SqliteStore:
 
     # Jobs
 
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> None:
+    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
         params = job.spec.params
+        key = job.spec.idempotency_key or None
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
+                if key is not None:
+                    async with self._db.execute(
+                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?",
+                        (job.owner_id, key),
+                    ) as cursor:
+                        existing = await cursor.fetchone()
+                    if existing is not None:
+                        await self._db.execute("ROLLBACK")
+                        return _job_from_row(existing)
                 await self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 23)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 29)})",
                     (
                         job.job_id,
                         job.owner_id,
@@ -227,6 +244,12 @@ class SqliteStore:
                         _micros(job.updated_at),
                         None,
                         None,
+                        1,
+                        job.spec.max_price,
+                        key,
+                        _micros(job.expires_at) if job.expires_at else None,
+                        job.estimated_cost,
+                        job.miner_reputation,
                     ),
                 )
                 await self._insert_events([first_event])
@@ -234,6 +257,7 @@ class SqliteStore:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+        return job
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         async with (

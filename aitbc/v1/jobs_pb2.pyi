@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -21,6 +22,13 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_COMPLETED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELED: _ClassVar[JobState]
+
+class JobPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_PRIORITY_UNSPECIFIED: _ClassVar[JobPriority]
+    JOB_PRIORITY_HIGH: _ClassVar[JobPriority]
+    JOB_PRIORITY_NORMAL: _ClassVar[JobPriority]
+    JOB_PRIORITY_LOW: _ClassVar[JobPriority]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_PENDING: JobState
 JOB_STATE_ASSIGNED: JobState
@@ -28,6 +36,26 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_COMPLETED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELED: JobState
+JOB_PRIORITY_UNSPECIFIED: JobPriority
+JOB_PRIORITY_HIGH: JobPriority
+JOB_PRIORITY_NORMAL: JobPriority
+JOB_PRIORITY_LOW: JobPriority
+
+class RoutingDecision(_message.Message):
+    __slots__ = ("miner_id", "miner_reputation", "estimated_cost", "input_hash", "queue_position", "estimated_start")
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    MINER_REPUTATION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_FIELD_NUMBER: _ClassVar[int]
+    INPUT_HASH_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_START_FIELD_NUMBER: _ClassVar[int]
+    miner_id: str
+    miner_reputation: int
+    estimated_cost: float
+    input_hash: str
+    queue_position: int
+    estimated_start: _timestamp_pb2.Timestamp
+    def __init__(self, miner_id: _Optional[str] = ..., miner_reputation: _Optional[int] = ..., estimated_cost: _Optional[float] = ..., input_hash: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SamplingParams(_message.Message):
     __slots__ = ("max_tokens", "temperature", "top_p", "stream", "stop")
@@ -60,7 +88,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason")
+    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason", "routing", "priority", "max_price", "idempotency_key", "expires_at")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +107,11 @@ class Job(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobState
     prompt: str
@@ -97,21 +130,36 @@ class Job(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     raw: bool
     finish_reason: str
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    routing: RoutingDecision
+    priority: JobPriority
+    max_price: float
+    idempotency_key: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., max_price: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("prompt", "model", "params", "messages", "raw")
+    __slots__ = ("prompt", "model", "params", "messages", "raw", "max_price", "queue_if_unavailable", "priority", "idempotency_key", "ttl")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_IF_UNAVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     params: SamplingParams
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     raw: bool
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ...) -> None: ...
+    max_price: float
+    queue_if_unavailable: bool
+    priority: JobPriority
+    idempotency_key: str
+    ttl: _duration_pb2.Duration
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., max_price: _Optional[float] = ..., queue_if_unavailable: _Optional[bool] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., idempotency_key: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -170,20 +218,24 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., from_seq: _Optional[int] = ...) -> None: ...
 
 class JobStateChange(_message.Message):
-    __slots__ = ("status", "miner_id", "attempt", "error", "usage", "finish_reason")
+    __slots__ = ("status", "miner_id", "attempt", "error", "usage", "finish_reason", "queue_position", "estimated_start")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_START_FIELD_NUMBER: _ClassVar[int]
     status: JobState
     miner_id: str
     attempt: int
     error: str
     usage: Usage
     finish_reason: str
-    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    queue_position: int
+    estimated_start: _timestamp_pb2.Timestamp
+    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TokenChunk(_message.Message):
     __slots__ = ("text", "token_count")

@@ -53,20 +53,32 @@ class GpuInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., vram_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class MinerHello(_message.Message):
-    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version")
+    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version", "prices")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     models: _containers.RepeatedScalarFieldContainer[str]
     gpus: _containers.RepeatedCompositeFieldContainer[GpuInfo]
     max_concurrency: int
     backend: str
     version: str
-    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
+    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ...) -> None: ...
+
+class ModelPrice(_message.Message):
+    __slots__ = ("model", "input_per_1k", "output_per_1k")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    input_per_1k: float
+    output_per_1k: float
+    def __init__(self, model: _Optional[str] = ..., input_per_1k: _Optional[float] = ..., output_per_1k: _Optional[float] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("free_slots", "draining")
@@ -201,16 +213,18 @@ class GpuSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., memory: _Optional[str] = ...) -> None: ...
 
 class RegisterMinerRequest(_message.Message):
-    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency")
+    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency", "prices")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     GPU_INFO_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     gpu_info: GpuSummary
     max_concurrency: int
-    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
+    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ...) -> None: ...
 
 class RegisterMinerResponse(_message.Message):
     __slots__ = ("miner_id", "heartbeat_interval")

@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class ModelServiceStub:
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     def __init__(self, channel):
@@ -44,8 +45,9 @@ class ModelServiceStub:
 
 
 class ModelServiceServicer:
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     def ListModels(self, request, context):
@@ -71,8 +73,9 @@ def add_ModelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelService:
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     @staticmethod

@@ -27,8 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ModelServiceStub:
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     @_typing.overload
@@ -39,16 +40,18 @@ class ModelServiceStub:
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Models that connected miners serve. The JSON form of ListModelsResponse is
-    the OpenAI models list, so OpenAI clients can call it as they are.
+    """The model catalog and what connected miners offer of it. The JSON form of
+    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
+    as they are; the extra fields describe the catalog entry.
     """
 
     @_abc_1.abstractmethod
