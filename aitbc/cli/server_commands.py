@@ -16,6 +16,7 @@ from aitbc.domain.keys import Principal, Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.store.sqlite import SqliteStore
+from gateway.main import EmbeddedGateway, add_gateway_arguments, serve_gateway
 from miner.agent import CoordinatorRejectedError, MinerAgent
 from miner.backends.registry import BACKEND_NAMES, create_backend
 from miner.config import MinerConfig
@@ -49,12 +50,17 @@ def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) ->
         "up", help="run the whole stack locally: coordinator and a miner (what `make run` starts)"
     )
     up.add_argument("--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="gRPC address")
+    up.add_argument("--http", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP gateway address")
     up.add_argument("--backend", choices=BACKEND_NAMES, default="llama.cpp", help="default: %(default)s")
     up.add_argument("--model", metavar="PATH", help="llama.cpp: a GGUF file (default: SmolLM2-135M-Instruct)")
     up.add_argument("--max-concurrency", type=int, default=1, metavar="N", help="the miner's jobs at once")
     up.add_argument("--grace", type=float, default=10.0, help="seconds jobs get to finish on Ctrl-C")
     _add_home_argument(up)
     up.set_defaults(handler=_run_stack)
+
+    gateway = subparsers.add_parser("gateway", help="run the HTTP gateway (REST, SSE, WebSocket, OpenAI API)")
+    add_gateway_arguments(gateway)
+    gateway.set_defaults(handler=_run_gateway)
 
     keys = subparsers.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -101,8 +107,8 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
 async def _serve_coordinator(database: Path, listen: str, grace: float) -> None:
     running = await start_coordinator(database, listen)
     log.info("coordinator serving on %s (store %s)", listen, database)
-    received = await wait_for_shutdown_signal()
-    log.info("%s received: draining miners for up to %gs", received.name, grace)
+    await wait_for_shutdown_signal()
+    log.info("draining miners for up to %gs", grace)
     await running.stop(grace)
 
 
@@ -123,15 +129,26 @@ def _run_miner(ns: argparse.Namespace) -> int:
 def _run_stack(ns: argparse.Namespace) -> int:
     options: dict[str, object] = {"model": ns.model} if ns.model else {}
     try:
-        asyncio.run(_serve_stack(_home(ns), ns.listen, ns.backend, options, ns.max_concurrency, ns.grace))
+        asyncio.run(_serve_stack(_home(ns), ns.listen, ns.http, ns.backend, options, ns.max_concurrency, ns.grace))
     except (OSError, ModuleNotFoundError, CoordinatorRejectedError) as exc:
         print(f"aitbc up: error: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _run_gateway(ns: argparse.Namespace) -> int:
+    asyncio.run(serve_gateway(config.coordinator_address(ns.coordinator), ns.listen))
+    return 0
+
+
 async def _serve_stack(
-    home: Path, listen: str, backend_name: str, backend_options: dict[str, object], slots: int, grace: float
+    home: Path,
+    listen: str,
+    http: str,
+    backend_name: str,
+    backend_options: dict[str, object],
+    slots: int,
+    grace: float,
 ) -> None:
     database = home / config.DATABASE_FILE
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
@@ -145,17 +162,28 @@ async def _serve_stack(
         )
         agent = MinerAgent(miner_config, backend)
         miner_task = asyncio.create_task(agent.run(), name="local miner")
-        _print_banner(home, listen, backend_name, list(backend.models), client_key)
+        gateway = EmbeddedGateway(f"127.0.0.1:{running.port}", http)
+        try:
+            await gateway.start()
+        except OSError:
+            agent.stop()
+            await running.stop(0)
+            raise
+        _print_banner(home, listen, http, backend_name, list(backend.models), client_key)
         stop = asyncio.create_task(wait_for_shutdown_signal())
         await asyncio.wait({stop, miner_task}, return_when=asyncio.FIRST_COMPLETED)
         if miner_task.done():
             stop.cancel()
             log.error("the local miner stopped: %s", miner_task.exception() or "it returned")
         else:
-            log.info("%s received: letting running jobs finish for up to %gs", stop.result().name, grace)
-        # Stopping the coordinator drains the miner, which then returns from run().
+            log.info("letting running jobs finish for up to %gs", grace)
+        # The local miner drains (finishes its jobs, then leaves) while the
+        # coordinator waits for it before closing.
+        await gateway.stop()
+        draining = asyncio.create_task(agent.drain())
         await running.stop(grace)
         agent.stop()
+        await draining
         with contextlib.suppress(Exception):
             await miner_task
     finally:
@@ -201,18 +229,22 @@ def _write_key(key_file: Path, raw_key: str) -> None:
     key_file.write_text(raw_key + "\n")
 
 
-def _print_banner(home: Path, listen: str, backend: str, models: list[str], client_key: str) -> None:
+def _print_banner(home: Path, listen: str, http: str, backend: str, models: list[str], client_key: str) -> None:
     model = models[0] if models else "MODEL"
     print(
         f"""
 AITBC is running.
   coordinator (gRPC)  {listen}   store: {home / config.DATABASE_FILE}
+  gateway (HTTP)      http://{http}   REST /v1/jobs, OpenAI /v1/chat/completions, docs /docs
   miner               {LOCAL_MINER_ID}: {backend} serving {", ".join(models)}
   client API key      {client_key}
                       (saved in {home / config.CLIENT_KEY_FILE}; the aitbc CLI and SDK use it by default)
 
 Submit a job from another terminal:
   .venv/bin/aitbc submit "Explain machine learning in simple terms" --model {model} --max-tokens 64 --stream
+or over HTTP:
+  curl -s http://{http}/v1/jobs -H "X-Api-Key: $(cat {home / config.CLIENT_KEY_FILE})" \\
+       -d '{{"prompt": "Hello, world!", "model": "{model}", "params": {{"max_tokens": 50}}}}'
 
 Ctrl-C stops everything (running jobs get to finish first).
 """,

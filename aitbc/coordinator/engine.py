@@ -154,19 +154,27 @@ class Coordinator:
             updated_at=now,
             expires_at=now + spec.ttl,
         )
-        event = JobEvent(job_id=record.job_id, seq=1, time=now, kind=EventKind.STATE, state=JobState.PENDING)
-        stored = await self._store.create_job(record, event)
+        stored = await asyncio.shield(self._create(record))
         if stored.job_id != record.job_id:
             # A retry with an idempotency key: the same job, never a second one.
             if stored.spec.input_hash() != spec.input_hash():
                 message = f"was already used for a different request (job {stored.job_id})"
                 raise invalid_argument("idempotency_key", message)
             return await self.get(principal, stored.job_id)
-        self._live[record.job_id] = LiveJob(record, [event])
-        self._queue.push(record.job_id, spec.model)
-        self._expiries.add(record)
-        self._wake.set()
         return record
+
+    async def _create(self, record: JobRecord) -> JobRecord:
+        """Store a new job and queue it; or return the job an idempotency key already names."""
+        event = JobEvent(
+            job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
+        )
+        stored = await self._store.create_job(record, event)
+        if stored.job_id == record.job_id:
+            self._live[record.job_id] = LiveJob(record, [event])
+            self._queue.push(record.job_id, record.spec.model)
+            self._expiries.add(record)
+            self._wake.set()
+        return stored
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         self._require_role(principal, Role.CLIENT)
@@ -552,8 +560,10 @@ class Coordinator:
         await self._transition(live, JobState.RUNNING, changes, expected_attempt=assignment.attempt)
 
     async def _append_tokens(self, live: LiveJob, assignment: Assignment, text: str, token_count: int) -> None:
-        if not text and not token_count:
-            return
+        if text or token_count:
+            await asyncio.shield(self._append_tokens_now(live, assignment, text, token_count))
+
+    async def _append_tokens_now(self, live: LiveJob, assignment: Assignment, text: str, token_count: int) -> None:
         now = self._now()
         async with live.lock:
             event = JobEvent(
@@ -605,7 +615,18 @@ class Coordinator:
             self._queue.push(record.job_id, record.spec.model, front=True)
             self._wake.set()
 
+    # aiosqlite runs each statement on its own thread, so a write can commit
+    # even when the coroutine awaiting it is cancelled (a stream dropped, the
+    # server stopping). Every write that memory must mirror therefore runs in a
+    # task of its own via asyncio.shield: cancelling the caller cannot leave
+    # the store ahead of the in-memory job (and its next sequence number).
+
     async def _transition(
+        self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
+    ) -> JobRecord | None:
+        return await asyncio.shield(self._transition_now(live, to, changes, expected_attempt=expected_attempt))
+
+    async def _transition_now(
         self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
     ) -> JobRecord | None:
         async with live.lock:

@@ -14,12 +14,21 @@ from miner.backends.base import Backend
 from miner.backends.synthetic import SyntheticBackend
 from miner.config import MinerConfig
 
-from .fakes import STEP_TIMEOUT, AgentFactory, FakeCoordinator, GatedBackend, RunningAgent, agent_config, serving
+from .fakes import (
+    STEP_TIMEOUT,
+    AgentFactory,
+    FakeCoordinator,
+    GatedBackend,
+    RunningAgent,
+    agent_config,
+    new_fake_coordinator,
+    serving,
+)
 
 
 @pytest.fixture
 def fake_coordinator() -> FakeCoordinator:
-    return FakeCoordinator()
+    return new_fake_coordinator()
 
 
 @pytest.fixture

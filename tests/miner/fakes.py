@@ -143,6 +143,12 @@ class MinerStream:
         return await asyncio.wait_for(self.received.get(), STEP_TIMEOUT)
 
 
+def new_fake_coordinator() -> FakeCoordinator:
+    # The stubs mark the polling-miner RPCs abstract; the agent never calls them and the generated base
+    # class answers them UNIMPLEMENTED at run time.
+    return FakeCoordinator()  # type: ignore[abstract]
+
+
 class FakeCoordinator(miner_pb2_grpc.MinerServiceServicer):
     def __init__(self, *, heartbeat_interval: float = 60.0) -> None:
         self.heartbeat_interval = heartbeat_interval

@@ -13,7 +13,16 @@ from miner.agent import CoordinatorRejectedError, MinerAgent
 from miner.backends.synthetic import SyntheticBackend, synthetic_text
 from miner.config import MinerConfig
 
-from .fakes import STEP_TIMEOUT, AgentFactory, FakeCoordinator, GatedBackend, MinerStream, agent_config, serving
+from .fakes import (
+    STEP_TIMEOUT,
+    AgentFactory,
+    FakeCoordinator,
+    GatedBackend,
+    MinerStream,
+    agent_config,
+    new_fake_coordinator,
+    serving,
+)
 
 PROMPT = "Tell me about the sea"
 
@@ -242,7 +251,7 @@ async def test_local_drain_fails_jobs_still_running_after_the_grace(
 
 
 async def test_reconnects_when_the_coordinator_comes_back(gated_backend: GatedBackend) -> None:
-    fake_coordinator = FakeCoordinator()
+    fake_coordinator = new_fake_coordinator()
     async with serving(fake_coordinator) as port:
         agent = MinerAgent(agent_config(port), gated_backend)
         run = asyncio.create_task(agent.run())

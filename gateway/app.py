@@ -1,0 +1,54 @@
+"""The gateway's ASGI app: REST from the proto annotations, SSE/NDJSON, WebSocket, OpenAI, health, docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Mount
+
+import aitbc.v1
+from gateway.errors import GatewayError, render_gateway_error, render_http_exception
+from gateway.health import health_route
+from gateway.jobs import JobClient
+from gateway.openai_api import OpenAIRoutes
+from gateway.openapi import openapi_routes
+from gateway.rest import AnnotatedRoutes
+from gateway.routes import RouteTable, api_files
+from gateway.rpc import CoordinatorClient
+from gateway.websocket import websocket_routes
+
+# The seed documents give https://HOST/api as the base URL.
+API_PREFIX = "/api"
+
+
+def create_app(coordinator_target: str) -> Starlette:
+    """The app for a coordinator at `coordinator_target` (HOST:PORT); its channel lives as long as the lifespan."""
+    coordinator = CoordinatorClient(coordinator_target)
+    jobs = JobClient(coordinator)
+    table = RouteTable.from_files(api_files(aitbc.v1))
+    # Hand-written routes come first; the annotated ones go last, so they
+    # cannot shadow /health or the OpenAI paths with a broad template.
+    routes: list[BaseRoute] = [
+        health_route(coordinator),
+        *openapi_routes(table),
+        *OpenAIRoutes(jobs).routes(),
+        *websocket_routes(jobs),
+        AnnotatedRoutes(table, coordinator),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await coordinator.open()
+        try:
+            yield
+        finally:
+            await coordinator.close()
+
+    return Starlette(
+        routes=[Mount(API_PREFIX, routes=routes), *routes],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: render_http_exception, GatewayError: render_gateway_error},
+    )

@@ -1,0 +1,128 @@
+"""Errors as HTTP responses: `{"detail": ..., "error_code": ...}` with the standard gRPC→HTTP status.
+
+Every failure the gateway reports, whether the coordinator's rich status or
+the gateway's own (bad JSON, unknown route), becomes a `GatewayError` first;
+each surface (REST, SSE, WebSocket, OpenAI) renders that one type.
+"""
+
+from __future__ import annotations
+
+import math
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.rpc import error_details_pb2, status_pb2
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+STATUS_DETAILS_METADATA = "grpc-status-details-bin"
+
+HTTP_STATUS_FOR_CODE: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    # 499 "client closed request", as in google.rpc.Code.
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    # google.rpc.Code says 400; the coordinator uses it for state conflicts
+    # (cancelling a finished job), which HTTP calls 409.
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+
+# Seconds a client is asked to wait after a 429 whose status carries no RetryInfo.
+DEFAULT_RETRY_AFTER = 1
+
+
+class GatewayError(Exception):
+    """A failure as an HTTP client sees it: status, machine-readable code, message, the field at fault."""
+
+    def __init__(
+        self, status: int, error_code: str, detail: str, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error_code = error_code
+        self.detail = detail
+        self.field = field
+        if retry_after is None and status == HTTPStatus.TOO_MANY_REQUESTS:
+            retry_after = DEFAULT_RETRY_AFTER
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"detail": self.detail, "error_code": self.error_code}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers())
+
+
+def invalid_argument(detail: str, field: str | None = None) -> GatewayError:
+    return GatewayError(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", detail, field=field)
+
+
+def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == STATUS_DETAILS_METADATA and isinstance(value, bytes):
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
+    """The coordinator's status; error_code is its ErrorInfo reason, else the gRPC code's name."""
+    code = error.code()
+    error_code = code.name
+    field = None
+    retry_after = None
+    status = _rich_status(error)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            error_code = info.reason or error_code
+            field = info.metadata.get("field")
+        elif detail.Unpack(retry):
+            retry_after = max(1, math.ceil(retry.retry_delay.ToTimedelta().total_seconds()))
+    return GatewayError(
+        HTTP_STATUS_FOR_CODE.get(code, HTTPStatus.INTERNAL_SERVER_ERROR),
+        error_code,
+        error.details() or code.name,
+        field=field,
+        retry_after=retry_after,
+    )
+
+
+def from_http_exception(exc: HTTPException) -> GatewayError:
+    """Starlette's own 404 (no route) and 405 (no such method on the route)."""
+    phrase = HTTPStatus(exc.status_code)
+    return GatewayError(exc.status_code, phrase.name, exc.detail or phrase.phrase)
+
+
+async def render_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return exc.response()
+
+
+async def render_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = from_http_exception(exc).response()
+    response.headers.update(exc.headers or {})
+    return response

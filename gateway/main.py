@@ -1,0 +1,87 @@
+"""Running the gateway: `serve_gateway` for `aitbc gateway` and `aitbc up`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from aitbc import config
+from gateway.app import create_app
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:8080`) as host and port."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--coordinator` (None unless given: resolve it with `aitbc.config.coordinator_address`) and `--listen`."""
+    parser.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"coordinator gRPC address (default: ${config.ENV_COORDINATOR}, else {config.DEFAULT_GRPC_ADDRESS})",
+    )
+    parser.add_argument(
+        "--listen", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP address (default: %(default)s)"
+    )
+
+
+async def serve_gateway(coordinator_target: str, listen: str) -> None:
+    """Serve until SIGINT/SIGTERM (`aitbc gateway`)."""
+    await uvicorn.Server(_config(coordinator_target, listen, log_level="info")).serve()
+
+
+def _config(coordinator_target: str, listen: str, *, log_level: str) -> uvicorn.Config:
+    host, port = split_address(listen)
+    return uvicorn.Config(create_app(coordinator_target), host=host, port=port, log_level=log_level, lifespan="on")
+
+
+class _SignalFreeServer(uvicorn.Server):
+    """uvicorn without its own SIGINT/SIGTERM handlers, for a process that handles them itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class EmbeddedGateway:
+    """The gateway as one part of a bigger process (`aitbc up`): started and stopped by its owner."""
+
+    def __init__(self, coordinator_target: str, listen: str) -> None:
+        self.listen = listen
+        self._server = _SignalFreeServer(_config(coordinator_target, listen, log_level="warning"))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Return once the gateway listens; OSError if it cannot."""
+        # Bound here rather than by uvicorn, which exits the whole process when it cannot bind.
+        host, port = split_address(self.listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            listener.close()
+            raise OSError(f"the HTTP gateway cannot listen on {self.listen}: {exc.strerror}") from exc
+        self._task = asyncio.create_task(self._server.serve(sockets=[listener]), name="gateway")
+        # uvicorn has no start-up event to await; it sets `started` once serving.
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the HTTP gateway stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,81 @@
+"""The annotated RPCs as one Starlette route: match by the route table, transcode, call, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from starlette.datastructures import URLPath
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
+
+from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
+from gateway.rpc import CoordinatorClient, api_key_from_headers
+from gateway.streaming import (
+    NDJSON_MEDIA_TYPE,
+    SSE_MEDIA_TYPE,
+    EventStreamResponse,
+    encode_stream,
+    resume_query,
+    wants_sse,
+)
+from gateway.transcoding import request_from_http, response_to_json
+
+_MATCH_KEY = "gateway.route_match"
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the mount point (`/api` serves the same routes as `/`)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    return path[len(root_path) :] if root_path and path.startswith(root_path + "/") else path
+
+
+class AnnotatedRoutes(BaseRoute):
+    def __init__(self, table: RouteTable, coordinator: CoordinatorClient) -> None:
+        self.table = table
+        self._coordinator = coordinator
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        found = self.table.match(scope["method"], _route_path(scope))
+        if found is None:
+            return Match.NONE, {}
+        if isinstance(found, MethodNotAllowed):
+            # PARTIAL lets a route declared later still match fully; failing that, 405.
+            return Match.PARTIAL, {_MATCH_KEY: found}
+        return Match.FULL, {_MATCH_KEY: found, "path_params": found.captures}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = scope[_MATCH_KEY]
+        if isinstance(found, MethodNotAllowed):
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(found.allowed))})
+        response = await self._respond(Request(scope, receive), found)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request, found: RouteMatch) -> Response:
+        route = found.route
+        query = resume_query(route, request.headers, request.query_params.multi_items())
+        message = request_from_http(route, found.captures, query, await request.body())
+        api_key = api_key_from_headers(request.headers)
+        response_type = GetMessageClass(route.method.output_type)
+
+        def to_json(response: Message) -> Any:
+            return response_to_json(route, response)
+
+        if route.server_streaming:
+            stream = await self._coordinator.open_stream(route.method, message, response_type, api_key)
+            sse = wants_sse(request.headers)
+            return EventStreamResponse(
+                encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE
+            )
+        response = await self._coordinator.unary(route.method, message, response_type, api_key)
+        return JSONResponse(to_json(response), status_code=route.success_status)

@@ -1,0 +1,130 @@
+"""Calling the coordinator: any method, by descriptor, over the gateway's one channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.datastructures import Headers
+
+from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
+from gateway.errors import from_rpc_error
+
+M = TypeVar("M", bound=Message)
+
+# Unary calls are quick except CancelJob, which waits for the miner's
+# acknowledgement for a few seconds; a coordinator that takes longer than
+# this is stuck, and the client gets a 504 instead of waiting forever.
+UNARY_TIMEOUT = 30.0
+HEALTH_TIMEOUT = 2.0
+
+
+def api_key_from_headers(headers: Headers) -> str | None:
+    """`X-Api-Key: KEY`, else `Authorization: Bearer KEY` (what OpenAI clients send)."""
+    if key := headers.get("x-api-key"):
+        return key
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    return ((API_KEY_METADATA, api_key),) if api_key else ()
+
+
+def _rpc_path(method: MethodDescriptor) -> str:
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+class MessageStream(Generic[M]):
+    """A server-streaming call whose first message (or end) has already arrived.
+
+    Reading ahead makes an error that comes at once (unknown job, bad key) an
+    exception of `open_stream`, raised before any HTTP response has started.
+    Errors after that come out of the iteration as GatewayError.
+    """
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall[Message, M], messages: AsyncIterator[M], first: M | None) -> None:
+        self._call = call
+        self._messages = messages
+        self._first = first
+
+    async def __aiter__(self) -> AsyncIterator[M]:
+        try:
+            if self._first is None:
+                return
+            yield self._first
+            async for message in self._messages:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            # Ends the RPC when the reader stops early (client gone, unsubscribed).
+            self._call.cancel()
+
+
+class CoordinatorClient:
+    """The gateway's channel to the coordinator, opened in the app's lifespan."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._channel: grpc.aio.Channel | None = None
+
+    async def open(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self._target, options=KEEPALIVE_OPTIONS)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise RuntimeError("the coordinator channel is not open: run the app with its lifespan")
+        return self._channel
+
+    async def unary(self, method: MethodDescriptor, request: Message, response_type: type[M], api_key: str | None) -> M:
+        call = self.channel.unary_unary(
+            _rpc_path(method),
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        try:
+            return await call(request, metadata=_metadata(api_key), timeout=UNARY_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def open_stream(
+        self, method: MethodDescriptor, request: Message, response_type: type[M], api_key: str | None
+    ) -> MessageStream[M]:
+        call = self.channel.unary_stream(
+            _rpc_path(method),
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )(request, metadata=_metadata(api_key))
+        messages = aiter(call)
+        try:
+            first = await anext(messages, None)
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        except BaseException:
+            call.cancel()
+            raise
+        return MessageStream(call, messages, first)
+
+    async def serving(self) -> tuple[bool, str]:
+        """Whether the coordinator's grpc.health.v1 check says SERVING, and its status in words."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            return False, f"unreachable: {error.code().name}"
+        status_name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return response.status == health_pb2.HealthCheckResponse.SERVING, status_name.lower()

@@ -1,0 +1,139 @@
+"""Server-streaming RPCs over HTTP, and responses that notice a client going away.
+
+A streaming route answers Server-Sent Events when the client accepts
+`text/event-stream`, else newline-delimited JSON. Each event is the JSON of
+one response message. Streams resume by convention: when the response has a
+`seq` field and the request a `from_seq` field, each SSE event's `id` is the
+`seq`, and a `Last-Event-ID: N` header asks for `from_seq = N + 1`.
+
+An error after the stream started can only be reported in-band: SSE sends an
+`error` event, NDJSON a `{"error": {...}}` line, both with the usual
+`{"detail", "error_code"}` body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Final, TypeVar
+
+from google.protobuf.message import Message
+from starlette.datastructures import Headers
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import GatewayError, invalid_argument
+from gateway.routes import RestRoute
+
+T = TypeVar("T")
+
+SSE_MEDIA_TYPE = "text/event-stream"
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+SEQUENCE_FIELD = "seq"
+RESUME_FIELD = "from_seq"
+# Proxies (nginx) buffer responses unless told not to; events must flow as they happen.
+STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def encode_json(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def sse_event(data: str, *, event: str | None = None, event_id: int | None = None) -> str:
+    """One SSE event; `data` must be a single line (compact JSON is)."""
+    lines = [] if event_id is None else [f"id: {event_id}"]
+    if event is not None:
+        lines.append(f"event: {event}")
+    lines.append(f"data: {data}")
+    return "\n".join(lines) + "\n\n"
+
+
+def wants_sse(headers: Headers) -> bool:
+    return SSE_MEDIA_TYPE in headers.get("accept", "")
+
+
+def sequence_of(message: Message) -> int | None:
+    if SEQUENCE_FIELD in message.DESCRIPTOR.fields_by_name:
+        value: int = getattr(message, SEQUENCE_FIELD)
+        return value
+    return None
+
+
+def resume_query(route: RestRoute, headers: Headers, query: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The query with `Last-Event-ID` applied: it wins over a `from_seq` already in the URL,
+    because an EventSource reconnects to the URL it was given."""
+    parameters = list(query)
+    last_event_id = headers.get("last-event-id")
+    if last_event_id is None or RESUME_FIELD not in route.method.input_type.fields_by_name:
+        return parameters
+    if not last_event_id.isdigit():
+        raise invalid_argument(f"Last-Event-ID must be a sequence number, got {last_event_id!r}", RESUME_FIELD)
+    resumed = [(name, value) for name, value in parameters if name != RESUME_FIELD]
+    return [*resumed, (RESUME_FIELD, str(int(last_event_id) + 1))]
+
+
+async def encode_stream(
+    messages: AsyncIterable[Message], to_json: Callable[[Message], Any], *, sse: bool
+) -> AsyncIterator[str]:
+    try:
+        async for message in messages:
+            data = encode_json(to_json(message))
+            yield sse_event(data, event_id=sequence_of(message)) if sse else data + "\n"
+    except GatewayError as error:
+        body = error.body()
+        yield sse_event(encode_json(body), event="error") if sse else encode_json({"error": body}) + "\n"
+
+
+class Disconnected:
+    """What `run_until_disconnect` returns when the client left first."""
+
+
+DISCONNECTED: Final = Disconnected()
+
+
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def run_until_disconnect(receive: Receive, work: Coroutine[Any, Any, T]) -> T | Disconnected:
+    """Run `work` until it finishes or the HTTP client disconnects, whichever comes first.
+
+    The request body must have been read already: what is left to receive is
+    the disconnect. Needed because a watch may sit idle for minutes, and only
+    a write would otherwise notice that nobody is listening.
+    """
+    worker = asyncio.ensure_future(work)
+    listener = asyncio.ensure_future(_client_gone(receive))
+    try:
+        await asyncio.wait((worker, listener), return_when=asyncio.FIRST_COMPLETED)
+        client_left = not worker.done()
+    finally:
+        listener.cancel()
+        worker.cancel()
+        # Let both unwind; wait() itself raises only if this task is cancelled.
+        await asyncio.wait((listener, worker))
+    return DISCONNECTED if client_left else worker.result()
+
+
+class EventStreamResponse(StreamingResponse):
+    """A streaming response that stops streaming, and runs `on_disconnect`, when the client leaves.
+
+    Starlette watches for disconnects only under ASGI versions before 2.4.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterator[str],
+        *,
+        media_type: str,
+        on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=STREAM_HEADERS)
+        self._on_disconnect = on_disconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        outcome = await run_until_disconnect(receive, self.stream_response(send))
+        if isinstance(outcome, Disconnected) and self._on_disconnect is not None:
+            await self._on_disconnect()

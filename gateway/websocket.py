@@ -1,0 +1,364 @@
+"""Job events over WebSocket: many jobs on one socket (`/v1/jobs/ws`) or one (`/v1/jobs/{job_id}/ws`).
+
+Frames are JSON text. docs/gateway.md has the protocol with examples; in short:
+
+client → gateway (`id` is optional and echoed in the reply):
+    {"type": "auth", "api_key": KEY}           first frame, unless a header carried the key
+    {"type": "subscribe", "job_id": ID, "from_seq": N}
+    {"type": "unsubscribe", "job_id": ID}
+    {"type": "submit", "job": {SubmitJob JSON}, "subscribe": true}
+    {"type": "cancel", "job_id": ID}
+
+gateway → client:
+    {"type": "authenticated"}
+    {"type": "subscribed", "job_id": ID}        then its events, in order
+    {"type": "event", "job_id": ID, "event": {WatchJob JSON}}
+    {"type": "unsubscribed", "job_id": ID}
+    {"type": "submitted", "job": {Job JSON}}
+    {"type": "canceled", "job": {Job JSON}}
+    {"type": "error", "detail": ..., "error_code": ..., "field"?: ..., "job_id"?: ID}
+
+A subscription ends by itself after its job's final event. Closing the
+socket cancels no job. Close codes: 4000 + the HTTP status for a refused key
+(4401, 4403) or, on a single-job socket, for its job (4404); 1000 once a
+single job finished; 1013 when the client reads too slowly or the
+coordinator is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketState
+
+from aitbc.v1 import jobs_pb2
+from gateway.errors import GatewayError, invalid_argument
+from gateway.jobs import JobClient
+from gateway.rpc import api_key_from_headers
+from gateway.streaming import encode_json
+from gateway.transcoding import message_from_json, message_to_json
+
+log = logging.getLogger(__name__)
+
+# Frames queued for one socket before producers wait for its reader.
+SEND_QUEUE_SIZE: Final = 256
+# How long producers wait for room before the reader is declared too slow.
+SEND_STALL_TIMEOUT: Final = 10.0
+AUTH_TIMEOUT: Final = 10.0
+MAX_SUBSCRIPTIONS: Final = 100
+
+CLOSE_NORMAL: Final = 1000
+CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_TRY_AGAIN_LATER: Final = 1013
+
+Frame = dict[str, Any]
+
+
+def close_code(error: GatewayError) -> int:
+    if error.status in (429, 503):
+        return CLOSE_TRY_AGAIN_LATER
+    if 400 <= error.status < 500:
+        return 4000 + error.status
+    return CLOSE_INTERNAL_ERROR
+
+
+def error_frame(error: GatewayError, **context: Any) -> Frame:
+    return {"type": "error", **context, **error.body()}
+
+
+class SocketClosed(Exception):
+    """The socket's sender has stopped; nothing more can be sent."""
+
+
+class BoundedSender:
+    """The one writer of a socket: a bounded queue drained by one task, in order.
+
+    Producers wait while the queue is full; when it stays full for
+    `stall_timeout` the reader is too slow, and rather than buffer without
+    bound or drop events the socket is closed with 1013 (try again later).
+    The client can reconnect and resume each job from the last `seq` it saw.
+    """
+
+    def __init__(
+        self,
+        send_text: Callable[[str], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
+        *,
+        max_queued: int = SEND_QUEUE_SIZE,
+        stall_timeout: float = SEND_STALL_TIMEOUT,
+    ) -> None:
+        self._send_text = send_text
+        self._close = close
+        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
+        self._stall_timeout = stall_timeout
+        self._task: asyncio.Task[None] | None = None
+        # Set once nothing more will be sent: closed, overflowed, or the send failed.
+        self.stopped = asyncio.Event()
+        self.close_code: int | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="websocket-sender")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                text = await self._queue.get()
+                await self._send_text(text)
+                self._queue.task_done()
+        except Exception:
+            # The peer went away mid-send; the session notices `stopped`.
+            log.debug("websocket send failed", exc_info=True)
+        finally:
+            self.stopped.set()
+
+    async def put(self, frame: Mapping[str, Any]) -> None:
+        if self.stopped.is_set():
+            raise SocketClosed
+        try:
+            await asyncio.wait_for(self._queue.put(encode_json(frame)), self._stall_timeout)
+        except TimeoutError:
+            await self._shut(CLOSE_TRY_AGAIN_LATER, "client reads too slowly; reconnect and resume from the last seq")
+            raise SocketClosed from None
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Send what is queued (for up to the stall timeout), then close the socket."""
+        if not self.stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), self._stall_timeout)
+        await self._shut(code, reason)
+
+    async def _shut(self, code: int, reason: str) -> None:
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        await self.abort()
+        with contextlib.suppress(Exception):
+            await self._close(code, reason)
+
+    async def abort(self) -> None:
+        """Stop sending without closing: the peer is already gone."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait((self._task,))
+        self.stopped.set()
+
+
+class JobSocket:
+    """One WebSocket connection: its key, its subscriptions, its in-flight requests."""
+
+    def __init__(self, websocket: WebSocket, jobs: JobClient) -> None:
+        self._websocket = websocket
+        self._jobs = jobs
+        self._sender = BoundedSender(websocket.send_text, self._close_websocket)
+        self._api_key: str | None = None
+        self._subscriptions: dict[str, asyncio.Task[GatewayError | None]] = {}
+        self._requests: set[asyncio.Task[None]] = set()
+
+    async def _close_websocket(self, code: int, reason: str) -> None:
+        await self._websocket.close(code, reason)
+
+    async def serve(self, job_id: str | None = None, from_seq: object = 0) -> None:
+        """Serve the socket until either side closes it; with `job_id`, until that job's events end.
+
+        `from_seq` is where the single job's events start: a number or the query string's digits.
+        """
+        await self._websocket.accept()
+        self._sender.start()
+        try:
+            if await self._authenticate():
+                await self._serve_authenticated(job_id, from_seq)
+        finally:
+            for task in (*self._subscriptions.values(), *self._requests):
+                task.cancel()
+            await asyncio.gather(*self._subscriptions.values(), *self._requests, return_exceptions=True)
+            if self._websocket.client_state is WebSocketState.CONNECTED:
+                await self._sender.close()
+            else:
+                await self._sender.abort()
+
+    async def _serve_authenticated(self, job_id: str | None, from_seq: object) -> None:
+        single = None
+        if job_id is not None:
+            try:
+                single = self._subscribe(job_id, _from_seq(from_seq), None)
+            except GatewayError as error:
+                await self._sender.put(error_frame(error, job_id=job_id))
+                await self._sender.close(close_code(error), error.error_code)
+                return
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._read_frames()),
+            asyncio.ensure_future(self._sender.stopped.wait()),
+        }
+        if single is not None:
+            waits.add(single)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if single is not None and single.done() and not single.cancelled():
+            # A single-job socket lives as long as its job's events do.
+            ended_by = single.result()
+            await self._sender.close(CLOSE_NORMAL if ended_by is None else close_code(ended_by), "job finished")
+
+    async def _authenticate(self) -> bool:
+        request_id = None
+        self._api_key = api_key_from_headers(self._websocket.headers)
+        if self._api_key is None:
+            try:
+                frame = await asyncio.wait_for(self._next_frame(), AUTH_TIMEOUT)
+            except TimeoutError:
+                frame = None
+            if frame is None or frame.get("type") != "auth" or not isinstance(frame.get("api_key"), str):
+                await self._sender.close(4401, 'send {"type": "auth", "api_key": KEY} first, or an X-Api-Key header')
+                return False
+            request_id = frame.get("id")
+            self._api_key = frame["api_key"]
+        try:
+            await self._jobs.authenticate(self._api_key)
+        except GatewayError as error:
+            await self._sender.put(error_frame(error, **_echo(request_id)))
+            await self._sender.close(close_code(error), error.error_code)
+            return False
+        await self._sender.put({"type": "authenticated", **_echo(request_id)})
+        return True
+
+    async def _next_frame(self) -> Frame | None:
+        """The next JSON object from the client; None once it disconnected. Bad frames get an error reply."""
+        while True:
+            message = await self._websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            try:
+                frame = json.loads(message.get("text") or "")
+            except json.JSONDecodeError as error:
+                await self._sender.put(error_frame(invalid_argument(f"frames are JSON text: {error}")))
+                continue
+            if isinstance(frame, dict):
+                return frame
+            await self._sender.put(error_frame(invalid_argument("a frame is a JSON object")))
+
+    async def _read_frames(self) -> None:
+        with contextlib.suppress(SocketClosed):
+            while (frame := await self._next_frame()) is not None:
+                await self._dispatch(frame)
+
+    async def _dispatch(self, frame: Frame) -> None:
+        request_id = frame.get("id")
+        kind = frame.get("type")
+        try:
+            if kind == "subscribe":
+                self._subscribe(_job_id(frame), _from_seq(frame.get("from_seq", 0)), request_id)
+            elif kind == "unsubscribe":
+                await self._unsubscribe(_job_id(frame), request_id)
+            elif kind == "submit":
+                self._spawn(self._submit(frame, request_id))
+            elif kind == "cancel":
+                self._spawn(self._cancel(_job_id(frame), request_id))
+            else:
+                expected = "subscribe, unsubscribe, submit or cancel"
+                raise invalid_argument(f"unknown frame type {kind!r}; expected {expected}", "type")
+        except GatewayError as error:
+            await self._sender.put(error_frame(error, **_echo(request_id)))
+
+    def _spawn(self, request: Coroutine[Any, Any, None]) -> None:
+        async def reply() -> None:
+            with contextlib.suppress(SocketClosed):
+                await request
+
+        task = asyncio.create_task(reply())
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    def _subscribe(self, job_id: str, from_seq: int, request_id: object) -> asyncio.Task[GatewayError | None]:
+        """Follow a job's events, replacing an earlier subscription to the same job."""
+        previous = self._subscriptions.pop(job_id, None)
+        if previous is not None:
+            previous.cancel()
+        elif len(self._subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise GatewayError(429, "TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} jobs per socket")
+        task = asyncio.create_task(self._follow(job_id, from_seq, request_id), name=f"websocket-watch-{job_id}")
+        self._subscriptions[job_id] = task
+
+        def forget(done: asyncio.Task[GatewayError | None]) -> None:
+            if self._subscriptions.get(job_id) is done:
+                del self._subscriptions[job_id]
+
+        task.add_done_callback(forget)
+        return task
+
+    async def _follow(self, job_id: str, from_seq: int, request_id: object) -> GatewayError | None:
+        """Send the job's events until its final one; the error that ended it early, if any."""
+        try:
+            stream = await self._jobs.watch(job_id, self._api_key, from_seq)
+            await self._sender.put({"type": "subscribed", "job_id": job_id, **_echo(request_id)})
+            async for event in stream:
+                await self._sender.put({"type": "event", "job_id": job_id, "event": message_to_json(event)})
+        except GatewayError as error:
+            with contextlib.suppress(SocketClosed):
+                await self._sender.put(error_frame(error, job_id=job_id, **_echo(request_id)))
+            return error
+        except SocketClosed:
+            pass
+        return None
+
+    async def _unsubscribe(self, job_id: str, request_id: object) -> None:
+        task = self._subscriptions.pop(job_id, None)
+        if task is None:
+            raise GatewayError(404, "NOT_SUBSCRIBED", f"not subscribed to {job_id!r}", field="job_id")
+        task.cancel()
+        await self._sender.put({"type": "unsubscribed", "job_id": job_id, **_echo(request_id)})
+
+    async def _submit(self, frame: Frame, request_id: object) -> None:
+        try:
+            request = message_from_json(frame.get("job"), jobs_pb2.SubmitJobRequest)
+            job = await self._jobs.submit(request, self._api_key)
+            await self._sender.put({"type": "submitted", "job": message_to_json(job), **_echo(request_id)})
+            if frame.get("subscribe", True):
+                self._subscribe(job.job_id, 0, request_id)
+        except GatewayError as error:
+            await self._sender.put(error_frame(error, **_echo(request_id)))
+
+    async def _cancel(self, job_id: str, request_id: object) -> None:
+        try:
+            job = await self._jobs.cancel(job_id, self._api_key)
+            await self._sender.put({"type": "canceled", "job": message_to_json(job), **_echo(request_id)})
+        except GatewayError as error:
+            await self._sender.put(error_frame(error, job_id=job_id, **_echo(request_id)))
+
+
+def _echo(request_id: object) -> Frame:
+    return {} if request_id is None else {"id": request_id}
+
+
+def _job_id(frame: Frame) -> str:
+    job_id = frame.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise invalid_argument("job_id is required", "job_id")
+    return job_id
+
+
+def _from_seq(value: object) -> int:
+    """A frame's number or a query string's digits."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise invalid_argument(f"from_seq must be a sequence number (0 or more), got {value!r}", "from_seq")
+
+
+def websocket_routes(jobs: JobClient) -> list[WebSocketRoute]:
+    async def many_jobs(websocket: WebSocket) -> None:
+        await JobSocket(websocket, jobs).serve()
+
+    async def one_job(websocket: WebSocket) -> None:
+        from_seq = websocket.query_params.get("from_seq", "0")
+        await JobSocket(websocket, jobs).serve(websocket.path_params["job_id"], from_seq)
+
+    return [WebSocketRoute("/v1/jobs/ws", many_jobs), WebSocketRoute("/v1/jobs/{job_id}/ws", one_job)]

@@ -1,0 +1,107 @@
+"""The OpenAPI document: every annotated route, unique operationIds, schemas that resolve."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+import aitbc.v1
+from gateway.openapi import build_openapi
+from gateway.routes import RouteTable, api_files
+
+TABLE = RouteTable.from_files(api_files(aitbc.v1))
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from refs(item)
+
+
+def test_document_structure_is_valid() -> None:
+    document = build_openapi(TABLE)
+    assert document["openapi"].startswith("3.0.")
+    assert document["info"]["title"]
+    assert document["info"]["version"]
+    schemas = document["components"]["schemas"]
+    for ref in refs(document):
+        assert ref.startswith("#/components/schemas/")
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+    operation_ids = []
+    for path, operations in document["paths"].items():
+        assert path.startswith("/")
+        for method, operation in operations.items():
+            assert method in HTTP_METHODS
+            operation_ids.append(operation["operationId"])
+            assert operation["responses"]
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"\{([^}]+)\}", path)), path
+            assert all(p["required"] for p in operation.get("parameters", []) if p["in"] == "path")
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_every_annotated_route_is_documented() -> None:
+    paths = build_openapi(TABLE)["paths"]
+    for route in TABLE.routes:
+        operation = paths[route.template.openapi_path()][route.http_method.lower()]
+        assert operation["operationId"] == route.operation_id
+        assert str(route.success_status) in operation["responses"]
+    assert paths["/v1/jobs"]["post"]["operationId"] == "JobService_SubmitJob"
+    assert "201" in paths["/v1/jobs"]["post"]["responses"]
+    assert {"/health", "/v1/completions", "/v1/chat/completions"} <= paths.keys()
+
+
+def test_schemas_follow_the_json_rules() -> None:
+    document = build_openapi(TABLE)
+    schemas = document["components"]["schemas"]
+    assert schemas["aitbc.v1.JobState"]["enum"] == [
+        "unspecified",
+        "pending",
+        "assigned",
+        "running",
+        "completed",
+        "failed",
+        "canceled",
+    ]
+    job = schemas["aitbc.v1.Job"]["properties"]
+    assert job["job_id"] == {"type": "string", "readOnly": True}
+    assert job["created_at"] == {"type": "string", "format": "date-time", "readOnly": True}
+    assert job["status"] == {"allOf": [{"$ref": "#/components/schemas/aitbc.v1.JobState"}], "readOnly": True}
+    assert job["messages"] == {"type": "array", "items": {"$ref": "#/components/schemas/aitbc.v1.ChatMessage"}}
+    assert schemas["aitbc.v1.CancelJobRequest"]["required"] == ["job_id"]
+
+    submit = document["paths"]["/v1/jobs"]["post"]
+    body = submit["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/aitbc.v1.SubmitJobRequest"}
+    created = submit["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created == {"$ref": "#/components/schemas/aitbc.v1.Job"}
+
+    listing = document["paths"]["/v1/jobs"]["get"]
+    assert [p["name"] for p in listing["parameters"]] == ["status", "limit", "page_token"]
+    watch = document["paths"]["/v1/jobs/{job_id}/stream"]["get"]
+    assert set(watch["responses"]["200"]["content"]) == {"text/event-stream", "application/x-ndjson"}
+    assert {p["name"] for p in watch["parameters"]} == {"job_id", "from_seq", "Last-Event-ID"}
+
+
+async def test_served_with_docs_and_under_api(http: httpx.AsyncClient) -> None:
+    async with httpx.AsyncClient(base_url=http.base_url) as anonymous:
+        document = (await anonymous.get("/openapi.json")).json()
+        under_api = (await anonymous.get("/api/openapi.json")).json()
+        docs = await anonymous.get("/docs")
+    assert document["servers"] == [{"url": "/"}]
+    assert under_api["servers"] == [{"url": "/api"}]
+    assert document["paths"] == under_api["paths"]
+    assert docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text
+    assert 'url: "openapi.json"' in docs.text
