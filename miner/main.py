@@ -18,6 +18,7 @@ from aitbc.config import (
     miner_api_key,
 )
 from miner.agent import MinerAgent
+from miner.backends.exllamav2_settings import CACHE_QUANTS, DEFAULT_MAX_SEQ_LEN
 from miner.backends.registry import BACKEND_NAMES, create_backend
 from miner.backends.synthetic import DEFAULT_TOKENS_PER_SECOND
 from miner.config import DEFAULT_DRAIN_GRACE_SECONDS, MinerConfig, default_miner_id
@@ -50,8 +51,25 @@ def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-name",
         metavar="ID",
-        help=f"the model id to advertise (default: {SMOLLM2_MODEL_ID} for llama.cpp, synthetic for synthetic)",
+        help=f"the model id to advertise (default: {SMOLLM2_MODEL_ID} for llama.cpp, synthetic for synthetic,"
+        " the folder's name for exllamav2)",
     )
+    parser.add_argument(
+        "--model-dir", metavar="DIR", help="exllamav2: a folder with an EXL2 or FP16 Hugging Face model (required)"
+    )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        metavar="TOKENS",
+        help="exllamav2: the KV cache, shared by the jobs running at once (default: max-seq-len x max-concurrency)",
+    )
+    parser.add_argument(
+        "--max-seq-len",
+        type=int,
+        metavar="N",
+        help=f"exllamav2: longest prompt + output of one job (default: {DEFAULT_MAX_SEQ_LEN}, or the model's context)",
+    )
+    parser.add_argument("--cache-quant", choices=CACHE_QUANTS, help="exllamav2: KV cache precision (default: fp16)")
     parser.add_argument("--max-concurrency", type=int, default=1, metavar="N", help="jobs at once (default: 1)")
     parser.add_argument(
         "--tokens-per-second",
@@ -79,6 +97,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
             " (`aitbc keys create --role miner` makes one)"
         )
     options: dict[str, object] = {}
+    if ns.backend != "exllamav2":
+        _reject_exllamav2_options(ns)
     if ns.backend == "synthetic":
         if ns.model is not None:
             raise ValueError("--model applies to the llama.cpp backend; the synthetic backend runs no model")
@@ -89,7 +109,9 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
     else:
         if ns.tokens_per_second is not None:
             raise ValueError("--tokens-per-second applies to the synthetic backend only")
-        if ns.model is not None:
+        if ns.backend == "exllamav2":
+            options.update(_exllamav2_options(ns))
+        elif ns.model is not None:
             options["model"] = ns.model
         if ns.model_name is not None:
             options["model_name"] = ns.model_name
@@ -101,6 +123,30 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
         drain_grace_seconds=ns.drain_grace,
     )
     return config, ns.backend, options
+
+
+def _exllamav2_options(ns: argparse.Namespace) -> dict[str, object]:
+    if ns.model is not None:
+        raise ValueError("--model applies to the llama.cpp backend; the exllamav2 backend loads --model-dir")
+    if ns.model_dir is None:
+        raise ValueError("the exllamav2 backend needs --model-dir, a folder with an EXL2 or FP16 model")
+    # The generator's batch size: the agent never gives it more jobs than --max-concurrency anyway.
+    options: dict[str, object] = {"model_dir": ns.model_dir, "max_concurrency": ns.max_concurrency}
+    given = {"cache_size": ns.cache_size, "max_seq_len": ns.max_seq_len, "cache_quant": ns.cache_quant}
+    options.update((name, value) for name, value in given.items() if value is not None)
+    return options
+
+
+def _reject_exllamav2_options(ns: argparse.Namespace) -> None:
+    flags = {
+        "--model-dir": ns.model_dir,
+        "--cache-size": ns.cache_size,
+        "--max-seq-len": ns.max_seq_len,
+        "--cache-quant": ns.cache_quant,
+    }
+    for flag, value in flags.items():
+        if value is not None:
+            raise ValueError(f"{flag} applies to the exllamav2 backend only")
 
 
 async def run_miner(config: MinerConfig, backend_name: str, backend_options: dict[str, object]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.engine import CoordinatorConfig
+from aitbc.domain.catalog import DEFAULT_CATALOG, ModelEntry
 from aitbc.domain.keys import Role
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.v1 import jobs_pb2_grpc
@@ -28,9 +29,13 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "aitbc.db"
 
 
+# Small CPU models the scripted miners advertise, on top of the default catalog.
+TEST_CATALOG = DEFAULT_CATALOG.merged(ModelEntry(id=name) for name in ("tiny", "m", "x", "other-model", "bench"))
+
+
 @pytest.fixture
 def coordinator_config() -> CoordinatorConfig:
-    return CoordinatorConfig(cancel_ack_timeout=5.0)
+    return CoordinatorConfig(cancel_ack_timeout=5.0, catalog=TEST_CATALOG)
 
 
 @pytest.fixture

@@ -89,6 +89,14 @@ def _add_verbs(
     submit.add_argument("--temperature", type=float, metavar="T", help="0.0 to 2.0, 0 is greedy (default: 0.7)")
     submit.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling (default: 0.9)")
     submit.add_argument("--stream", action="store_true", help="print the output as it is generated")
+    submit.add_argument(
+        "--queue",
+        action="store_true",
+        help="wait in the queue when no online miner can run the job now (default: fail with UNAVAILABLE)",
+    )
+    submit.add_argument("--priority", choices=["high", "normal", "low"], help="scheduling class (default: normal)")
+    submit.add_argument("--max-price", type=float, metavar="CREDITS", help="the most the job may cost (AIT credits)")
+    submit.add_argument("--idempotency-key", metavar="KEY", help="retries with the same key return the same job")
 
     add_job_id(add("status", "print a job's status as JSON", _status))
 
@@ -160,6 +168,10 @@ def _submit(ns: argparse.Namespace) -> int:
             temperature=ns.temperature,
             top_p=ns.top_p,
             stream=ns.stream,
+            queue_if_unavailable=ns.queue,
+            priority=ns.priority,
+            max_price=ns.max_price,
+            idempotency_key=ns.idempotency_key,
         )
         if not ns.stream:
             print(job.job_id)

@@ -18,7 +18,7 @@ from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.store.sqlite import SqliteStore
 from gateway.main import EmbeddedGateway, add_gateway_arguments, serve_gateway
 from miner.agent import CoordinatorRejectedError, MinerAgent
-from miner.backends.registry import BACKEND_NAMES, create_backend
+from miner.backends.registry import create_backend
 from miner.config import MinerConfig
 from miner.main import add_miner_arguments, config_from_args, run_miner
 from miner.model_files import ModelFileNotFoundError
@@ -51,7 +51,8 @@ def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) ->
     )
     up.add_argument("--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="gRPC address")
     up.add_argument("--http", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP gateway address")
-    up.add_argument("--backend", choices=BACKEND_NAMES, default="llama.cpp", help="default: %(default)s")
+    # The GPU backend needs options of its own; run it with `aitbc miner --backend exllamav2`.
+    up.add_argument("--backend", choices=["llama.cpp", "synthetic"], default="llama.cpp", help="default: %(default)s")
     up.add_argument("--model", metavar="PATH", help="llama.cpp: a GGUF file (default: SmolLM2-135M-Instruct)")
     up.add_argument("--max-concurrency", type=int, default=1, metavar="N", help="the miner's jobs at once")
     up.add_argument("--grace", type=float, default=10.0, help="seconds jobs get to finish on Ctrl-C")
@@ -120,7 +121,8 @@ def _run_miner(ns: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(run_miner(miner_config, backend_name, backend_options))
-    except (CoordinatorRejectedError, ModelFileNotFoundError, ModuleNotFoundError) as exc:
+    except (CoordinatorRejectedError, ModelFileNotFoundError, ModuleNotFoundError, ValueError) as exc:
+        # ValueError: a model or option the backend refuses at load time.
         print(f"aitbc miner: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,7 @@
 
 from aitbc.client.async_client import AsyncClient
 from aitbc.client.errors import AitbcApiError
-from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams, Usage
+from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, Routing, SamplingOptions, SamplingParams, Usage
 from aitbc.client.sync_client import Client
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "JobEvent",
     "JobPage",
     "JobStatus",
+    "Routing",
     "SamplingOptions",
     "SamplingParams",
     "Usage",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingParams, Usage
+from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, Routing, SamplingParams, Usage
 from aitbc.v1 import jobs_pb2
 
 _STATE_BY_STATUS: dict[JobStatus, jobs_pb2.JobState] = {
@@ -55,6 +55,18 @@ def job_from_proto(message: jobs_pb2.Job) -> Job:
         attempt=message.attempt,
         usage=_usage_from_proto(message.usage),
         error=message.error or None,
+        routing=_routing_from_proto(message.routing, pending=message.status == jobs_pb2.JOB_STATE_PENDING),
+    )
+
+
+def _routing_from_proto(message: jobs_pb2.RoutingDecision, *, pending: bool) -> Routing:
+    return Routing(
+        miner_id=message.miner_id or None,
+        miner_reputation=message.miner_reputation,
+        estimated_cost=message.estimated_cost,
+        input_hash=message.input_hash,
+        queue_position=message.queue_position if pending else None,
+        estimated_start=_optional_time(message, "estimated_start"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from aitbc.client._convert import state_to_proto
@@ -13,11 +14,30 @@ from aitbc.v1 import jobs_pb2
 _PARAM_NAMES = frozenset(field.name for field in dataclasses.fields(SamplingParams))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scheduling:
+    """How the coordinator should queue and route a job; see `Client.submit_job`."""
+
+    queue_if_unavailable: bool = False
+    priority: str | None = None
+    max_price: float | None = None
+    idempotency_key: str | None = None
+    ttl: float | timedelta | None = None
+
+
+_PRIORITIES = {
+    "high": jobs_pb2.JOB_PRIORITY_HIGH,
+    "normal": jobs_pb2.JOB_PRIORITY_NORMAL,
+    "low": jobs_pb2.JOB_PRIORITY_LOW,
+}
+
+
 def submit_request(
     prompt: str,
     model: str,
     params: SamplingParams | Mapping[str, Any] | None,
     overrides: Mapping[str, Any],
+    scheduling: Scheduling = Scheduling(),
 ) -> jobs_pb2.SubmitJobRequest:
     """Merge `params` with keyword `overrides`, which win; `None` in either means "not given".
 
@@ -33,7 +53,24 @@ def submit_request(
         )
     given = {name: value for source in (base, overrides) for name, value in source.items() if value is not None}
     sampling = jobs_pb2.SamplingParams(**given)
-    return jobs_pb2.SubmitJobRequest(prompt=prompt, model=model, params=sampling)
+    request = jobs_pb2.SubmitJobRequest(
+        prompt=prompt,
+        model=model,
+        params=sampling,
+        queue_if_unavailable=scheduling.queue_if_unavailable,
+        idempotency_key=scheduling.idempotency_key or "",
+    )
+    if scheduling.priority is not None:
+        try:
+            request.priority = _PRIORITIES[scheduling.priority.lower()]
+        except KeyError:
+            raise ValueError(f"unknown priority {scheduling.priority!r}; expected high, normal or low") from None
+    if scheduling.max_price is not None:
+        request.max_price = scheduling.max_price
+    if scheduling.ttl is not None:
+        ttl = scheduling.ttl if isinstance(scheduling.ttl, timedelta) else timedelta(seconds=scheduling.ttl)
+        request.ttl.FromTimedelta(ttl)
+    return request
 
 
 def list_request(status: JobStatus | str | None, limit: int | None, page_token: str | None) -> jobs_pb2.ListJobsRequest:

@@ -68,6 +68,22 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Routing:
+    """How the coordinator routed the job: the miner it chose, or the job's place in the queue."""
+
+    miner_id: str | None = None
+    # The miner's reputation (0..10000) when it was chosen.
+    miner_reputation: int = 0
+    # Upper bound in AIT credits.
+    estimated_cost: float = 0.0
+    # sha256 of the canonical request.
+    input_hash: str = ""
+    # While pending.
+    queue_position: int | None = None
+    estimated_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A job as the coordinator reports it.
 
@@ -90,6 +106,7 @@ class Job:
     attempt: int = 0
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    routing: Routing = field(default_factory=Routing)
 
     @property
     def id(self) -> str:
@@ -132,6 +149,14 @@ class Job:
                 "completion_tokens": self.usage.completion_tokens,
             },
             "error": self.error,
+            "routing": {
+                "miner_id": self.routing.miner_id,
+                "miner_reputation": self.routing.miner_reputation,
+                "estimated_cost": self.routing.estimated_cost,
+                "input_hash": self.routing.input_hash,
+                "queue_position": self.routing.queue_position,
+                "estimated_start": format_timestamp(self.routing.estimated_start),
+            },
         }
 
 

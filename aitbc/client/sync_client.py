@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, Unpack
 
@@ -10,7 +11,7 @@ import grpc
 
 from aitbc.client._channel import ChannelSettings
 from aitbc.client._convert import event_from_proto, job_from_proto, page_from_proto
-from aitbc.client._requests import list_request, submit_request
+from aitbc.client._requests import Scheduling, list_request, submit_request
 from aitbc.client.errors import deadline_as_timeout, translate_rpc_errors
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
 from aitbc.config import DEFAULT_MODEL
@@ -63,14 +64,26 @@ class Client:
         prompt: str,
         model: str = DEFAULT_MODEL,
         params: SamplingParams | Mapping[str, Any] | None = None,
+        *,
+        queue_if_unavailable: bool = False,
+        priority: str | None = None,
+        max_price: float | None = None,
+        idempotency_key: str | None = None,
+        ttl: float | timedelta | None = None,
         **param_kwargs: Unpack[SamplingOptions],
     ) -> Job:
-        """Queue a job; it is durable once this returns.
+        """Queue a job and route it; it is durable once this returns.
 
         Sampling parameters (`max_tokens`, `temperature`, `top_p`, `stream`) come from `params` and/or
         keyword arguments, the latter winning. An unknown parameter name raises `ValueError`.
+
+        Scheduling: with no online miner able to run the job the coordinator refuses it (UNAVAILABLE,
+        reason NO_ELIGIBLE_MINER) unless `queue_if_unavailable`; `priority` is "high", "normal" or "low";
+        `max_price` caps the estimated cost in AIT credits; a retry with the same `idempotency_key` returns
+        the same job; `ttl` (seconds or a timedelta) bounds how long it may wait for a miner.
         """
-        request = submit_request(prompt, model, params, param_kwargs)
+        scheduling = Scheduling(queue_if_unavailable, priority, max_price, idempotency_key, ttl)
+        request = submit_request(prompt, model, params, param_kwargs, scheduling)
         with translate_rpc_errors():
             response = self._stub.SubmitJob(request, **self._settings.unary_options)
         return job_from_proto(response.job)

@@ -30,13 +30,17 @@ from aitbc.coordinator.miners import (
     Welcome,
     model_offers,
 )
-from aitbc.domain.dispatch import PendingQueue, plan_assignments
+from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry, ModelKind
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import JobRecord, JobSpec, estimate_completion, new_job_id
+from aitbc.domain.fair_queue import FairQueue
+from aitbc.domain.jobs import JobRecord, JobSpec, estimate_completion, estimate_start, new_job_id
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.routing import Candidate, RouteRequest, check_route, cost_on, could_ever_serve, estimate_prompt_tokens
+from aitbc.domain.scheduler import plan_assignments
 from aitbc.domain.states import JobState, can_transition, sources_of
-from aitbc.store.base import JobChanges, JobPage, Store
+from aitbc.store.base import JobChanges, JobPage, MinerRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,11 @@ class CoordinatorConfig:
     # A miner silent for this long (no heartbeat, no message) loses its leases:
     # its jobs go to other miners and its stream is closed.
     lease_timeout: float = 6.0
+    catalog: Catalog = DEFAULT_CATALOG
+    # Queued jobs allowed per client and in all; beyond them submits get
+    # RESOURCE_EXHAUSTED with a retry delay instead of a queue without bound.
+    max_queued_per_client: int = 1000
+    max_queued_total: int = 100_000
 
 
 class Coordinator:
@@ -71,9 +80,17 @@ class Coordinator:
         self._store = store
         self._config = config or CoordinatorConfig()
         self._now = clock
+        self._catalog = self._config.catalog
         self._live: dict[str, LiveJob] = {}
-        self._queue = PendingQueue()
+        self._queue = FairQueue(
+            max_per_owner=self._config.max_queued_per_client, max_total=self._config.max_queued_total
+        )
         self._miners: dict[str, MinerSession] = {}
+        self._reputation = ReputationBook(store, clock)
+        # Serializes dispatch passes: the background loop's and the one a submit runs inline.
+        self._dispatch_lock = asyncio.Lock()
+        # Mean seconds a job takes on a miner (EWMA), for estimated starts.
+        self._mean_job_seconds: float | None = None
         self._wake = asyncio.Event()
         # Set (and replaced) whenever a miner leaves or frees a slot.
         self._miners_changed = asyncio.Event()
@@ -90,16 +107,30 @@ class Coordinator:
         Jobs that were on a miner when the previous process stopped go back to
         pending: no miner is connected to a process that just started.
         """
+        await self._reputation.load()
         for record in await self._store.unfinished_jobs():
-            live = LiveJob(record, await self._store.events(record.job_id))
+            events = await self._store.events(record.job_id)
+            if self._catalog.find(record.spec.model) is None:
+                await self._fail_unroutable(record, events)
+                continue
+            live = LiveJob(record, events, self._route_request(record.spec))
             self._live[record.job_id] = live
             if record.state is JobState.PENDING:
-                self._queue.push(record.job_id, record.spec.model)
+                self._enqueue(record)
                 self._expiries.add(record)
             else:
                 await self._requeue(live, record.attempt, "the coordinator restarted")
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="aitbc-dispatch")
         self._wake.set()
+
+    async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
+        """A job left over from before its model was removed from the catalog can never run."""
+        model = record.spec.model
+        live = LiveJob(record, events, RouteRequest(ModelEntry(id=model), 1, record.spec.params.max_tokens, None))
+        self._live[record.job_id] = live
+        error = f"model {model!r} is no longer in the model catalog"
+        log.warning("failing %s: %s", record.job_id, error)
+        await self._transition(live, JobState.FAILED, self._final_changes(live, error), expected_attempt=record.attempt)
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest.
@@ -124,6 +155,7 @@ class Coordinator:
         for session in list(self._miners.values()):
             await self.detach_miner(session, "the coordinator shut down")
         await asyncio.gather(*self._detaching, return_exceptions=True)
+        await self._reputation.flush()
         self._expiries.close()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
@@ -140,10 +172,25 @@ class Coordinator:
 
     # Client API
 
-    async def submit(self, principal: Principal, spec: JobSpec) -> JobRecord:
+    async def submit(self, principal: Principal, spec: JobSpec, *, queue_if_unavailable: bool = False) -> JobRecord:
+        """Store the job and route it at once where a miner is free.
+
+        Fails fast with NO_ELIGIBLE_MINER when no online miner could ever run
+        it (unless `queue_if_unavailable`), and with QUEUE_FULL past the queue
+        limits. The answer carries the routing decision, or the queue position.
+        """
         self._require_role(principal, Role.CLIENT)
         if not self._accepting:
             raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; retry on another one")
+        entry = self._catalog.resolve(spec.model)
+        if entry.kind is not ModelKind.TEXT:
+            raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
+        spec = replace(spec, model=entry.id)
+        route = self._route_request(spec)
+        if not queue_if_unavailable and (unroutable := check_route(self._candidates(), route)) is not None:
+            message = f"{unroutable.reason}; set queue_if_unavailable to wait for one"
+            raise AitbcError(Reason.NO_ELIGIBLE_MINER, message, field="model")
+        self._queue.check_admission(principal.owner_id, retry_after_seconds=self._retry_after())
         now = self._now()
         record = JobRecord(
             job_id=new_job_id(),
@@ -154,26 +201,28 @@ class Coordinator:
             updated_at=now,
             expires_at=now + spec.ttl,
         )
-        stored = await asyncio.shield(self._create(record))
+        stored = await asyncio.shield(self._create(record, route))
         if stored.job_id != record.job_id:
             # A retry with an idempotency key: the same job, never a second one.
             if stored.spec.input_hash() != spec.input_hash():
                 message = f"was already used for a different request (job {stored.job_id})"
                 raise invalid_argument("idempotency_key", message)
             return await self.get(principal, stored.job_id)
-        return record
+        async with self._dispatch_lock:
+            await self._dispatch_pass()
+        live = self._live.get(record.job_id)
+        return self._with_progress(live) if live else await self.get(principal, record.job_id)
 
-    async def _create(self, record: JobRecord) -> JobRecord:
+    async def _create(self, record: JobRecord, route: RouteRequest) -> JobRecord:
         """Store a new job and queue it; or return the job an idempotency key already names."""
         event = JobEvent(
             job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
         )
         stored = await self._store.create_job(record, event)
         if stored.job_id == record.job_id:
-            self._live[record.job_id] = LiveJob(record, [event])
-            self._queue.push(record.job_id, record.spec.model)
+            self._live[record.job_id] = LiveJob(record, [event], route)
+            self._enqueue(record)
             self._expiries.add(record)
-            self._wake.set()
         return stored
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
@@ -246,37 +295,55 @@ class Coordinator:
             # The miner backs off and finds this coordinator's successor.
             raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; reconnect later")
         _validate_miner(info, _HELLO_FIELDS)
+        models = self._catalog_models(info, "hello.models")
         previous = self._miners.get(info.miner_id)
         if previous is not None:
             self._check_miner_owner(previous, principal)
-            await self.detach_miner(previous, "a newer connection of the same miner took over")
-        session = MinerSession(info, principal, self._now())
+            await self.detach_miner(previous, "a newer connection of the same miner took over", penalize=False)
+        session = MinerSession(info, principal, self._now(), models=models)
         session.send(Welcome(info.miner_id, self.heartbeat_interval))
         self._miners[info.miner_id] = session
+        self._reputation.seen(session)
         self._arm_lease(session)
-        log.info("miner %s connected: models=%s slots=%d", info.miner_id, sorted(info.models), info.max_concurrency)
+        log.info("miner %s connected: models=%s slots=%d", info.miner_id, sorted(session.models), info.max_concurrency)
         self._wake.set()
         return session
 
-    def miner_gone(self, session: MinerSession, reason: str) -> asyncio.Task[None]:
+    def _catalog_models(self, info: MinerInfo, field: str) -> dict[str, str]:
+        """The advertised names the catalog knows, mapped to catalog ids; at least one must be known."""
+        known = {name: model_id for name in info.models if (model_id := self._catalog.canonical(name)) is not None}
+        unknown = sorted(info.models - known.keys())
+        if not known:
+            raise invalid_argument(field, f"none of {unknown} is in the model catalog; add them to models.json")
+        if unknown:
+            log.warning("miner %s advertises models the catalog does not know: %s", info.miner_id, unknown)
+        return known
+
+    def miner_gone(self, session: MinerSession, reason: str, *, penalize: bool = True) -> asyncio.Task[None]:
         """Detach a miner whose stream ended, in a task of its own.
 
         The stream's handler may be cancelled at any moment; requeueing the
         miner's jobs must finish regardless, and shutdown waits for it.
         """
-        task = asyncio.create_task(self.detach_miner(session, reason), name=f"detach-{session.miner_id}")
+        detach = self.detach_miner(session, reason, penalize=penalize and self._accepting)
+        task = asyncio.create_task(detach, name=f"detach-{session.miner_id}")
         self._detaching.add(task)
         task.add_done_callback(self._detaching.discard)
         return task
 
-    async def detach_miner(self, session: MinerSession, reason: str) -> None:
-        """Forget a miner; each job it had goes back to pending, keeping the text so far."""
+    async def detach_miner(self, session: MinerSession, reason: str, *, penalize: bool = False) -> None:
+        """Forget a miner; each job it had goes back to pending, keeping the text so far.
+
+        With `penalize`, each job it dropped counts as a failure against its reputation.
+        """
         if self._miners.get(session.miner_id) is session:
             del self._miners[session.miner_id]
             log.info("miner %s disconnected: %s", session.miner_id, reason)
             self._signal_miners_changed()
         session.close()
         for assignment in list(session.assignments.values()):
+            if penalize:
+                self._reputation.failed(session.miner_id)
             self._release(session, assignment)
             live = self._live.get(assignment.job_id)
             if live is not None:
@@ -344,10 +411,25 @@ class Coordinator:
             finish_reason=finish_reason,
         )
         completed = await self._transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
+        if completed is not None:
+            self._record_completion(session, assignment)
         # Only now: a free slot (or shutdown's wait) must not overtake the stored outcome.
         self._release(session, assignment)
         self._wake.set()
         return completed
+
+    def _record_completion(self, session: MinerSession, assignment: Assignment) -> None:
+        now = self._now()
+        elapsed = (now - assignment.assigned_at).total_seconds()
+        first = assignment.first_token_at
+        generating = (now - first).total_seconds() if first else 0.0
+        self._reputation.completed(
+            session.miner_id,
+            tokens_per_second=assignment.tokens / generating if generating > 0 else 0.0,
+            ttft_seconds=(first - assignment.assigned_at).total_seconds() if first else 0.0,
+        )
+        previous = self._mean_job_seconds
+        self._mean_job_seconds = elapsed if previous is None else 0.8 * previous + 0.2 * elapsed
 
     async def job_failed(
         self, session: MinerSession, job_id: str, attempt: int, *, error: str, retryable: bool
@@ -359,6 +441,8 @@ class Coordinator:
         live, assignment = found
         reason = f"miner {session.miner_id}: {error or 'unspecified error'}"
         if retryable:
+            # The job may succeed elsewhere, so this miner is the one that failed it.
+            self._reputation.failed(session.miner_id)
             await self._requeue(live, attempt, reason)
         else:
             await self._transition(live, JobState.FAILED, self._final_changes(live, reason), expected_attempt=attempt)
@@ -378,19 +462,21 @@ class Coordinator:
         if not self._accepting:
             raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; register later")
         _validate_miner(info, _REGISTRATION_FIELDS)
+        models = self._catalog_models(info, "capabilities")
         existing = self._miners.get(info.miner_id)
         if existing is not None and existing.polls and existing.principal.owner_id == principal.owner_id:
-            existing.info = info  # re-registration: new capabilities, same leases
+            existing.advertise(info, models)  # re-registration: new capabilities, same leases
             self.touch(existing)
-            self._wake.set()
+            self._reputation.seen(existing)
             return existing
         if existing is not None:
             self._check_miner_owner(existing, principal)
             await self.detach_miner(existing, "it registered as a polling miner")
-        session = MinerSession(info, principal, self._now(), polls=True)
+        session = MinerSession(info, principal, self._now(), models=models, polls=True)
         self._miners[info.miner_id] = session
+        self._reputation.seen(session)
         self._arm_lease(session)
-        log.info("polling miner %s registered: models=%s", info.miner_id, sorted(info.models))
+        log.info("polling miner %s registered: models=%s", info.miner_id, sorted(session.models))
         return session
 
     def polling_heartbeat(self, principal: Principal, miner_id: str) -> list[str]:
@@ -404,7 +490,10 @@ class Coordinator:
         limit = limit or 10
         if not 1 <= limit <= 100:
             raise invalid_argument("limit", f"must be between 1 and 100, got {limit}")
-        return [self._live[job_id].record for job_id in self._queue.peek(session.info.models, limit)]
+        # Peek past jobs this miner could never take (tier, VRAM, price) so it still gets `limit` offers.
+        candidate = self._candidate(session)
+        offers = [self._live[job_id] for job_id in self._queue.peek(session.models, len(self._queue))]
+        return [live.record for live in offers if could_ever_serve(candidate, live.route)][:limit]
 
     async def claim(self, principal: Principal, miner_id: str, job_id: str) -> Assign:
         """Hand a pending job to a polling miner; of racing claims exactly one wins."""
@@ -415,13 +504,15 @@ class Coordinator:
         if live is None or live.record.state is not JobState.PENDING:
             state = live.record.state.value if live else "finished"
             raise AitbcError(Reason.JOB_NOT_CLAIMABLE, f"job {job_id!r} is {state}, not pending", field="job_id")
-        if live.record.spec.model not in session.info.models:
-            message = f"miner {miner_id!r} does not serve {live.record.spec.model!r}, the model of job {job_id!r}"
+        if not could_ever_serve(self._candidate(session), live.route):
+            model = live.record.spec.model
+            message = f"miner {miner_id!r} cannot run job {job_id!r}: its model {model!r} needs what the miner lacks"
             raise AitbcError(Reason.JOB_NOT_CLAIMABLE, message, field="job_id")
         if session.free_slots <= 0:
             message = f"miner {miner_id!r} already holds {session.info.max_concurrency} job(s), its maximum"
             raise AitbcError(Reason.MINER_AT_CAPACITY, message, field="miner_id")
-        self._queue.remove(job_id)
+        # take, not remove: the claim counts as this client's turn in the fair rotation.
+        self._queue.take(job_id)
         handed = await self._hand_over(live, session)
         if handed is None:
             raise AitbcError(Reason.JOB_NOT_CLAIMABLE, f"job {job_id!r} was taken first", field="job_id")
@@ -489,9 +580,17 @@ class Coordinator:
     def miners(self) -> list[MinerSession]:
         return list(self._miners.values())
 
-    def models(self, principal: Principal) -> list[ModelOffer]:
-        """Models some connected miner serves; any valid key may ask."""
-        return model_offers(list(self._miners.values()))
+    def models(self, principal: Principal) -> list[tuple[ModelEntry, ModelOffer | None]]:
+        """The catalog, each entry with what connected miners offer of it now; any valid key may ask."""
+        offers = {offer.model: offer for offer in model_offers(list(self._miners.values()))}
+        return [(entry, offers.get(entry.id)) for entry in self._catalog.entries()]
+
+    def miner_overview(self, principal: Principal) -> list[tuple[MinerRecord, MinerSession | None]]:
+        """Every miner met so far, connected ones with their session; any valid key may ask."""
+        return [(record, self._miners.get(record.miner_id)) for record in self._reputation.records()]
+
+    def reputation(self, miner_id: str) -> int:
+        return self._reputation.score(miner_id)
 
     # Internals
 
@@ -499,19 +598,51 @@ class Coordinator:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            pushable = [session.capacity() for session in self._miners.values() if not session.polls]
-            plan = plan_assignments(self._queue, pushable)
-            for job_id, miner_id in plan:
-                try:
-                    await self._assign(job_id, miner_id)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # One bad assignment must not stop dispatch for everyone.
-                    log.exception("assigning %s to %s failed", job_id, miner_id)
-                    live = self._live.get(job_id)
-                    if live is not None and live.record.state is JobState.PENDING:
-                        self._queue.push(job_id, live.record.spec.model, front=True)
+            async with self._dispatch_lock:
+                await self._dispatch_pass()
+
+    async def _dispatch_pass(self) -> None:
+        """Start every queued job that a miner can take now, by the scheduling rules."""
+        pushable = [self._candidate(session) for session in self._miners.values() if not session.polls]
+        for job_id, miner_id in plan_assignments(self._queue, pushable, self._route_for):
+            try:
+                await self._assign(job_id, miner_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad assignment must not stop dispatch for everyone.
+                log.exception("assigning %s to %s failed", job_id, miner_id)
+                live = self._live.get(job_id)
+                if live is not None and live.record.state is JobState.PENDING:
+                    self._enqueue(live.record, front=True)
+
+    def _route_for(self, job_id: str) -> RouteRequest:
+        return self._live[job_id].route
+
+    def _route_request(self, spec: JobSpec) -> RouteRequest:
+        prompt_chars = len(spec.prompt) + sum(len(message.content) for message in spec.messages)
+        return RouteRequest(
+            model=self._catalog.resolve(spec.model),
+            prompt_tokens=estimate_prompt_tokens(prompt_chars),
+            max_tokens=spec.params.max_tokens,
+            max_price=spec.max_price,
+        )
+
+    def _candidate(self, session: MinerSession) -> Candidate:
+        stats = self._reputation.stats(session.miner_id)
+        return session.candidate(reputation=stats.score(self._now()), tokens_per_second=stats.tokens_per_second)
+
+    def _candidates(self) -> list[Candidate]:
+        return [self._candidate(session) for session in self._miners.values()]
+
+    def _enqueue(self, record: JobRecord, *, front: bool = False) -> None:
+        spec = record.spec
+        self._queue.push(record.job_id, owner_id=record.owner_id, model=spec.model, priority=spec.priority, front=front)
+        self._wake.set()
+
+    def _retry_after(self) -> float:
+        """Seconds until the queue likely has room: one average job, at least one second."""
+        return max(1.0, self._mean_job_seconds or 5.0)
 
     async def _assign(self, job_id: str, miner_id: str) -> None:
         live = self._live.get(job_id)
@@ -519,8 +650,7 @@ class Coordinator:
         if live is None or live.record.state is not JobState.PENDING:
             return
         if session is None or session.closed:
-            self._queue.push(job_id, live.record.spec.model, front=True)
-            self._wake.set()
+            self._enqueue(live.record, front=True)
             return
         handed = await self._hand_over(live, session)
         if handed is None:
@@ -536,15 +666,25 @@ class Coordinator:
         """Assign a pending job to a miner (the next attempt), or None if it stopped being pending meanwhile."""
         record = live.record
         attempt = record.attempt + 1
-        assignment = Assignment(job_id=record.job_id, attempt=attempt, resume_tokens=live.tokens)
+        candidate = self._candidate(session)
+        assignment = Assignment(
+            job_id=record.job_id, attempt=attempt, resume_tokens=live.tokens, assigned_at=self._now()
+        )
         # Reserved before the store round trip, so the slot cannot be handed out twice meanwhile.
         session.assignments[record.job_id] = assignment
-        changes = JobChanges(attempt=attempt, miner_id=session.miner_id, error="")
+        changes = JobChanges(
+            attempt=attempt,
+            miner_id=session.miner_id,
+            error="",
+            estimated_cost=cost_on(candidate, live.route),
+            miner_reputation=candidate.reputation,
+        )
         updated = await self._transition(live, JobState.ASSIGNED, changes, expected_attempt=record.attempt)
         if updated is None:
             self._release(session, assignment)
             return None
-        return assignment, Assign(record.job_id, attempt, updated.spec, live.text, live.tokens)
+        spec = replace(updated.spec, model=session.local_name(updated.spec.model))
+        return assignment, Assign(record.job_id, attempt, spec, live.text, live.tokens)
 
     async def _mark_running(
         self, session: MinerSession, live: LiveJob, assignment: Assignment, *, prompt_tokens: int = 0
@@ -598,6 +738,7 @@ class Coordinator:
             await asyncio.wait_for(asyncio.shield(acknowledged), self._config.cancel_ack_timeout)
         except (OutboxFull, TimeoutError):
             log.warning("miner %s did not acknowledge cancel of %s", session.miner_id, record.job_id)
+            self._reputation.caused_cancellation(session.miner_id)
         if session.assignments.get(record.job_id) is assignment:
             self._release(session, assignment)
         self._wake.set()
@@ -612,8 +753,7 @@ class Coordinator:
             return
         changes = JobChanges(miner_id="", error=reason, completion_tokens=live.tokens)
         if await self._transition(live, JobState.PENDING, changes, expected_attempt=attempt) is not None:
-            self._queue.push(record.job_id, record.spec.model, front=True)
-            self._wake.set()
+            self._enqueue(record, front=True)
 
     # aiosqlite runs each statement on its own thread, so a write can commit
     # even when the coroutine awaiting it is cancelled (a stream dropped, the
@@ -679,7 +819,8 @@ class Coordinator:
             return
         reason = f"no heartbeat for {self._config.lease_timeout:g}s"
         log.warning("miner %s lost its leases: %s", session.miner_id, reason)
-        self.miner_gone(session, reason)
+        self._reputation.lease_expired(session.miner_id)
+        self.miner_gone(session, reason, penalize=False)
 
     @staticmethod
     def _owns_miner(session: MinerSession, principal: Principal) -> bool:
@@ -731,6 +872,8 @@ class Coordinator:
     def _with_progress(self, live: LiveJob) -> JobRecord:
         """The stored record plus the output so far and, while generating, an estimated completion."""
         record = replace(live.record, result=live.text, completion_tokens=live.tokens)
+        if record.state is JobState.PENDING:
+            return self._with_queue_estimate(record, live.route)
         session = self._miners.get(record.miner_id)
         assignment = session.assignments.get(record.job_id) if session else None
         if record.state is not JobState.RUNNING or assignment is None or assignment.first_token_at is None:
@@ -742,6 +885,14 @@ class Coordinator:
             now, max_tokens=record.spec.params.max_tokens, completion_tokens=live.tokens, tokens_per_second=rate
         )
         return replace(record, estimated_completion=estimate)
+
+    def _with_queue_estimate(self, record: JobRecord, route: RouteRequest) -> JobRecord:
+        position = self._queue.position(record.job_id)
+        if position is None:
+            return record
+        slots = sum(c.max_concurrency for c in self._candidates() if could_ever_serve(c, route))
+        start = estimate_start(self._now(), position=position, slots=slots, mean_job_seconds=self._mean_job_seconds)
+        return replace(record, queue_position=position, estimated_start=start)
 
     @staticmethod
     def _require_role(principal: Principal, role: Role) -> None:

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator, Sequence
 
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
+from aitbc.domain.routing import RouteRequest
 
 
 class LiveJob:
-    def __init__(self, record: JobRecord, events: Sequence[JobEvent]) -> None:
+    def __init__(self, record: JobRecord, events: Sequence[JobEvent], route: RouteRequest) -> None:
         self.record = record
+        # What routing needs to know of the job, worked out once.
+        self.route = route
         # Held while an event is numbered, stored and appended, so sequence
         # numbers have no gaps and the store and memory agree on the order.
         self.lock = asyncio.Lock()

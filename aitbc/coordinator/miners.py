@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aitbc.domain.dispatch import MinerCapacity
+from aitbc.domain.catalog import gpu_tier
 from aitbc.domain.jobs import JobSpec
 from aitbc.domain.keys import Principal
+from aitbc.domain.routing import Candidate, Price
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,12 @@ class MinerInfo:
     gpus: tuple[GpuSpec, ...] = ()
     backend: str = ""
     version: str = ""
+    # The miner's own prices, by the model names it advertises.
+    prices: tuple[tuple[str, Price], ...] = ()
+
+    @property
+    def max_vram_bytes(self) -> int:
+        return max((gpu.vram_bytes for gpu in self.gpus), default=0)
 
 
 # Commands the coordinator sends down a miner's stream.
@@ -70,6 +77,7 @@ class Assignment:
     job_id: str
     attempt: int
     resume_tokens: int
+    assigned_at: datetime
     started: bool = False
     tokens: int = 0
     text: list[str] = field(default_factory=list)
@@ -93,8 +101,16 @@ class OutboxFull(Exception):
 class MinerSession:
     """One miner's stream. The servicer is its only writer and drains `commands()`."""
 
-    def __init__(self, info: MinerInfo, principal: Principal, connected_at: datetime, *, polls: bool = False) -> None:
-        self.info = info
+    def __init__(
+        self,
+        info: MinerInfo,
+        principal: Principal,
+        connected_at: datetime,
+        *,
+        models: Mapping[str, str],
+        polls: bool = False,
+    ) -> None:
+        self.advertise(info, models)
         self.principal = principal
         self.connected_at = connected_at
         self.last_heartbeat = connected_at
@@ -115,16 +131,34 @@ class MinerSession:
     def miner_id(self) -> str:
         return self.info.miner_id
 
+    def advertise(self, info: MinerInfo, models: Mapping[str, str]) -> None:
+        """Take what the miner says it offers; `models` maps its advertised names to catalog ids."""
+        self.info = info
+        self.models = frozenset(models.values())
+        self.prices = {models[name]: price for name, price in info.prices if name in models}
+        # Assignments name the model as this miner advertised it, which may be an alias.
+        self._names = {model_id: name for name, model_id in models.items()}
+
+    def local_name(self, model_id: str) -> str:
+        return self._names.get(model_id, model_id)
+
     @property
     def free_slots(self) -> int:
         return self.info.max_concurrency - len(self.assignments)
 
-    def capacity(self) -> MinerCapacity:
-        return MinerCapacity(
+    def candidate(self, *, reputation: int, tokens_per_second: float) -> Candidate:
+        """This miner as routing sees it."""
+        return Candidate(
             miner_id=self.miner_id,
-            models=self.info.models,
+            models=self.models,
+            tier=gpu_tier(self.info.max_vram_bytes),
+            max_vram_bytes=self.info.max_vram_bytes,
             free_slots=self.free_slots,
+            max_concurrency=self.info.max_concurrency,
             draining=self.draining or self.closed,
+            reputation=reputation,
+            tokens_per_second=tokens_per_second,
+            prices=self.prices,
         )
 
     def send(self, command: MinerCommand) -> None:
@@ -165,7 +199,7 @@ def model_offers(sessions: list[MinerSession]) -> list[ModelOffer]:
     offers: dict[str, ModelOffer] = {}
     for session in sessions:
         free = 0 if session.draining else session.free_slots
-        for model in session.info.models:
+        for model in session.models:
             known = offers.get(model)
             offers[model] = ModelOffer(
                 model=model,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from aitbc.domain.errors import invalid_argument
+from aitbc.domain.fair_queue import Priority
 from aitbc.domain.states import JobState
 
 MAX_TOKENS_LIMIT = 8192
@@ -89,6 +90,7 @@ class JobSpec:
     messages: tuple[ChatMessage, ...] = ()
     # Continue the prompt as plain text instead of wrapping it in the chat template.
     raw: bool = False
+    priority: Priority = Priority.NORMAL
     # The most the client pays (AIT credits, an upper-bound estimate); None: no cap.
     max_price: float | None = None
     idempotency_key: str = ""
@@ -104,6 +106,7 @@ class JobSpec:
         params: SamplingParams,
         messages: tuple[ChatMessage, ...] = (),
         raw: bool = False,
+        priority: Priority = Priority.NORMAL,
         max_price: float | None = None,
         idempotency_key: str = "",
         ttl: timedelta | None = None,
@@ -136,6 +139,7 @@ class JobSpec:
             params=params,
             messages=messages,
             raw=raw,
+            priority=priority,
             max_price=max_price,
             idempotency_key=idempotency_key,
             ttl=ttl,
@@ -208,6 +212,16 @@ class JobRecord:
         if self.state is JobState.COMPLETED:
             return 100
         return min(99, self.completion_tokens * 100 // self.spec.params.max_tokens)
+
+
+def estimate_start(now: datetime, *, position: int, slots: int, mean_job_seconds: float | None) -> datetime | None:
+    """When a pending job should start: the jobs ahead of it spread over the slots that could run it.
+
+    None without slots or a measured job duration to go on.
+    """
+    if slots <= 0 or not mean_job_seconds:
+        return None
+    return now + timedelta(seconds=(position // slots) * mean_job_seconds)
 
 
 def estimate_completion(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
+from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.fair_queue import Priority
 from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams, parse_memory
+from aitbc.domain.routing import Price
 from aitbc.domain.states import JobState
 from aitbc.v1 import jobs_pb2, miner_pb2
 
@@ -22,6 +26,16 @@ STATE_TO_PROTO: dict[JobState, jobs_pb2.JobState] = {
     JobState.CANCELED: jobs_pb2.JOB_STATE_CANCELED,
 }
 STATE_FROM_PROTO: dict[int, JobState] = {value: key for key, value in STATE_TO_PROTO.items()}
+
+PRIORITY_TO_PROTO: dict[Priority, jobs_pb2.JobPriority] = {
+    Priority.HIGH: jobs_pb2.JOB_PRIORITY_HIGH,
+    Priority.NORMAL: jobs_pb2.JOB_PRIORITY_NORMAL,
+    Priority.LOW: jobs_pb2.JOB_PRIORITY_LOW,
+}
+PRIORITY_FROM_PROTO: dict[int, Priority] = {
+    **{value: key for key, value in PRIORITY_TO_PROTO.items()},
+    jobs_pb2.JOB_PRIORITY_UNSPECIFIED: Priority.NORMAL,
+}
 
 
 def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -47,10 +61,18 @@ def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
         params=sampling,
         messages=tuple(ChatMessage(role=m.role, content=m.content) for m in request.messages),
         raw=request.raw,
+        priority=_priority(request.priority),
         max_price=request.max_price if request.HasField("max_price") else None,
         idempotency_key=request.idempotency_key,
         ttl=request.ttl.ToTimedelta() if request.HasField("ttl") else None,
     )
+
+
+def _priority(value: int) -> Priority:
+    try:
+        return PRIORITY_FROM_PROTO[value]
+    except KeyError:
+        raise invalid_argument("priority", f"unknown priority {value}; expected high, normal or low") from None
 
 
 def params_to_proto(params: SamplingParams) -> jobs_pb2.SamplingParams:
@@ -99,6 +121,7 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
             queue_position=record.queue_position or 0,
             estimated_start=_timestamp(record.estimated_start),
         ),
+        priority=PRIORITY_TO_PROTO[record.spec.priority],
         max_price=record.spec.max_price,
         idempotency_key=record.spec.idempotency_key,
         expires_at=_timestamp(record.expires_at),
@@ -132,7 +155,12 @@ def miner_info_from_hello(hello: miner_pb2.MinerHello) -> MinerInfo:
         gpus=tuple(GpuSpec(name=gpu.name, vram_bytes=gpu.vram_bytes, count=gpu.count) for gpu in hello.gpus),
         backend=hello.backend,
         version=hello.version,
+        prices=_prices(hello.prices),
     )
+
+
+def _prices(prices: Iterable[miner_pb2.ModelPrice]) -> tuple[tuple[str, Price], ...]:
+    return tuple((price.model, Price(price.input_per_1k, price.output_per_1k)) for price in prices)
 
 
 def command_to_proto(command: MinerCommand) -> miner_pb2.ConnectResponse:
@@ -188,4 +216,5 @@ def miner_info_from_registration(request: miner_pb2.RegisterMinerRequest) -> Min
         max_concurrency=request.max_concurrency or 1,
         gpus=gpus,
         backend="polling",
+        prices=_prices(request.prices),
     )

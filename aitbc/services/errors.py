@@ -23,6 +23,8 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.MINER_AT_CAPACITY: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.JOB_NOT_CLAIMABLE: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.LEASE_LOST: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.QUEUE_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.NO_ELIGIBLE_MINER: grpc.StatusCode.UNAVAILABLE,
 }
 
 

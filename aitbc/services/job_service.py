@@ -22,7 +22,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._coordinator = coordinator
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: Context) -> jobs_pb2.SubmitJobResponse:
-        record = await self._coordinator.submit(current_principal(), spec_from_submit(request))
+        record = await self._coordinator.submit(
+            current_principal(), spec_from_submit(request), queue_if_unavailable=request.queue_if_unavailable
+        )
         return jobs_pb2.SubmitJobResponse(job=job_to_proto(record))
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.GetJobResponse:

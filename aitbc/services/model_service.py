@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from aitbc.coordinator.engine import Coordinator
+from aitbc.coordinator.miners import ModelOffer
+from aitbc.domain.catalog import ModelEntry
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.v1 import models_pb2, models_pb2_grpc
 
@@ -16,18 +18,26 @@ class ModelService(models_pb2_grpc.ModelServiceServicer):
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
-        offers = self._coordinator.models(current_principal())
         return models_pb2.ListModelsResponse(
             object="list",
-            data=[
-                models_pb2.Model(
-                    id=offer.model,
-                    object="model",
-                    created=int(offer.since.timestamp()),
-                    owned_by=OWNER,
-                    miners=offer.miners,
-                    free_slots=offer.free_slots,
-                )
-                for offer in offers
-            ],
+            data=[_model(entry, offer) for entry, offer in self._coordinator.models(current_principal())],
         )
+
+
+def _model(entry: ModelEntry, offer: ModelOffer | None) -> models_pb2.Model:
+    return models_pb2.Model(
+        id=entry.id,
+        object="model",
+        created=int(offer.since.timestamp()) if offer else 0,
+        owned_by=OWNER,
+        miners=offer.miners if offer else 0,
+        free_slots=offer.free_slots if offer else 0,
+        aliases=entry.aliases,
+        kind=entry.kind.value,
+        min_tier=entry.min_tier,
+        min_vram_bytes=entry.min_vram_bytes,
+        context_length=entry.context_length,
+        price_input_per_1k=entry.price_input_per_1k,
+        price_output_per_1k=entry.price_output_per_1k,
+        description=entry.description,
+    )

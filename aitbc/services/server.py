@@ -17,8 +17,18 @@ from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
+from aitbc.services.network_service import NetworkService
 from aitbc.store.sqlite import SqliteStore
-from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, miner_pb2, miner_pb2_grpc, models_pb2, models_pb2_grpc
+from aitbc.v1 import (
+    jobs_pb2,
+    jobs_pb2_grpc,
+    miner_pb2,
+    miner_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +36,7 @@ SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     miner_pb2.DESCRIPTOR.services_by_name["MinerService"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -67,6 +78,7 @@ async def start_coordinator(
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(coordinator), server)
         miner_pb2_grpc.add_MinerServiceServicer_to_server(MinerService(coordinator), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
+        network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

@@ -10,6 +10,7 @@ from typing import Protocol
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 
 
@@ -28,6 +29,18 @@ class JobChanges:
     miner_reputation: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MinerRecord:
+    """What the coordinator remembers of a miner across its connections."""
+
+    miner_id: str
+    owner_id: str
+    stats: MinerStats
+    last_seen: datetime
+    models: tuple[str, ...]
+    backend: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,14 @@ class Store(Protocol):
         Appends `event` in the same transaction. Returns the updated record,
         or None when the job was not in the expected state: the caller lost a race.
         """
+        ...
+
+    # Miners
+
+    async def miners(self) -> list[MinerRecord]: ...
+
+    async def save_miner(self, miner: MinerRecord) -> None:
+        """Insert or replace the miner's record."""
         ...
 
     # Events

@@ -16,10 +16,12 @@ import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.fair_queue import Priority
 from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role, key_id
+from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges, JobPage
+from aitbc.store.base import JobChanges, JobPage, MinerRecord
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 _JOB_COLUMNS = (
@@ -63,6 +65,7 @@ def _job_from_row(row: aiosqlite.Row) -> JobRecord:
             ),
             messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
             raw=bool(row["raw"]),
+            priority=Priority(row["priority"]),
             max_price=row["max_price"],
             idempotency_key=row["idempotency_key"] or "",
             ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
@@ -244,7 +247,7 @@ class SqliteStore:
                         _micros(job.updated_at),
                         None,
                         None,
-                        1,
+                        int(job.spec.priority),
                         job.spec.max_price,
                         key,
                         _micros(job.expires_at) if job.expires_at else None,
@@ -335,6 +338,60 @@ class SqliteStore:
                 raise
             await self._db.execute("COMMIT")
         return None if row is None else _job_from_row(row)
+
+    # Miners
+
+    async def miners(self) -> list[MinerRecord]:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT miner_id, owner_id, completions, failures, cancellations, lease_expiries, tokens_per_second,"
+                " ttft_seconds, updated_at, last_seen, models, backend FROM miner_stats ORDER BY miner_id"
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [
+            MinerRecord(
+                miner_id=row["miner_id"],
+                owner_id=row["owner_id"],
+                stats=MinerStats(
+                    completions=row["completions"],
+                    failures=row["failures"],
+                    cancellations=row["cancellations"],
+                    lease_expiries=row["lease_expiries"],
+                    tokens_per_second=row["tokens_per_second"],
+                    ttft_seconds=row["ttft_seconds"],
+                    updated_at=_moment(row["updated_at"]),
+                ),
+                last_seen=_moment(row["last_seen"]) or datetime.fromtimestamp(0, UTC),
+                models=tuple(json.loads(row["models"])),
+                backend=row["backend"],
+            )
+            for row in rows
+        ]
+
+    async def save_miner(self, miner: MinerRecord) -> None:
+        stats = miner.stats
+        async with self._lock:
+            await self._db.execute(
+                "INSERT OR REPLACE INTO miner_stats (miner_id, owner_id, completions, failures, cancellations,"
+                " lease_expiries, tokens_per_second, ttft_seconds, updated_at, last_seen, models, backend)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    miner.miner_id,
+                    miner.owner_id,
+                    stats.completions,
+                    stats.failures,
+                    stats.cancellations,
+                    stats.lease_expiries,
+                    stats.tokens_per_second,
+                    stats.ttft_seconds,
+                    _micros(stats.updated_at) if stats.updated_at else None,
+                    _micros(miner.last_seen),
+                    json.dumps(list(miner.models)),
+                    miner.backend,
+                ),
+            )
 
     # Events
 

@@ -218,24 +218,20 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., from_seq: _Optional[int] = ...) -> None: ...
 
 class JobStateChange(_message.Message):
-    __slots__ = ("status", "miner_id", "attempt", "error", "usage", "finish_reason", "queue_position", "estimated_start")
+    __slots__ = ("status", "miner_id", "attempt", "error", "usage", "finish_reason")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
-    ESTIMATED_START_FIELD_NUMBER: _ClassVar[int]
     status: JobState
     miner_id: str
     attempt: int
     error: str
     usage: Usage
     finish_reason: str
-    queue_position: int
-    estimated_start: _timestamp_pb2.Timestamp
-    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ..., queue_position: _Optional[int] = ..., estimated_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class TokenChunk(_message.Message):
     __slots__ = ("text", "token_count")

@@ -27,10 +27,27 @@ def _llama_cpp(**options: Any) -> Backend:
     return LlamaCppBackend(**options)
 
 
-# Keyword options each factory takes are the keyword arguments of the backend's constructor.
+def _exllamav2(**options: Any) -> Backend:
+    # The module imports exllamav2 (and with it torch and a CUDA build) only inside load().
+    from miner.backends.exllamav2 import ExLlamaV2Backend
+
+    try:
+        return ExLlamaV2Backend.load(**options)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("exllamav2", "torch"):
+            raise
+        raise ModuleNotFoundError(
+            "the exllamav2 backend needs exllamav2 and a CUDA build of torch; docs/gpu-miner.md says how",
+            name=exc.name,
+        ) from exc
+
+
+# Keyword options each factory takes are the keyword arguments of the backend's constructor (of
+# ExLlamaV2Backend.load for exllamav2).
 _FACTORIES: dict[str, Callable[..., Backend]] = {
     "synthetic": _synthetic,
     "llama.cpp": _llama_cpp,
+    "exllamav2": _exllamav2,
 }
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_FACTORIES)

@@ -27,7 +27,7 @@ async def collect(events: AsyncIterator[JobEvent]) -> list[JobEvent]:
 
 
 async def test_submit_stream_and_wait(target: str, keys: Keys, client: AsyncClient) -> None:
-    job = await client.submit_job("Explain machine learning", "tiny", max_tokens=3)
+    job = await client.submit_job("Explain machine learning", "tiny", max_tokens=3, queue_if_unavailable=True)
     assert (job.status, job.params.max_tokens, job.params.temperature) == ("pending", 3, 0.7)
     watch = asyncio.create_task(collect(client.stream(job.job_id)))
     async with ScriptedMiner(target, keys.miner) as miner:
@@ -58,7 +58,7 @@ async def test_submit_stream_and_wait(target: str, keys: Keys, client: AsyncClie
 
 
 async def test_cancel_list_and_errors(client: AsyncClient) -> None:
-    job = await client.submit_job("Write a story", "tiny")
+    job = await client.submit_job("Write a story", "tiny", queue_if_unavailable=True)
     assert (await client.cancel_job(job.job_id)).status == "canceled"
     assert (await client.wait_for_job(job.job_id, timeout=10)).status == "canceled"
     assert [listed.job_id async for listed in client.iter_jobs(status="cancelled")] == [job.job_id]
@@ -79,8 +79,18 @@ async def test_cancel_list_and_errors(client: AsyncClient) -> None:
     assert "max_tokens" in invalid.value.field
 
 
+async def test_no_online_miner_is_unavailable_unless_queued(client: AsyncClient) -> None:
+    with pytest.raises(AitbcApiError) as unavailable:
+        await client.submit_job("Nobody serves this model now", "tiny")
+    assert (unavailable.value.code, unavailable.value.reason) == (grpc.StatusCode.UNAVAILABLE, "NO_ELIGIBLE_MINER")
+    with pytest.raises(AitbcApiError) as unknown:
+        await client.submit_job("No such model", "no-such-model")
+    assert (unknown.value.reason, unknown.value.field) == ("INVALID_ARGUMENT", "model")
+
+
 async def test_wait_for_a_pending_job_times_out(client: AsyncClient) -> None:
-    job = await client.submit_job("Nobody serves this model", "no-such-model")
+    job = await client.submit_job("Nobody serves this model", "tiny", queue_if_unavailable=True, priority="low")
+    assert job.routing.queue_position == 0
     with pytest.raises(TimeoutError, match=job.job_id):
         await client.wait_for_job(job.job_id, timeout=0.3)
 
@@ -88,7 +98,7 @@ async def test_wait_for_a_pending_job_times_out(client: AsyncClient) -> None:
 async def test_cli_submit_and_status(target: str, keys: Keys, capsys: pytest.CaptureFixture[str]) -> None:
     connection = ("--coordinator", target, "--api-key", keys.client)
     # The blocking client runs in a worker thread so the coordinator keeps serving on this loop.
-    assert await asyncio.to_thread(run_cli, "submit", "Hello", "--model", "tiny", *connection) == 0
+    assert await asyncio.to_thread(run_cli, "submit", "Hello", "--model", "tiny", "--queue", *connection) == 0
     job_id = capsys.readouterr().out.strip()
     assert await asyncio.to_thread(run_cli, "client", "status", "--job-id", job_id, *connection) == 0
     status = json.loads(capsys.readouterr().out)

@@ -20,26 +20,65 @@ Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
-        (S.SubmitJobRequest(prompt="", model="m"), "prompt"),
-        (S.SubmitJobRequest(prompt="   \n", model="m"), "prompt"),
-        (S.SubmitJobRequest(prompt="hi", model="bad model!"), "model"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(max_tokens=0)), "params.max_tokens"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(max_tokens=100_000)), "params.max_tokens"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(temperature=2.5)), "params.temperature"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(temperature=float("nan"))), "params.temperature"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=0.0)), "params.top_p"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(top_p=1.5)), "params.top_p"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(stop=["a", "b", "c", "d", "e"])), "params.stop"),
-        (S.SubmitJobRequest(prompt="hi", params=S.SamplingParams(stop=[""])), "params.stop"),
-        (S.SubmitJobRequest(prompt="hi", messages=[S.ChatMessage(role="user", content="hi")]), "prompt"),
-        (S.SubmitJobRequest(messages=[S.ChatMessage(role="robot", content="hi")]), "messages[0].role"),
+        (S.SubmitJobRequest(queue_if_unavailable=True, prompt="", model="m"), "prompt"),
+        (S.SubmitJobRequest(queue_if_unavailable=True, prompt="   \n", model="m"), "prompt"),
+        (S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", model="bad model!"), "model"),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(max_tokens=0)),
+            "params.max_tokens",
+        ),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(max_tokens=100_000)),
+            "params.max_tokens",
+        ),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(temperature=2.5)),
+            "params.temperature",
+        ),
         (
             S.SubmitJobRequest(
-                messages=[S.ChatMessage(role="user", content="q"), S.ChatMessage(role="assistant", content="a")]
+                queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(temperature=float("nan"))
+            ),
+            "params.temperature",
+        ),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(top_p=0.0)),
+            "params.top_p",
+        ),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(top_p=1.5)),
+            "params.top_p",
+        ),
+        (
+            S.SubmitJobRequest(
+                queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(stop=["a", "b", "c", "d", "e"])
+            ),
+            "params.stop",
+        ),
+        (S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", params=S.SamplingParams(stop=[""])), "params.stop"),
+        (
+            S.SubmitJobRequest(
+                queue_if_unavailable=True, prompt="hi", messages=[S.ChatMessage(role="user", content="hi")]
+            ),
+            "prompt",
+        ),
+        (
+            S.SubmitJobRequest(queue_if_unavailable=True, messages=[S.ChatMessage(role="robot", content="hi")]),
+            "messages[0].role",
+        ),
+        (
+            S.SubmitJobRequest(
+                queue_if_unavailable=True,
+                messages=[S.ChatMessage(role="user", content="q"), S.ChatMessage(role="assistant", content="a")],
             ),
             "messages",
         ),
-        (S.SubmitJobRequest(messages=[S.ChatMessage(role="user", content="hi")], raw=True), "raw"),
+        (
+            S.SubmitJobRequest(
+                queue_if_unavailable=True, messages=[S.ChatMessage(role="user", content="hi")], raw=True
+            ),
+            "raw",
+        ),
     ],
 )
 async def test_invalid_submit_names_the_field(
@@ -55,9 +94,13 @@ async def test_invalid_submit_names_the_field(
 
 async def test_boundary_params_are_accepted(keys: Keys, jobs_stub: Stub) -> None:
     params = S.SamplingParams(max_tokens=1, temperature=0.0, top_p=1.0)
-    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="x", params=params), metadata=key(keys.client))).job
+    job = (
+        await jobs_stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="x", params=params), metadata=key(keys.client)
+        )
+    ).job
     assert (job.params.max_tokens, job.params.temperature, job.params.top_p) == (1, 0.0, 1.0)
-    assert job.model == "llama3.2"  # the seed's default model
+    assert job.model == "llama-3.2-1b-instruct"  # the seed's default model, llama3.2, resolved
 
 
 async def test_unknown_job_is_not_found(keys: Keys, jobs_stub: Stub) -> None:
@@ -83,7 +126,11 @@ async def test_missing_job_id_is_invalid(keys: Keys, jobs_stub: Stub) -> None:
 
 
 async def test_another_clients_job_looks_missing(keys: Keys, jobs_stub: Stub) -> None:
-    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="mine"), metadata=key(keys.client))).job
+    job = (
+        await jobs_stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="mine"), metadata=key(keys.client)
+        )
+    ).job
     for call in (
         jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.other_client)),
         jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.other_client)),
@@ -99,7 +146,7 @@ async def test_another_clients_job_looks_missing(keys: Keys, jobs_stub: Stub) ->
 @pytest.mark.parametrize("metadata", [(), (("x-api-key", "aitbc_client_wrong"),), (("x-api-key", ""),)])
 async def test_bad_key_is_unauthenticated(jobs_stub: Stub, keys: Keys, metadata: tuple[tuple[str, str], ...]) -> None:
     await expect_error(
-        jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi"), metadata=metadata),
+        jobs_stub.SubmitJob(S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi"), metadata=metadata),
         grpc.StatusCode.UNAUTHENTICATED,
         "UNAUTHENTICATED",
     )
@@ -107,7 +154,7 @@ async def test_bad_key_is_unauthenticated(jobs_stub: Stub, keys: Keys, metadata:
 
 async def test_miner_key_cannot_submit(keys: Keys, jobs_stub: Stub) -> None:
     await expect_error(
-        jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi"), metadata=key(keys.miner)),
+        jobs_stub.SubmitJob(S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi"), metadata=key(keys.miner)),
         grpc.StatusCode.PERMISSION_DENIED,
         "PERMISSION_DENIED",
     )
@@ -137,7 +184,11 @@ async def test_bad_miner_hello_is_rejected(target: str, keys: Keys, first: miner
 
 
 async def test_protocol_error_mid_stream_requeues_the_job(target: str, keys: Keys, jobs_stub: Stub) -> None:
-    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="hi", model="x"), metadata=key(keys.client))).job
+    job = (
+        await jobs_stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", model="x"), metadata=key(keys.client)
+        )
+    ).job
     async with ScriptedMiner(target, keys.miner) as bad:
         await bad.hello("bad", ["x"])
         await bad.expect("assign")

@@ -22,7 +22,10 @@ S = jobs_pb2
 
 async def submit(stub: Stub, client_key: str, max_tokens: int = 16) -> S.Job:
     request = S.SubmitJobRequest(
-        prompt="Explain machine learning in simple terms", model="tiny", params=S.SamplingParams(max_tokens=max_tokens)
+        queue_if_unavailable=True,
+        prompt="Explain machine learning in simple terms",
+        model="tiny",
+        params=S.SamplingParams(max_tokens=max_tokens),
     )
     response = await stub.SubmitJob(request, metadata=key(client_key))
     return response.job
@@ -290,7 +293,9 @@ async def test_health_is_serving(target: str) -> None:
 
 async def test_conversation_and_stop_strings_reach_the_miner(target: str, keys: Keys, jobs_stub: Stub) -> None:
     conversation = [S.ChatMessage(role="system", content="Be brief."), S.ChatMessage(role="user", content="Hi")]
-    request = S.SubmitJobRequest(model="tiny", messages=conversation, params=S.SamplingParams(stop=["\n\n"]))
+    request = S.SubmitJobRequest(
+        queue_if_unavailable=True, model="tiny", messages=conversation, params=S.SamplingParams(stop=["\n\n"])
+    )
     job = (await jobs_stub.SubmitJob(request, metadata=key(keys.client))).job
     assert list(job.messages) == conversation
     async with ScriptedMiner(target, keys.miner) as miner:
@@ -300,19 +305,31 @@ async def test_conversation_and_stop_strings_reach_the_miner(target: str, keys: 
     assert (assign.prompt, assign.raw, list(assign.params.stop)) == ("", False, ["\n\n"])
 
 
-async def test_models_lists_what_connected_miners_serve(target: str, keys: Keys) -> None:
+async def test_models_lists_the_catalog_with_what_connected_miners_offer(target: str, keys: Keys) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         models = models_pb2_grpc.ModelServiceStub(channel)
-        assert list((await models.ListModels(models_pb2.ListModelsRequest(), metadata=key(keys.client))).data) == []
-        async with ScriptedMiner(target, keys.miner) as a, ScriptedMiner(target, keys.miner) as b:
-            await a.hello("a", ["tiny", "big"], max_concurrency=2)
-            await b.hello("b", ["tiny"], max_concurrency=1)
+
+        async def offers() -> dict[str, tuple[int, int]]:
             listed = await models.ListModels(models_pb2.ListModelsRequest(), metadata=key(keys.client))
-        assert listed.object == "list"
-        assert [(m.id, m.object, m.miners, m.free_slots) for m in listed.data] == [
-            ("big", "model", 1, 2),
-            ("tiny", "model", 2, 3),
-        ]
+            assert listed.object == "list"
+            return {m.id: (m.miners, m.free_slots) for m in listed.data}
+
+        idle = await offers()
+        assert idle["tiny"] == idle["llama-3.2-1b-instruct"] == (0, 0)
+        async with ScriptedMiner(target, keys.miner) as a, ScriptedMiner(target, keys.miner) as b:
+            await a.hello("a", ["tiny", "llama3.2"], max_concurrency=2)
+            await b.hello("b", ["tiny"], max_concurrency=1)
+            busy = await offers()
+        assert busy["llama-3.2-1b-instruct"] == (1, 2)  # advertised by its alias
+        assert busy["tiny"] == (2, 3)
         await expect_error(
             models.ListModels(models_pb2.ListModelsRequest()), grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"
         )
+
+
+async def test_a_miner_serving_no_catalog_model_is_refused(target: str, keys: Keys) -> None:
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.send(
+            miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="odd", models=["mystery"], max_concurrency=1))
+        )
+        assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT

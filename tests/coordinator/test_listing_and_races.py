@@ -9,10 +9,11 @@ from typing import TypeAlias
 import grpc
 import grpc.aio
 
+from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.v1 import jobs_pb2 as S
 from aitbc.v1 import jobs_pb2_grpc
-from tests.conftest import Keys
+from tests.conftest import TEST_CATALOG, Keys
 from tests.support.rpc import collect, key
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -21,7 +22,11 @@ Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 
 async def test_list_pages_newest_first_with_status_filter(keys: Keys, jobs_stub: Stub) -> None:
     submitted = [
-        (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt=f"job {n}"), metadata=key(keys.client))).job.job_id
+        (
+            await jobs_stub.SubmitJob(
+                S.SubmitJobRequest(queue_if_unavailable=True, prompt=f"job {n}"), metadata=key(keys.client)
+            )
+        ).job.job_id
         for n in range(7)
     ]
     await jobs_stub.CancelJob(S.CancelJobRequest(job_id=submitted[2]), metadata=key(keys.client))
@@ -43,7 +48,9 @@ async def test_two_clients_racing(target: str, keys: Keys, jobs_stub: Stub) -> N
     async def burst(client_key: str, count: int) -> list[str]:
         replies = await asyncio.gather(
             *(
-                jobs_stub.SubmitJob(S.SubmitJobRequest(prompt=f"p{n}", model="m"), metadata=key(client_key))
+                jobs_stub.SubmitJob(
+                    S.SubmitJobRequest(queue_if_unavailable=True, prompt=f"p{n}", model="m"), metadata=key(client_key)
+                )
                 for n in range(count)
             )
         )
@@ -68,7 +75,9 @@ async def test_two_clients_racing(target: str, keys: Keys, jobs_stub: Stub) -> N
 
 
 async def test_racing_cancels_exactly_one_wins(keys: Keys, jobs_stub: Stub) -> None:
-    job = (await jobs_stub.SubmitJob(S.SubmitJobRequest(prompt="x"), metadata=key(keys.client))).job
+    job = (
+        await jobs_stub.SubmitJob(S.SubmitJobRequest(queue_if_unavailable=True, prompt="x"), metadata=key(keys.client))
+    ).job
     results = await asyncio.gather(
         *(jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.client)) for _ in range(5)),
         return_exceptions=True,
@@ -86,8 +95,16 @@ async def test_acknowledged_jobs_survive_a_restart(database: Path, keys: Keys, c
     target = f"127.0.0.1:{coordinator.port}"
     async with grpc.aio.insecure_channel(target) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
-        queued = (await stub.SubmitJob(S.SubmitJobRequest(prompt="queued", model="m"), metadata=key(keys.client))).job
-        running = (await stub.SubmitJob(S.SubmitJobRequest(prompt="running", model="m"), metadata=key(keys.client))).job
+        queued = (
+            await stub.SubmitJob(
+                S.SubmitJobRequest(queue_if_unavailable=True, prompt="queued", model="m"), metadata=key(keys.client)
+            )
+        ).job
+        running = (
+            await stub.SubmitJob(
+                S.SubmitJobRequest(queue_if_unavailable=True, prompt="running", model="m"), metadata=key(keys.client)
+            )
+        ).job
         miner = ScriptedMiner(target, keys.miner)
         await miner.hello("m", ["m"])
         await miner.expect("assign")
@@ -101,7 +118,7 @@ async def test_acknowledged_jobs_survive_a_restart(database: Path, keys: Keys, c
     await coordinator.stop(grace=0.1)
     await miner.close()
 
-    restarted = await start_coordinator(database, "127.0.0.1:0")
+    restarted = await start_coordinator(database, "127.0.0.1:0", CoordinatorConfig(catalog=TEST_CATALOG))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)

@@ -13,7 +13,7 @@ import pytest
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.v1 import jobs_pb2 as S
 from aitbc.v1 import jobs_pb2_grpc, miner_pb2, miner_pb2_grpc
-from tests.conftest import Keys
+from tests.conftest import TEST_CATALOG, Keys
 from tests.support.rpc import collect, expect_error, key
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -39,7 +39,11 @@ async def register(stub: Miners, miner_key: str, miner_id: str = "poller", slots
 
 
 async def submit(stub: Jobs, client_key: str, prompt: str = "Hello, world!", model: str = "llama3.2") -> str:
-    job = (await stub.SubmitJob(S.SubmitJobRequest(prompt=prompt, model=model), metadata=key(client_key))).job
+    job = (
+        await stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt=prompt, model=model), metadata=key(client_key)
+        )
+    ).job
     return job.job_id
 
 
@@ -49,7 +53,7 @@ async def test_register_list_claim_complete(keys: Keys, jobs_stub: Jobs, miners_
     assert registered.heartbeat_interval.ToTimedelta().total_seconds() > 0
     first = await submit(jobs_stub, keys.client, "first")
     second = await submit(jobs_stub, keys.client, "second")
-    await submit(jobs_stub, keys.client, "other model", model="stable-diffusion")
+    await submit(jobs_stub, keys.client, "other model", model="tiny")
 
     available = await miners_stub.ListAvailableJobs(
         M.ListAvailableJobsRequest(miner_id="poller"), metadata=key(keys.miner)
@@ -103,10 +107,10 @@ async def test_polling_and_streaming_miners_share_the_queue(
         await streaming.hello("streamer", ["llama3.2"])
         assign = (await streaming.expect("assign")).assign
         assert assign.job_id == job_id
-    listed = await miners_stub.ListAvailableJobs(
-        M.ListAvailableJobsRequest(miner_id="poller"), metadata=key(keys.miner)
-    )
-    assert list(listed.jobs) == []
+        listed = await miners_stub.ListAvailableJobs(
+            M.ListAvailableJobsRequest(miner_id="poller"), metadata=key(keys.miner)
+        )
+        assert list(listed.jobs) == []
 
 
 async def test_cancel_reaches_a_polling_miner_as_lease_lost(keys: Keys, jobs_stub: Jobs, miners_stub: Miners) -> None:
@@ -179,7 +183,7 @@ async def test_unregistered_miner_and_wrong_roles(keys: Keys, jobs_stub: Jobs, m
 class TestLeases:
     @pytest.fixture
     def coordinator_config(self) -> CoordinatorConfig:
-        return CoordinatorConfig(heartbeat_interval=0.05, lease_timeout=0.3)
+        return CoordinatorConfig(heartbeat_interval=0.05, lease_timeout=0.3, catalog=TEST_CATALOG)
 
     async def test_a_hung_streaming_miner_loses_its_job(self, target: str, keys: Keys, jobs_stub: Jobs) -> None:
         job_id = await submit(jobs_stub, keys.client, model="m")

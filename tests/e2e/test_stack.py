@@ -61,7 +61,9 @@ async def tokens_until(stream: AsyncIterator[JobEvent], count: int) -> int:
 async def test_submit_stream_complete(client: AsyncClient, run_agent: AgentFactory) -> None:
     backend = SyntheticBackend(tokens_per_second=0)
     async with run_agent(backend, "m1"):
-        job = await client.submit_job("Explain machine learning", model="synthetic", max_tokens=24)
+        job = await client.submit_job(
+            "Explain machine learning", model="synthetic", max_tokens=24, queue_if_unavailable=True
+        )
         events = [event async for event in client.stream(job.job_id)]
     text = "".join(event.text for event in events)
     assert text == await expected_text(SyntheticBackend(tokens_per_second=0), "Explain machine learning", 24)
@@ -75,7 +77,7 @@ async def test_submit_stream_complete(client: AsyncClient, run_agent: AgentFacto
 
 async def test_cancel_mid_stream_keeps_tokens_and_frees_the_miner(client: AsyncClient, run_agent: AgentFactory) -> None:
     async with run_agent(SyntheticBackend(tokens_per_second=100), "m1"):
-        job = await client.submit_job("long story", model="synthetic", max_tokens=2000)
+        job = await client.submit_job("long story", model="synthetic", max_tokens=2000, queue_if_unavailable=True)
         stream = client.stream(job.job_id)
         await tokens_until(stream, 5)
         canceled = await client.cancel_job(job.job_id)
@@ -89,7 +91,7 @@ async def test_cancel_mid_stream_keeps_tokens_and_frees_the_miner(client: AsyncC
         assert sum(event.token_count for event in everything) == produced
         assert "".join(event.text for event in everything) == canceled.result
         # The slot is free: another job runs to completion on the same miner.
-        follow_up = await client.submit_job("short", model="synthetic", max_tokens=3)
+        follow_up = await client.submit_job("short", model="synthetic", max_tokens=3, queue_if_unavailable=True)
         assert (await client.wait_for_job(follow_up.job_id, timeout=30)).status == "completed"
 
 
@@ -97,7 +99,7 @@ async def test_killed_miner_job_finishes_on_another_with_continuous_text(
     client: AsyncClient, run_agent: AgentFactory
 ) -> None:
     prompt, max_tokens = "a job that outlives its miner", 60
-    job = await client.submit_job(prompt, model="synthetic", max_tokens=max_tokens)
+    job = await client.submit_job(prompt, model="synthetic", max_tokens=max_tokens, queue_if_unavailable=True)
     watched = client.stream(job.job_id)
     async with run_agent(SyntheticBackend(tokens_per_second=200), "doomed"):
         await tokens_until(watched, 10)
@@ -118,7 +120,7 @@ async def test_shutdown_drains_the_miner_and_lets_its_job_finish(
     coordinator: RunningCoordinator, database: Path, client: AsyncClient, run_agent: AgentFactory
 ) -> None:
     async with run_agent(SyntheticBackend(tokens_per_second=100), "m1") as agent:
-        job = await client.submit_job("finish me", model="synthetic", max_tokens=30)
+        job = await client.submit_job("finish me", model="synthetic", max_tokens=30, queue_if_unavailable=True)
         await tokens_until(client.stream(job.job_id), 1)
         await coordinator.stop(grace=10)
         await asyncio.wait_for(agent.drain(), 10)  # it was reconnecting; now it stops
@@ -143,6 +145,7 @@ async def test_llama_cpp_end_to_end(client: AsyncClient, run_agent: AgentFactory
                 model=backend.models[0],
                 max_tokens=16,
                 temperature=0.0,
+                queue_if_unavailable=True,
             )
             events = [event async for event in client.stream(job.job_id)]
     finally:

@@ -42,7 +42,7 @@ async def test_completion(client: AsyncOpenAI, miner: ScriptedMiner) -> None:
     completion = await request
 
     assert completion.id == f"cmpl-{assignment.job_id}"
-    assert (completion.object, completion.model) == ("text_completion", MODEL)
+    assert (completion.object, completion.model) == ("text_completion", "llama-3.2-1b-instruct")
     assert completion.created > 0
     [choice] = completion.choices
     assert (choice.index, choice.text, choice.finish_reason) == (0, " there was", "length")
@@ -190,8 +190,10 @@ async def test_wrong_key_is_an_authentication_error(gateway: str) -> None:
 
 
 async def test_models_list(client: AsyncOpenAI, miner: ScriptedMiner) -> None:
-    models = [model async for model in client.models.list()]
-    assert [(model.id, model.object, model.owned_by) for model in models] == [(MODEL, "model", "aitbc")]
+    models = {model.id: model async for model in client.models.list()}
+    served = models["llama-3.2-1b-instruct"]
+    assert (served.object, served.owned_by) == ("model", "aitbc")
+    assert "smollm2-135m-instruct" in models
 
 
 async def test_disconnecting_from_a_stream_cancels_the_job(

@@ -21,10 +21,30 @@ SEED_SUBMIT = {
 
 
 async def submit(http: httpx.AsyncClient, **overrides: object) -> dict[str, object]:
-    response = await http.post("/v1/jobs", json={**SEED_SUBMIT, **overrides})
+    """The seed's submit, queued even while no miner is online so that each test decides when one comes."""
+    response = await http.post("/v1/jobs", json={**SEED_SUBMIT, "queue_if_unavailable": True, **overrides})
     assert response.status_code == 201, response.text
     job: dict[str, object] = response.json()
     return job
+
+
+async def test_seed_submit_is_routed_at_once_to_a_free_miner(http: httpx.AsyncClient, miner: ScriptedMiner) -> None:
+    response = await http.post("/v1/jobs", json=SEED_SUBMIT)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert (job["status"], job["miner_id"]) == ("assigned", "m1")
+    routing = job["routing"]
+    assert (routing["miner_id"], routing["miner_reputation"]) == ("m1", 5000)
+    assert routing["estimated_cost"] > 0
+    assert re.fullmatch(r"[0-9a-f]{64}", routing["input_hash"])
+
+
+async def test_seed_submit_with_no_miner_online_is_503(http: httpx.AsyncClient) -> None:
+    response = await http.post("/v1/jobs", json=SEED_SUBMIT)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error_code"] == "NO_ELIGIBLE_MINER"
+    assert "no online miner serves llama-3.2-1b-instruct" in body["detail"]
 
 
 async def test_submit_answers_201_with_the_seed_shape(http: httpx.AsyncClient) -> None:
@@ -32,6 +52,8 @@ async def test_submit_answers_201_with_the_seed_shape(http: httpx.AsyncClient) -
     assert job["status"] == "pending"
     assert isinstance(job["job_id"], str)
     assert job["job_id"]
+    assert job["model"] == "llama-3.2-1b-instruct"  # the catalog id the alias llama3.2 names
+    assert job["routing"]["queue_position"] == 0  # type: ignore[index]
     assert RFC3339_UTC.match(str(job["created_at"]))
     # Fields without presence are printed, so a client can read them before they are set.
     assert (job["result"], job["progress"], job["miner_id"]) == ("", 0, "")
@@ -199,7 +221,7 @@ async def test_unknown_route_and_wrong_method_are_json(http: httpx.AsyncClient) 
 
 
 async def test_api_prefix_serves_the_same_routes(http: httpx.AsyncClient) -> None:
-    response = await http.post("/api/v1/jobs", json=SEED_SUBMIT)
+    response = await http.post("/api/v1/jobs", json={**SEED_SUBMIT, "queue_if_unavailable": True})
     assert response.status_code == 201
     job_id = response.json()["job_id"]
     assert (await http.get(f"/api/v1/jobs/{job_id}")).json()["job_id"] == job_id
@@ -212,9 +234,13 @@ async def test_models_is_the_openai_list(http: httpx.AsyncClient, miner: Scripte
     assert response.status_code == 200
     listing = response.json()
     assert listing["object"] == "list"
-    [model] = listing["data"]
-    assert (model["id"], model["object"], model["owned_by"]) == (MODEL, "model", "aitbc")
+    by_id = {model["id"]: model for model in listing["data"]}
+    model = by_id["llama-3.2-1b-instruct"]  # the catalog entry whose alias the miner advertised
+    assert (model["object"], model["owned_by"], model["miners"], model["free_slots"]) == ("model", "aitbc", 1, 4)
+    assert MODEL in model["aliases"]
     assert isinstance(model["created"], int)
+    assert model["created"] > 0
+    assert by_id["codellama-7b-instruct"]["miners"] == 0  # in the catalog, nobody serves it now
 
 
 async def test_health_follows_the_coordinator(http: httpx.AsyncClient, coordinator: RunningCoordinator) -> None:

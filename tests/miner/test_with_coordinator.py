@@ -54,7 +54,10 @@ async def miners(target: str, keys: Keys) -> AsyncIterator[Miners]:
 
 async def submit(stub: Stub, keys: Keys, max_tokens: int) -> str:
     request = jobs_pb2.SubmitJobRequest(
-        prompt=PROMPT, model="synthetic", params=jobs_pb2.SamplingParams(max_tokens=max_tokens)
+        prompt=PROMPT,
+        model="synthetic",
+        params=jobs_pb2.SamplingParams(max_tokens=max_tokens),
+        queue_if_unavailable=True,
     )
     return (await stub.SubmitJob(request, metadata=key(keys.client))).job.job_id
 

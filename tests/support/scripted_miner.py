@@ -42,14 +42,15 @@ class ScriptedMiner:
         while (request := await self._outgoing.get()) is not None:
             yield request
 
-    async def hello(self, miner_id: str, models: list[str], max_concurrency: int = 1) -> miner_pb2.Welcome:
-        await self.send(
-            miner_pb2.ConnectRequest(
-                hello=miner_pb2.MinerHello(
-                    miner_id=miner_id, models=models, max_concurrency=max_concurrency, backend="scripted"
-                )
-            )
+    async def hello(
+        self, miner_id: str, models: list[str], max_concurrency: int = 1, *, vram_gib: int = 24
+    ) -> miner_pb2.Welcome:
+        """Say hello as a miner with one GPU of `vram_gib` (0: a CPU miner); returns the Welcome."""
+        gpus = [miner_pb2.GpuInfo(name="Scripted GPU", vram_bytes=vram_gib << 30, count=1)] if vram_gib else []
+        hello = miner_pb2.MinerHello(
+            miner_id=miner_id, models=models, max_concurrency=max_concurrency, backend="scripted", gpus=gpus
         )
+        await self.send(miner_pb2.ConnectRequest(hello=hello))
         return (await self.expect("welcome")).welcome
 
     async def send(self, request: miner_pb2.ConnectRequest) -> None:

@@ -1,0 +1,103 @@
+"""Miner reputation kept in memory and written behind to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from aitbc.coordinator.miners import MinerSession
+from aitbc.domain.reputation import MinerStats
+from aitbc.store.base import MinerRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class ReputationBook:
+    """Every miner the coordinator has met: its statistics, score and last appearance.
+
+    Updates apply in memory at once (routing reads them on every dispatch)
+    and reach the store through one writer task that coalesces them, so
+    recording an outcome never waits on disk.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = clock
+        self._records: dict[str, MinerRecord] = {}
+        self._dirty: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        self._records = {record.miner_id: record for record in await self._store.miners()}
+
+    def records(self) -> list[MinerRecord]:
+        return sorted(self._records.values(), key=lambda record: record.miner_id)
+
+    def stats(self, miner_id: str) -> MinerStats:
+        record = self._records.get(miner_id)
+        return record.stats if record else MinerStats()
+
+    def score(self, miner_id: str) -> int:
+        return self.stats(miner_id).score(self._now())
+
+    def seen(self, session: MinerSession) -> None:
+        """Note a miner's (re)appearance: who owns it, what it serves."""
+        known = self._records.get(session.miner_id)
+        self._put(
+            MinerRecord(
+                miner_id=session.miner_id,
+                owner_id=session.principal.owner_id,
+                stats=known.stats if known else MinerStats(),
+                last_seen=self._now(),
+                models=tuple(sorted(session.models)),
+                backend=session.info.backend,
+            )
+        )
+
+    def completed(self, miner_id: str, *, tokens_per_second: float, ttft_seconds: float) -> None:
+        now = self._now()
+        self._update(
+            miner_id,
+            lambda stats: stats.with_completion(now, tokens_per_second=tokens_per_second, ttft_seconds=ttft_seconds),
+        )
+
+    def failed(self, miner_id: str) -> None:
+        now = self._now()
+        self._update(miner_id, lambda stats: stats.with_failure(now))
+
+    def caused_cancellation(self, miner_id: str) -> None:
+        now = self._now()
+        self._update(miner_id, lambda stats: stats.with_cancellation(now))
+
+    def lease_expired(self, miner_id: str) -> None:
+        now = self._now()
+        self._update(miner_id, lambda stats: stats.with_lease_expiry(now))
+
+    async def flush(self) -> None:
+        """Wait until every update so far is stored."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    def _update(self, miner_id: str, change: Callable[[MinerStats], MinerStats]) -> None:
+        record = self._records.get(miner_id)
+        if record is None:
+            return  # only miners that said hello are tracked
+        self._put(replace(record, stats=change(record.stats), last_seen=self._now()))
+
+    def _put(self, record: MinerRecord) -> None:
+        self._records[record.miner_id] = record
+        self._dirty.add(record.miner_id)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_behind(), name="reputation writer")
+
+    async def _write_behind(self) -> None:
+        while self._dirty:
+            miner_id = self._dirty.pop()
+            try:
+                await self._store.save_miner(self._records[miner_id])
+            except Exception:
+                # Reputation is advisory: losing one update must not take the coordinator down.
+                log.exception("storing the reputation of %s failed", miner_id)

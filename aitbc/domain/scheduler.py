@@ -1,0 +1,83 @@
+"""Planning dispatch: which queued jobs start now, and on which miners.
+
+`plan_assignments` takes as many jobs off a FairQueue as the candidates' free
+slots allow:
+
+- Models take turns in the queue's cross-model order (`FairQueue.next_model`:
+  priority class, then the oldest next job).
+- A model's next job in dispatch order goes to `routing.choose`'s pick. When
+  it has no eligible miner now (its max_price fits only a busy miner, say),
+  the model's following jobs are tried, up to `lookahead` jobs in all, so one
+  picky job does not hold back the whole model; it keeps its place.
+- A model whose first `lookahead` jobs all have nowhere to go is done for
+  this plan. Slots only run out during a plan, so a job with nowhere to go
+  stays that way and is not routed again.
+
+So the plan is work-conserving up to the lookahead: afterwards no job among
+the first `lookahead` of any model could start on the candidates' remaining
+slots. It never exceeds a miner's free slots and never picks a miner routing
+deems ineligible (draining, wrong model, tier, VRAM or price). The same queue
+and candidates, in any order, give the same plan.
+
+The queue's model names and `RouteRequest.model.id` must both be canonical
+catalog ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from aitbc.domain.fair_queue import FairQueue
+from aitbc.domain.routing import Candidate, RouteRequest, choose
+
+DEFAULT_LOOKAHEAD = 32
+
+
+def plan_assignments(
+    queue: FairQueue,
+    candidates: list[Candidate],
+    route_for: Callable[[str], RouteRequest],
+    *,
+    lookahead: int = DEFAULT_LOOKAHEAD,
+) -> list[tuple[str, str]]:
+    """Take the jobs that can start now off `queue`: (job_id, miner_id) pairs in dispatch order."""
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be at least 1, got {lookahead}")
+    # Candidates are frozen; this holds each one with the slots the plan has left it.
+    miners = {candidate.miner_id: candidate for candidate in candidates}
+    open_models = set(queue.models())
+    stuck: set[str] = set()
+    plan: list[tuple[str, str]] = []
+    while (model := queue.next_model(open_models)) is not None:
+        # Cheap check first: when every slot for the model is taken there is nothing to route.
+        room = [m for m in miners.values() if m.free_slots > 0 and not m.draining and model in m.models]
+        placed = _place_one(queue, model, room, route_for, lookahead, stuck) if room else None
+        if placed is None:
+            open_models.discard(model)
+            continue
+        job_id, miner = placed
+        miners[miner.miner_id] = replace(miner, free_slots=miner.free_slots - 1)
+        plan.append((job_id, miner.miner_id))
+    return plan
+
+
+def _place_one(
+    queue: FairQueue,
+    model: str,
+    room: list[Candidate],
+    route_for: Callable[[str], RouteRequest],
+    lookahead: int,
+    stuck: set[str],
+) -> tuple[str, Candidate] | None:
+    """Dispatch the first of the model's next `lookahead` jobs that some miner in `room` can start."""
+    for job_id in queue.peek([model], lookahead):
+        if job_id in stuck:
+            continue
+        miner = choose(room, route_for(job_id))
+        if miner is None:
+            stuck.add(job_id)
+            continue
+        queue.take(job_id)
+        return job_id, miner
+    return None
