@@ -114,6 +114,11 @@ def _add_verbs(
 
     add_job_id(add("get", "print a job, including its output, as JSON", _get))
     add_job_id(add("cancel", "cancel a job and print the tokens it produced", _cancel))
+    if not long_form:
+        models = add("models", "the model catalog and which models online miners serve", _models)
+        models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        miners = add("miners", "miners the coordinator knows, with their reputation", _miners)
+        miners.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _reports_errors(handler: Handler) -> Handler:
@@ -263,19 +268,83 @@ def _describe_state(event: JobEvent) -> str:
     return description
 
 
-def _table(jobs: Iterable[Job]) -> str:
-    rows = [("JOB ID", "STATUS", "MODEL", "TOKENS", "CREATED (UTC)", "PROMPT")]
-    rows += [
-        (
-            job.job_id,
-            job.status.value,
-            job.model,
-            str(job.usage.completion_tokens),
-            _short_time(job.created_at),
-            _one_line(job.prompt, _PROMPT_COLUMN_WIDTH),
+@_reports_errors
+def _models(ns: argparse.Namespace) -> int:
+    with _open_client(ns) as client:
+        models = client.list_models()
+    if ns.json:
+        _print_json(models)
+        return 0
+    header = ("MODEL", "ALIASES", "TIER", "CONTEXT", "PRICE IN/OUT PER 1K", "MINERS", "FREE SLOTS")
+    print(
+        _render_table(
+            header,
+            [
+                (
+                    model["id"],
+                    ", ".join(model["aliases"]),
+                    str(model["min_tier"]),
+                    str(model["context_length"]),
+                    f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
+                    str(model["miners"]),
+                    str(model["free_slots"]),
+                )
+                for model in models
+            ],
         )
-        for job in jobs
-    ]
+    )
+    return 0
+
+
+@_reports_errors
+def _miners(ns: argparse.Namespace) -> int:
+    with _open_client(ns) as client:
+        miners = client.list_miners()
+    if ns.json:
+        _print_json(miners)
+        return 0
+    header = ("MINER", "ONLINE", "REPUTATION", "MODELS", "TIER", "SLOTS FREE/MAX", "TOKENS/S", "LAST SEEN (UTC)")
+    print(
+        _render_table(
+            header,
+            [
+                (
+                    miner["miner_id"],
+                    "yes" if miner["online"] else "no",
+                    str(miner["reputation"]["score"]),
+                    ", ".join(miner["models"]),
+                    str(miner["tier"]),
+                    f"{miner['free_slots']}/{miner['max_concurrency']}" if miner["online"] else "-",
+                    f"{miner['reputation']['tokens_per_second']:.1f}",
+                    miner.get("last_seen", "")[:19].replace("T", " "),
+                )
+                for miner in miners
+            ],
+        )
+    )
+    return 0
+
+
+def _table(jobs: Iterable[Job]) -> str:
+    header = ("JOB ID", "STATUS", "MODEL", "TOKENS", "CREATED (UTC)", "PROMPT")
+    return _render_table(
+        header,
+        [
+            (
+                job.job_id,
+                job.status.value,
+                job.model,
+                str(job.usage.completion_tokens),
+                _short_time(job.created_at),
+                _one_line(job.prompt, _PROMPT_COLUMN_WIDTH),
+            )
+            for job in jobs
+        ],
+    )
+
+
+def _render_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+    rows = [header, *body]
     widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from aitbc import config
 from aitbc.coordinator.auth import create_api_key
-from aitbc.coordinator.engine import utcnow
+from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
+from aitbc.coordinator.engine import CoordinatorConfig, utcnow
 from aitbc.domain.keys import Principal, Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
@@ -100,13 +101,23 @@ async def mint_key(database: Path, role: Role, owner: str | None = None) -> tupl
         await store.close()
 
 
+def _coordinator_config(home: Path) -> CoordinatorConfig:
+    return CoordinatorConfig(catalog=load_catalog(home))
+
+
 def _run_coordinator(ns: argparse.Namespace) -> int:
-    asyncio.run(_serve_coordinator(_home(ns) / config.DATABASE_FILE, ns.listen, ns.grace))
+    home = _home(ns)
+    try:
+        coordinator_config = _coordinator_config(home)
+    except CatalogFileError as exc:
+        print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
     return 0
 
 
-async def _serve_coordinator(database: Path, listen: str, grace: float) -> None:
-    running = await start_coordinator(database, listen)
+async def _serve_coordinator(database: Path, listen: str, grace: float, coordinator_config: CoordinatorConfig) -> None:
+    running = await start_coordinator(database, listen, coordinator_config)
     log.info("coordinator serving on %s (store %s)", listen, database)
     await wait_for_shutdown_signal()
     log.info("draining miners for up to %gs", grace)
@@ -132,7 +143,7 @@ def _run_stack(ns: argparse.Namespace) -> int:
     options: dict[str, object] = {"model": ns.model} if ns.model else {}
     try:
         asyncio.run(_serve_stack(_home(ns), ns.listen, ns.http, ns.backend, options, ns.max_concurrency, ns.grace))
-    except (OSError, ModuleNotFoundError, CoordinatorRejectedError) as exc:
+    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError) as exc:
         print(f"aitbc up: error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -158,7 +169,7 @@ async def _serve_stack(
     log.info("loading the %s backend", backend_name)
     backend = await asyncio.to_thread(create_backend, backend_name, backend_options)
     try:
-        running = await _start_coordinator_or_explain(database, listen)
+        running = await _start_coordinator_or_explain(database, listen, _coordinator_config(home))
         miner_config = MinerConfig(
             coordinator=f"127.0.0.1:{running.port}", api_key=miner_key, miner_id=LOCAL_MINER_ID, max_concurrency=slots
         )
@@ -192,9 +203,11 @@ async def _serve_stack(
         await backend.close()
 
 
-async def _start_coordinator_or_explain(database: Path, listen: str) -> RunningCoordinator:
+async def _start_coordinator_or_explain(
+    database: Path, listen: str, coordinator_config: CoordinatorConfig
+) -> RunningCoordinator:
     try:
-        return await start_coordinator(database, listen)
+        return await start_coordinator(database, listen, coordinator_config)
     except RuntimeError as exc:
         # grpc reports a taken port as a RuntimeError about binding.
         raise OSError(f"cannot listen on {listen} ({exc}); is another coordinator running? Try --listen") from exc

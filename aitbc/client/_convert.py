@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -124,3 +127,11 @@ def _float32(value: float) -> float:
     # The wire type is float32: 0.7 arrives as 0.699999988. Seven significant
     # digits is float32's precision, so this restores the value that was sent.
     return float(f"{value:.7g}")
+
+
+def as_dicts(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """Listing entries as plain JSON-style dicts (snake_case keys, every field present)."""
+    return [
+        json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        for message in messages
+    ]

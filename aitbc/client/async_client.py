@@ -10,12 +10,12 @@ from typing import Any, Self, Unpack
 import grpc
 
 from aitbc.client._channel import ChannelSettings
-from aitbc.client._convert import event_from_proto, job_from_proto, page_from_proto
+from aitbc.client._convert import as_dicts, event_from_proto, job_from_proto, page_from_proto
 from aitbc.client._requests import Scheduling, list_request, submit_request
 from aitbc.client.errors import deadline_as_timeout, translate_rpc_errors
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
 from aitbc.config import DEFAULT_MODEL
-from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
+from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, models_pb2, models_pb2_grpc, network_pb2, network_pb2_grpc
 
 
 class AsyncClient:
@@ -38,6 +38,8 @@ class AsyncClient:
         self._settings = ChannelSettings.resolve(target, api_key, timeout, credentials)
         self._channel = self._settings.open_aio_channel()
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self._channel)
+        self._network = network_pb2_grpc.NetworkServiceStub(self._channel)
 
     @property
     def target(self) -> str:
@@ -87,6 +89,18 @@ class AsyncClient:
         with translate_rpc_errors():
             response = await self._stub.SubmitJob(request, **self._settings.unary_options)
         return job_from_proto(response.job)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The model catalog, each entry with the online miners serving it and their free slots."""
+        with translate_rpc_errors():
+            response = await self._models.ListModels(models_pb2.ListModelsRequest(), **self._settings.unary_options)
+        return as_dicts(response.data)
+
+    async def list_miners(self) -> list[dict[str, Any]]:
+        """Miners the coordinator knows, online ones first, with their reputation (0..10000)."""
+        with translate_rpc_errors():
+            response = await self._network.ListMiners(network_pb2.ListMinersRequest(), **self._settings.unary_options)
+        return as_dicts(response.miners)
 
     async def get_job(self, job_id: str) -> Job:
         """One job, with its output so far."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from aitbc.domain.errors import AitbcError, Reason
+from aitbc.domain.fair_queue import QueueFullError
 
 ERROR_DOMAIN = "aitbc.v1"
 
@@ -42,6 +45,12 @@ def rich_status(error: AitbcError) -> grpc.Status:
         bad_request = any_pb2.Any()
         bad_request.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
         details.append(bad_request)
+    if isinstance(error, QueueFullError):
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))
+        retry_info = any_pb2.Any()
+        retry_info.Pack(retry)
+        details.append(retry_info)
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     rich: grpc.Status = rpc_status.to_status(status)
     return rich

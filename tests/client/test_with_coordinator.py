@@ -104,3 +104,19 @@ async def test_cli_submit_and_status(target: str, keys: Keys, capsys: pytest.Cap
     status = json.loads(capsys.readouterr().out)
     assert (status["job_id"], status["status"], status["miner_id"]) == (job_id, "pending", None)
     assert status["created_at"].endswith("Z")
+
+
+async def test_cli_models_and_miners(target: str, keys: Keys, capsys: pytest.CaptureFixture[str]) -> None:
+    connection = ("--coordinator", target, "--api-key", keys.client)
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.hello("rig-1", ["tiny", "llama3.2"], max_concurrency=2)
+        assert await asyncio.to_thread(run_cli, "models", "--json", *connection) == 0
+        models = {model["id"]: model for model in json.loads(capsys.readouterr().out)}
+        assert (models["llama-3.2-1b-instruct"]["miners"], models["tiny"]["free_slots"]) == (1, 2)
+        assert "llama3.2" in models["llama-3.2-1b-instruct"]["aliases"]
+        assert await asyncio.to_thread(run_cli, "miners", *connection) == 0
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split()[:3] == ["MINER", "ONLINE", "REPUTATION"]
+        assert table[1].split()[:3] == ["rig-1", "yes", "5000"]
+        assert await asyncio.to_thread(run_cli, "models", *connection) == 0
+        assert "llama-3.2-1b-instruct" in capsys.readouterr().out

@@ -7,8 +7,9 @@ import re
 import httpx
 import pytest
 
+from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.services.server import RunningCoordinator
-from tests.conftest import Keys
+from tests.conftest import TEST_CATALOG, Keys
 from tests.gateway.conftest import MODEL, assigned, job_in_state, run_to_completion, running_gateway
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -265,3 +266,16 @@ async def test_unreachable_coordinator_is_503(unused_tcp_port: int, keys: Keys) 
     assert response.json()["error_code"] == "UNAVAILABLE"
     assert health.status_code == 503
     assert health.json()["coordinator"].startswith("unreachable")
+
+
+class TestQueueLimit:
+    @pytest.fixture
+    def coordinator_config(self) -> CoordinatorConfig:
+        return CoordinatorConfig(catalog=TEST_CATALOG, max_queued_per_client=1)
+
+    async def test_a_full_queue_is_429_with_retry_after(self, http: httpx.AsyncClient) -> None:
+        await submit(http)
+        response = await http.post("/v1/jobs", json={**SEED_SUBMIT, "queue_if_unavailable": True})
+        assert response.status_code == 429
+        assert response.json()["error_code"] == "QUEUE_FULL"
+        assert int(response.headers["Retry-After"]) >= 1
