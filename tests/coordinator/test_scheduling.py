@@ -29,7 +29,8 @@ def retry_delay(error: grpc.aio.AioRpcError) -> float:
             for detail in status_pb2.Status.FromString(value).details:
                 retry = error_details_pb2.RetryInfo()
                 if detail.Unpack(retry):
-                    return retry.retry_delay.ToTimedelta().total_seconds()
+                    seconds: float = retry.retry_delay.ToTimedelta().total_seconds()
+                    return seconds
     pytest.fail("no RetryInfo")
 
 
