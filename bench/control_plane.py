@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aitbc.client import AsyncClient
 
-MODEL = "bench"
+MODEL = "synthetic"
 TOKENS = 16
 
 
@@ -85,7 +85,8 @@ async def wait_for_miners(client: AsyncClient, count: int) -> None:
 async def one_job(client: AsyncClient) -> tuple[float, float, float, float]:
     """(submit->assigned by the coordinator's clock, submit call, TTFT at the client, round trip at the client)."""
     began = time.perf_counter()
-    job = await client.submit_job("benchmark prompt", model=MODEL, max_tokens=TOKENS)
+    # Queued if need be: the warm-up may run before the miners have connected.
+    job = await client.submit_job("benchmark prompt", model=MODEL, max_tokens=TOKENS, queue_if_unavailable=True)
     submitted = time.perf_counter()
     first_token = 0.0
     pending_at = assigned_at = None
@@ -160,7 +161,7 @@ def main() -> None:
             [
                 sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner",
                 "--coordinator", target, "--api-key", miner_key, "--backend", "synthetic",
-                "--tokens-per-second", "0", "--model-name", MODEL, "--max-concurrency", "64",
+                "--tokens-per-second", "0", "--max-concurrency", "64",
                 "--miner-id", f"bench-{n}",
             ]
             for n in range(args.miners)

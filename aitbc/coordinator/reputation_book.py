@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,16 +20,20 @@ class ReputationBook:
     """Every miner the coordinator has met: its statistics, score and last appearance.
 
     Updates apply in memory at once (routing reads them on every dispatch)
-    and reach the store through one writer task that coalesces them, so
-    recording an outcome never waits on disk.
+    and reach the store through one writer task that gathers them for
+    `write_delay` seconds, so that recording an outcome never waits on disk
+    and a busy miner costs one write a second, not one per job. A crash loses
+    at most that much reputation history; shutdown flushes.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime], *, write_delay: float = 1.0) -> None:
         self._store = store
         self._now = clock
+        self._write_delay = write_delay
         self._records: dict[str, MinerRecord] = {}
         self._dirty: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
+        self._flush_now = asyncio.Event()
 
     async def load(self) -> None:
         self._records = {record.miner_id: record for record in await self._store.miners()}
@@ -77,7 +82,8 @@ class ReputationBook:
         self._update(miner_id, lambda stats: stats.with_lease_expiry(now))
 
     async def flush(self) -> None:
-        """Wait until every update so far is stored."""
+        """Write every pending update now and wait until it is stored."""
+        self._flush_now.set()
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
@@ -94,6 +100,8 @@ class ReputationBook:
             self._writer = asyncio.create_task(self._write_behind(), name="reputation writer")
 
     async def _write_behind(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush_now.wait(), self._write_delay)
         while self._dirty:
             miner_id = self._dirty.pop()
             try:
