@@ -6,6 +6,7 @@ they never touch metadata or statuses themselves.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -79,32 +80,29 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, behavior: Callable[[Any, Context], Awaitable[Any]]) -> Callable[..., Any]:
         async def unary(request: Any, context: Context) -> Any:
-            try:
-                _principal.set(await self._auth.authenticate(_api_key(context)))
+            async with self._authenticated_call(context, behavior):
                 return await behavior(request, context)
-            except AitbcError as error:
-                await _abort(context, rich_status(error))
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                log.exception("unhandled error in %s", behavior)
-                await _abort(context, internal_status())
-            return None  # unreachable: abort raises
 
         return unary
 
     def _wrap_streaming(self, behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[..., Any]:
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-            try:
-                _principal.set(await self._auth.authenticate(_api_key(context)))
+            async with self._authenticated_call(context, behavior):
                 async for response in behavior(request, context):
                     yield response
-            except AitbcError as error:
-                await _abort(context, rich_status(error))
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                log.exception("unhandled error in %s", behavior)
-                await _abort(context, internal_status())
 
         return streaming
+
+    @contextlib.asynccontextmanager
+    async def _authenticated_call(self, context: Context, behavior: object) -> AsyncIterator[None]:
+        """Authenticate the caller for the body; turn what it raises into the matching rich status."""
+        try:
+            _principal.set(await self._auth.authenticate(_api_key(context)))
+            yield
+        except AitbcError as error:
+            await _abort(context, rich_status(error))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error in %s", behavior)
+            await _abort(context, internal_status())
