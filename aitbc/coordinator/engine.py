@@ -186,6 +186,11 @@ class Coordinator:
         if entry.kind is not ModelKind.TEXT:
             raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
         spec = replace(spec, model=entry.id)
+        if spec.idempotency_key and (
+            existing := await self._store.job_by_idempotency_key(principal.owner_id, spec.idempotency_key)
+        ):
+            # A retry answers with the job it already made, whatever the queue or the miners look like now.
+            return await self._replay(principal, existing, spec)
         route = self._route_request(spec)
         if not queue_if_unavailable and (unroutable := check_route(self._candidates(), route)) is not None:
             message = f"{unroutable.reason}; set queue_if_unavailable to wait for one"
@@ -203,15 +208,18 @@ class Coordinator:
         )
         stored = await asyncio.shield(self._create(record, route))
         if stored.job_id != record.job_id:
-            # A retry with an idempotency key: the same job, never a second one.
-            if stored.spec.input_hash() != spec.input_hash():
-                message = f"was already used for a different request (job {stored.job_id})"
-                raise invalid_argument("idempotency_key", message)
-            return await self.get(principal, stored.job_id)
+            return await self._replay(principal, stored, spec)  # a concurrent retry stored it first
         async with self._dispatch_lock:
             await self._dispatch_pass()
         live = self._live.get(record.job_id)
         return self._with_progress(live) if live else await self.get(principal, record.job_id)
+
+    async def _replay(self, principal: Principal, existing: JobRecord, spec: JobSpec) -> JobRecord:
+        """The job an idempotency key already names: the same job, never a second one."""
+        if existing.spec.input_hash() != spec.input_hash():
+            message = f"was already used for a different request (job {existing.job_id})"
+            raise invalid_argument("idempotency_key", message)
+        return await self.get(principal, existing.job_id)
 
     async def _create(self, record: JobRecord, route: RouteRequest) -> JobRecord:
         """Store a new job and queue it; or return the job an idempotency key already names."""

@@ -212,15 +212,10 @@ class SqliteStore:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                if key is not None:
-                    async with self._db.execute(
-                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?",
-                        (job.owner_id, key),
-                    ) as cursor:
-                        existing = await cursor.fetchone()
-                    if existing is not None:
-                        await self._db.execute("ROLLBACK")
-                        return _job_from_row(existing)
+                existing = await self._find_by_idempotency_key(job.owner_id, key) if key is not None else None
+                if existing is not None:
+                    await self._db.execute("ROLLBACK")
+                    return existing
                 await self._db.execute(
                     f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 29)})",
                     (
@@ -267,6 +262,17 @@ class SqliteStore:
             self._lock,
             self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as cursor,
         ):
+            row = await cursor.fetchone()
+        return None if row is None else _job_from_row(row)
+
+    async def job_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
+        async with self._lock:
+            return await self._find_by_idempotency_key(owner_id, key)
+
+    async def _find_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
+        async with self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?", (owner_id, key)
+        ) as cursor:
             row = await cursor.fetchone()
         return None if row is None else _job_from_row(row)
 

@@ -48,6 +48,14 @@ async def test_idempotency_key_returns_the_same_job(keys: Keys, jobs_stub: Jobs)
     assert theirs.job.job_id != replies[0].job.job_id
 
 
+async def test_a_retry_gets_its_job_back_even_when_new_work_would_be_refused(keys: Keys, jobs_stub: Jobs) -> None:
+    first = S.SubmitJobRequest(prompt="queued once", model="m", idempotency_key="k1", queue_if_unavailable=True)
+    job = (await jobs_stub.SubmitJob(first, metadata=key(keys.client))).job
+    # The retry forgot queue_if_unavailable and no miner is online: a new job would be 503, the retry is not.
+    retry = S.SubmitJobRequest(prompt="queued once", model="m", idempotency_key="k1")
+    assert (await jobs_stub.SubmitJob(retry, metadata=key(keys.client))).job.job_id == job.job_id
+
+
 async def test_idempotency_key_reused_for_a_different_request(keys: Keys, jobs_stub: Jobs) -> None:
     first = S.SubmitJobRequest(queue_if_unavailable=True, prompt="one thing", model="m", idempotency_key="k")
     await jobs_stub.SubmitJob(first, metadata=key(keys.client))
