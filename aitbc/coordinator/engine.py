@@ -163,10 +163,6 @@ class Coordinator:
                 await self._dispatcher
 
     @property
-    def accepting(self) -> bool:
-        return self._accepting
-
-    @property
     def heartbeat_interval(self) -> timedelta:
         return timedelta(seconds=self._config.heartbeat_interval)
 
@@ -362,10 +358,8 @@ class Coordinator:
         """Any message from a miner is a sign of life that extends its leases."""
         session.last_seen = asyncio.get_running_loop().time()
 
-    def heartbeat(self, session: MinerSession, *, free_slots: int, draining: bool) -> None:
-        self.touch(session)
-        session.last_heartbeat = self._now()
-        session.reported_free_slots = free_slots
+    def heartbeat(self, session: MinerSession, *, draining: bool) -> None:
+        """The lease was renewed on receipt (`touch`); slots are counted here, so only `draining` matters."""
         if session.draining != draining:
             session.draining = draining or not self._accepting
             self._wake.set()
@@ -489,9 +483,7 @@ class Coordinator:
 
     def polling_heartbeat(self, principal: Principal, miner_id: str) -> list[str]:
         """Renew the miner's leases; returns the jobs it holds (a canceled one is no longer listed)."""
-        session = self._polling_session(principal, miner_id)
-        session.last_heartbeat = self._now()
-        return list(session.assignments)
+        return list(self._polling_session(principal, miner_id).assignments)
 
     def available_jobs(self, principal: Principal, miner_id: str, limit: int) -> list[JobRecord]:
         session = self._polling_session(principal, miner_id)
@@ -584,9 +576,6 @@ class Coordinator:
         if assignment is None or attempt not in (0, assignment.attempt):
             raise _lease_lost(job_id, session.miner_id)
         return assignment.attempt
-
-    def miners(self) -> list[MinerSession]:
-        return list(self._miners.values())
 
     def models(self, principal: Principal) -> list[tuple[ModelEntry, ModelOffer | None]]:
         """The catalog, each entry with what connected miners offer of it now; any valid key may ask."""

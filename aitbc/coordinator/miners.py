@@ -113,13 +113,11 @@ class MinerSession:
         self.advertise(info, models)
         self.principal = principal
         self.connected_at = connected_at
-        self.last_heartbeat = connected_at
         # A polling (HTTP) miner claims jobs itself; nothing is pushed to it.
         self.polls = polls
         # Event-loop time of the last sign of life; the lease runs from here.
         self.last_seen = asyncio.get_running_loop().time()
         self.lease_timer: asyncio.TimerHandle | None = None
-        self.reported_free_slots = info.max_concurrency
         self.draining = False
         self.assignments: dict[str, Assignment] = {}
         # Commands are bounded by the miner's slots: an assign and a cancel per

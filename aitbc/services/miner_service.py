@@ -80,8 +80,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
         coordinator = self._coordinator
         match request.WhichOneof("msg"):
             case "heartbeat":
-                beat = request.heartbeat
-                coordinator.heartbeat(session, free_slots=beat.free_slots, draining=beat.draining)
+                coordinator.heartbeat(session, draining=request.heartbeat.draining)
             case "started":
                 started = request.started
                 await coordinator.job_started(session, started.job_id, started.attempt, started.prompt_tokens)
