@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from aitbc.coordinator.clock import Clock, Timer
 from aitbc.domain.jobs import JobRecord
 
 log = logging.getLogger(__name__)
@@ -20,11 +21,11 @@ class ExpiryTimer:
     does not track them, which keeps registration O(log n) and removal free.
     """
 
-    def __init__(self, expire: Callable[[str], Awaitable[None]], clock: Callable[[], datetime]) -> None:
+    def __init__(self, expire: Callable[[str], Awaitable[None]], clock: Clock) -> None:
         self._expire = expire
-        self._now = clock
+        self._clock = clock
         self._deadlines: list[tuple[datetime, str]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def add(self, record: JobRecord) -> None:
@@ -44,11 +45,11 @@ class ExpiryTimer:
         if self._timer is not None:
             self._timer.cancel()
         if self._deadlines:
-            delay = (self._deadlines[0][0] - self._now()).total_seconds()
-            self._timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._fire)
+            delay = (self._deadlines[0][0] - self._clock.now()).total_seconds()
+            self._timer = self._clock.call_later(delay, self._fire)
 
     def _fire(self) -> None:
-        now = self._now()
+        now = self._clock.now()
         while self._deadlines and self._deadlines[0][0] <= now:
             _, job_id = heapq.heappop(self._deadlines)
             task = asyncio.create_task(self._expire_logged(job_id), name=f"expire-{job_id}")

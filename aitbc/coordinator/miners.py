@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aitbc.domain.catalog import gpu_tier
+from aitbc.domain.errors import invalid_argument
 from aitbc.domain.jobs import JobSpec
 from aitbc.domain.keys import Principal
 from aitbc.domain.routing import Candidate, Price
+
+_MINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+MAX_CONCURRENCY = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,16 @@ class MinerInfo:
     @property
     def max_vram_bytes(self) -> int:
         return max((gpu.vram_bytes for gpu in self.gpus), default=0)
+
+    def validate(self) -> None:
+        if not _MINER_ID.match(self.miner_id):
+            raise invalid_argument("miner_id", f"{self.miner_id!r} is not a valid miner id")
+        if not self.models:
+            raise invalid_argument("models", "a miner must serve at least one model")
+        if not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
+            raise invalid_argument(
+                "max_concurrency", f"must be between 1 and {MAX_CONCURRENCY}, got {self.max_concurrency}"
+            )
 
 
 # Commands the coordinator sends down a miner's stream.
@@ -84,6 +99,23 @@ class Assignment:
     first_token_at: datetime | None = None
     cancel_ack: asyncio.Future[int] | None = None
 
+    def start(self) -> bool:
+        """Note that the miner started; False if it had already."""
+        if self.started:
+            return False
+        self.started = True
+        return True
+
+    def add_tokens(self, text: str, token_count: int, now: datetime) -> None:
+        self.text.append(text)
+        self.tokens += token_count
+        if self.first_token_at is None:
+            self.first_token_at = now
+
+    @property
+    def streamed(self) -> str:
+        return "".join(self.text)
+
     def request_cancel(self) -> asyncio.Future[int]:
         if self.cancel_ack is None:
             self.cancel_ack = asyncio.get_running_loop().create_future()
@@ -99,7 +131,12 @@ class OutboxFull(Exception):
 
 
 class MinerSession:
-    """One miner's stream. The servicer is its only writer and drains `commands()`."""
+    """One miner's connection (a stream, or a polling miner's registration) and the leases it holds.
+
+    Only the session changes its own state; the registry and the reports
+    call its methods. The stream's servicer is its only writer and drains
+    `commands()`.
+    """
 
     def __init__(
         self,
@@ -108,6 +145,7 @@ class MinerSession:
         connected_at: datetime,
         *,
         models: Mapping[str, str],
+        seen_at: float,
         polls: bool = False,
     ) -> None:
         self.advertise(info, models)
@@ -115,19 +153,34 @@ class MinerSession:
         self.connected_at = connected_at
         # A polling (HTTP) miner claims jobs itself; nothing is pushed to it.
         self.polls = polls
-        # Event-loop time of the last sign of life; the lease runs from here.
-        self.last_seen = asyncio.get_running_loop().time()
-        self.lease_timer: asyncio.TimerHandle | None = None
-        self.draining = False
-        self.assignments: dict[str, Assignment] = {}
+        self._last_seen = seen_at
+        self._draining = False
+        self._assignments: dict[str, Assignment] = {}
         # Commands are bounded by the miner's slots: an assign and a cancel per
         # slot, plus welcome and drain. A longer queue means a stuck reader.
         self._outbox: asyncio.Queue[MinerCommand | None] = asyncio.Queue(maxsize=2 * info.max_concurrency + 4)
-        self.closed = False
+        self._closed = False
 
     @property
     def miner_id(self) -> str:
         return self.info.miner_id
+
+    @property
+    def owner_id(self) -> str:
+        return self.principal.owner_id
+
+    @property
+    def last_seen(self) -> float:
+        """Monotonic time of the last sign of life; the lease runs from here."""
+        return self._last_seen
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def advertise(self, info: MinerInfo, models: Mapping[str, str]) -> None:
         """Take what the miner says it offers; `models` maps its advertised names to catalog ids."""
@@ -140,9 +193,42 @@ class MinerSession:
     def local_name(self, model_id: str) -> str:
         return self._names.get(model_id, model_id)
 
+    def renew(self, now: float) -> None:
+        """Any message is a sign of life that extends every lease the miner holds."""
+        self._last_seen = max(self._last_seen, now)
+
+    def set_draining(self, draining: bool) -> bool:
+        """Take or stop taking new jobs; True if that changed."""
+        changed = draining != self._draining
+        self._draining = draining
+        return changed
+
+    # Leases
+
+    @property
+    def assignments(self) -> Mapping[str, Assignment]:
+        return self._assignments
+
     @property
     def free_slots(self) -> int:
-        return self.info.max_concurrency - len(self.assignments)
+        return self.info.max_concurrency - len(self._assignments)
+
+    def reserve(self, assignment: Assignment) -> None:
+        """Hold a slot for a job attempt before the store round trip, so it cannot be handed out twice."""
+        self._assignments[assignment.job_id] = assignment
+
+    def release(self, assignment: Assignment) -> bool:
+        """Free the attempt's slot; False if the miner no longer held that attempt."""
+        held = self._assignments.get(assignment.job_id) is assignment
+        if held:
+            del self._assignments[assignment.job_id]
+        assignment.settle_cancel(assignment.tokens)
+        return held
+
+    def holding(self, job_id: str, attempt: int) -> Assignment | None:
+        """The lease on (job_id, attempt), if this miner holds it."""
+        assignment = self._assignments.get(job_id)
+        return assignment if assignment is not None and assignment.attempt == attempt else None
 
     def candidate(self, *, reputation: int, tokens_per_second: float) -> Candidate:
         """This miner as routing sees it."""
@@ -153,14 +239,16 @@ class MinerSession:
             max_vram_bytes=self.info.max_vram_bytes,
             free_slots=self.free_slots,
             max_concurrency=self.info.max_concurrency,
-            draining=self.draining or self.closed,
+            draining=self._draining or self._closed,
             reputation=reputation,
             tokens_per_second=tokens_per_second,
             prices=self.prices,
         )
 
+    # The stream
+
     def send(self, command: MinerCommand) -> None:
-        if self.closed:
+        if self._closed:
             raise OutboxFull(f"miner {self.miner_id} is disconnected")
         try:
             self._outbox.put_nowait(command)
@@ -168,10 +256,8 @@ class MinerSession:
             raise OutboxFull(f"miner {self.miner_id} is not reading its stream") from None
 
     def close(self) -> None:
-        if self.lease_timer is not None:
-            self.lease_timer.cancel()
-        if not self.closed:
-            self.closed = True
+        if not self._closed:
+            self._closed = True
             # The sentinel may not fit a full outbox; drop queued commands, the
             # stream is going away and every assignment on it is requeued.
             while self._outbox.full():

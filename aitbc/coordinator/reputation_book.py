@@ -7,8 +7,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
+from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.miners import MinerSession
 from aitbc.domain.reputation import MinerStats
 from aitbc.store.base import MinerRecord, Store
@@ -26,9 +26,9 @@ class ReputationBook:
     at most that much reputation history; shutdown flushes.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], datetime], *, write_delay: float = 1.0) -> None:
+    def __init__(self, store: Store, clock: Clock, *, write_delay: float = 1.0) -> None:
         self._store = store
-        self._now = clock
+        self._clock = clock
         self._write_delay = write_delay
         self._records: dict[str, MinerRecord] = {}
         self._dirty: set[str] = set()
@@ -46,7 +46,7 @@ class ReputationBook:
         return record.stats if record else MinerStats()
 
     def score(self, miner_id: str) -> int:
-        return self.stats(miner_id).score(self._now())
+        return self.stats(miner_id).score(self._clock.now())
 
     def seen(self, session: MinerSession) -> None:
         """Note a miner's (re)appearance: who owns it, what it serves."""
@@ -56,29 +56,29 @@ class ReputationBook:
                 miner_id=session.miner_id,
                 owner_id=session.principal.owner_id,
                 stats=known.stats if known else MinerStats(),
-                last_seen=self._now(),
+                last_seen=self._clock.now(),
                 models=tuple(sorted(session.models)),
                 backend=session.info.backend,
             )
         )
 
     def completed(self, miner_id: str, *, tokens_per_second: float, ttft_seconds: float) -> None:
-        now = self._now()
+        now = self._clock.now()
         self._update(
             miner_id,
             lambda stats: stats.with_completion(now, tokens_per_second=tokens_per_second, ttft_seconds=ttft_seconds),
         )
 
     def failed(self, miner_id: str) -> None:
-        now = self._now()
+        now = self._clock.now()
         self._update(miner_id, lambda stats: stats.with_failure(now))
 
     def caused_cancellation(self, miner_id: str) -> None:
-        now = self._now()
+        now = self._clock.now()
         self._update(miner_id, lambda stats: stats.with_cancellation(now))
 
     def lease_expired(self, miner_id: str) -> None:
-        now = self._now()
+        now = self._clock.now()
         self._update(miner_id, lambda stats: stats.with_lease_expiry(now))
 
     async def flush(self) -> None:
@@ -91,7 +91,7 @@ class ReputationBook:
         record = self._records.get(miner_id)
         if record is None:
             return  # only miners that said hello are tracked
-        self._put(replace(record, stats=change(record.stats), last_seen=self._now()))
+        self._put(replace(record, stats=change(record.stats), last_seen=self._clock.now()))
 
     def _put(self, record: MinerRecord) -> None:
         self._records[record.miner_id] = record
@@ -101,7 +101,7 @@ class ReputationBook:
 
     async def _write_behind(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flush_now.wait(), self._write_delay)
+            await self._clock.wait_for(self._flush_now.wait(), self._write_delay)
         while self._dirty:
             miner_id = self._dirty.pop()
             try:

@@ -37,6 +37,13 @@ class AitbcError(Exception):
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
 
+    def with_field(self, field: str) -> AitbcError:
+        """The same error naming the field as a transport spells it (`models` is `hello.models` on a stream)."""
+        message = self.message
+        if self.field and message.startswith(f"{self.field}: "):
+            message = f"{field}: {message[len(self.field) + 2 :]}"
+        return AitbcError(self.reason, message, field=field)
+
 
 def invalid_argument(field: str, message: str) -> AitbcError:
     return AitbcError(Reason.INVALID_ARGUMENT, f"{field}: {message}", field=field)

@@ -91,8 +91,8 @@ class MinerStats:
         return replace(
             stats,
             completions=stats.completions + 1,
-            tokens_per_second=_ewma(stats.tokens_per_second, tokens_per_second),
-            ttft_seconds=_ewma(stats.ttft_seconds, ttft_seconds),
+            tokens_per_second=ewma(stats.tokens_per_second, tokens_per_second),
+            ttft_seconds=ewma(stats.ttft_seconds, ttft_seconds),
         )
 
     def with_failure(self, now: datetime, *, half_life: timedelta = DEFAULT_HALF_LIFE) -> MinerStats:
@@ -119,7 +119,8 @@ class MinerStats:
         return round(REPUTATION_MAX * ratio)
 
 
-def _ewma(current: float, sample: float) -> float:
+def ewma(current: float, sample: float) -> float:
+    """An exponentially weighted moving average: the first sample is taken as it is, a non-positive one ignored."""
     if not (math.isfinite(sample) and sample > 0):
         return current
     if current <= 0:

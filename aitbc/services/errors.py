@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 
 import grpc
@@ -64,3 +66,14 @@ def internal_status() -> grpc.Status:
     )
     rich: grpc.Status = rpc_status.to_status(status)
     return rich
+
+
+@contextmanager
+def wire_fields(names: Mapping[str, str]) -> Iterator[None]:
+    """Name the request field at fault as this RPC spells it, where it differs from the coordinator's name."""
+    try:
+        yield
+    except AitbcError as error:
+        if error.field is None or error.field not in names:
+            raise
+        raise error.with_field(names[error.field]) from error

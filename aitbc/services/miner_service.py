@@ -24,10 +24,15 @@ from aitbc.services.convert import (
     miner_info_from_hello,
     miner_info_from_registration,
 )
+from aitbc.services.errors import wire_fields
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.v1 import miner_pb2, miner_pb2_grpc
 
 HELLO_TIMEOUT_SECONDS = 10.0
+
+# The miner's fields as each miner API spells them: the stream's hello, the HTTP registration.
+_HELLO_FIELDS = {name: f"hello.{name}" for name in ("miner_id", "models", "max_concurrency")}
+_REGISTRATION_FIELDS = {"models": "capabilities"}
 
 
 def _protocol_error(message: str, field: str) -> AitbcError:
@@ -49,7 +54,8 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
             raise _protocol_error(f"no hello within {HELLO_TIMEOUT_SECONDS:g}s", "hello") from None
         if first.WhichOneof("msg") != "hello":
             raise _protocol_error("the first message on the stream must be a hello", "hello")
-        session = await self._coordinator.attach_miner(current_principal(), miner_info_from_hello(first.hello))
+        with wire_fields(_HELLO_FIELDS):
+            session = await self._coordinator.attach_miner(current_principal(), miner_info_from_hello(first.hello))
         reader = asyncio.create_task(self._read(request_iterator, session), name=f"miner-reader-{session.miner_id}")
         reason = "the stream ended"
         try:
@@ -86,6 +92,8 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                 await coordinator.job_started(session, started.job_id, started.attempt, started.prompt_tokens)
             case "tokens":
                 tokens = request.tokens
+                if tokens.token_count < 0:
+                    raise _protocol_error("token_count must not be negative", "tokens.token_count")
                 await coordinator.job_tokens(session, tokens.job_id, tokens.attempt, tokens.text, tokens.token_count)
             case "done":
                 done = request.done
@@ -116,9 +124,10 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
     async def RegisterMiner(
         self, request: miner_pb2.RegisterMinerRequest, context: Context
     ) -> miner_pb2.RegisterMinerResponse:
-        session = await self._coordinator.register_polling_miner(
-            current_principal(), miner_info_from_registration(request)
-        )
+        with wire_fields(_REGISTRATION_FIELDS):
+            session = await self._coordinator.register_polling_miner(
+                current_principal(), miner_info_from_registration(request)
+            )
         interval = duration_pb2.Duration()
         interval.FromTimedelta(self._coordinator.heartbeat_interval)
         return miner_pb2.RegisterMinerResponse(miner_id=session.miner_id, heartbeat_interval=interval)

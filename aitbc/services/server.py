@@ -12,13 +12,15 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from aitbc.coordinator.auth import Authenticator
+from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import Store
+from aitbc.store.urls import open_store
 from aitbc.v1 import (
     jobs_pb2,
     jobs_pb2_grpc,
@@ -56,7 +58,7 @@ class RunningCoordinator:
     server: grpc.aio.Server
     port: int
     coordinator: Coordinator
-    store: SqliteStore
+    store: Store
     health: HealthServicer
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -68,11 +70,17 @@ class RunningCoordinator:
 
 
 async def start_coordinator(
-    database: Path | str, listen: str = "127.0.0.1:0", config: CoordinatorConfig | None = None
+    store: Store | Path | str,
+    listen: str = "127.0.0.1:0",
+    config: CoordinatorConfig | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> RunningCoordinator:
-    store = await SqliteStore.open(database)
+    """Serve a coordinator on `listen` over `store` (a `Store`, or a path or URL to open); it owns the store."""
+    if isinstance(store, Path | str):
+        store = await open_store(store)
     try:
-        coordinator = Coordinator(store, config)
+        coordinator = Coordinator(store, config, clock=clock)
         await coordinator.start()
         server = grpc.aio.server(interceptors=[AuthAndErrorsInterceptor(Authenticator(store))], options=SERVER_OPTIONS)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(coordinator), server)

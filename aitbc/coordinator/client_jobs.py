@@ -1,0 +1,187 @@
+"""What clients do with jobs: submit, get, list, cancel, watch; and jobs that wait out their TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from aitbc.coordinator.access import check_job_owner, require_role
+from aitbc.coordinator.clock import Clock
+from aitbc.coordinator.dispatcher import Dispatcher
+from aitbc.coordinator.expiry import ExpiryTimer
+from aitbc.coordinator.job_table import JobTable
+from aitbc.coordinator.live_job import LiveJob
+from aitbc.coordinator.progress import Progress
+from aitbc.coordinator.registry import MinerRegistry
+from aitbc.coordinator.reports import MinerReports
+from aitbc.domain.catalog import Catalog, ModelKind
+from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
+from aitbc.domain.events import JobEvent
+from aitbc.domain.jobs import JobRecord, JobSpec, new_job_id
+from aitbc.domain.keys import Principal, Role
+from aitbc.domain.routing import RouteRequest, check_route
+from aitbc.domain.states import JobState
+from aitbc.store.base import JobPage, Store
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+CANCELED_BY_CLIENT = "canceled by the client"
+
+
+class ClientJobs:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        jobs: JobTable,
+        miners: MinerRegistry,
+        dispatcher: Dispatcher,
+        reports: MinerReports,
+        progress: Progress,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._jobs = jobs
+        self._miners = miners
+        self._dispatcher = dispatcher
+        self._reports = reports
+        self._progress = progress
+        self._clock = clock
+        self.expiries = ExpiryTimer(self._expire, clock)
+
+    def adopt_pending(self, live: LiveJob) -> None:
+        """Queue a pending job the store holds (at start-up) and arm its TTL."""
+        self._dispatcher.enqueue(live.record)
+        self.expiries.add(live.record)
+
+    async def submit(self, principal: Principal, spec: JobSpec, *, queue_if_unavailable: bool) -> JobRecord:
+        """Store the job and route it at once where a miner is free.
+
+        Fails fast with NO_ELIGIBLE_MINER when no online miner could ever run
+        it (unless `queue_if_unavailable`), and with QUEUE_FULL past the queue
+        limits. The answer carries the routing decision, or the queue position.
+        """
+        require_role(principal, Role.CLIENT)
+        entry = self._catalog.resolve(spec.model)
+        if entry.kind is not ModelKind.TEXT:
+            raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
+        spec = replace(spec, model=entry.id)
+        if spec.idempotency_key and (
+            existing := await self._store.job_by_idempotency_key(principal.owner_id, spec.idempotency_key)
+        ):
+            # A retry answers with the job it already made, whatever the queue or the miners look like now.
+            return await self._replay(principal, existing, spec)
+        route = self._dispatcher.route_request(spec)
+        if not queue_if_unavailable and (unroutable := check_route(self._miners.candidates(), route)) is not None:
+            message = f"{unroutable.reason}; set queue_if_unavailable to wait for one"
+            raise AitbcError(Reason.NO_ELIGIBLE_MINER, message, field="model")
+        self._dispatcher.queue.check_admission(principal.owner_id, retry_after_seconds=self._progress.retry_after())
+        now = self._clock.now()
+        record = JobRecord(
+            job_id=new_job_id(),
+            owner_id=principal.owner_id,
+            state=JobState.PENDING,
+            spec=spec,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + spec.ttl,
+        )
+        stored = await asyncio.shield(self._create(record, route))
+        if stored.job_id != record.job_id:
+            return await self._replay(principal, stored, spec)  # a concurrent retry stored it first
+        await self._dispatcher.dispatch_now()
+        live = self._jobs.get(record.job_id)
+        return self._progress.of(live) if live else await self.get(principal, record.job_id)
+
+    async def _create(self, record: JobRecord, route: RouteRequest) -> JobRecord:
+        stored, live = await self._jobs.create(record, route)
+        if live is not None:
+            self.adopt_pending(live)
+        return stored
+
+    async def _replay(self, principal: Principal, existing: JobRecord, spec: JobSpec) -> JobRecord:
+        """The job an idempotency key already names: the same job, never a second one."""
+        if existing.spec.input_hash() != spec.input_hash():
+            message = f"was already used for a different request (job {existing.job_id})"
+            raise invalid_argument("idempotency_key", message)
+        return await self.get(principal, existing.job_id)
+
+    async def get(self, principal: Principal, job_id: str) -> JobRecord:
+        require_role(principal, Role.CLIENT)
+        live = self._jobs.get(job_id)
+        if live is not None:
+            check_job_owner(principal, live.record)
+            return self._progress.of(live)
+        record = await self._store.get_job(job_id)
+        if record is None:
+            raise job_not_found(job_id)
+        check_job_owner(principal, record)
+        return record
+
+    async def list(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
+        require_role(principal, Role.CLIENT)
+        if limit == 0:
+            limit = DEFAULT_PAGE_SIZE
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise invalid_argument("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        owner = None if principal.role is Role.ADMIN else principal.owner_id
+        page = await self._store.list_jobs(owner_id=owner, state=state, limit=limit, page_token=page_token)
+        jobs = [self._progress.of(live) if (live := self._jobs.get(job.job_id)) else job for job in page.jobs]
+        return JobPage(jobs=jobs, next_page_token=page.next_page_token)
+
+    async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
+        require_role(principal, Role.CLIENT)
+        live = self._jobs.get(job_id)
+        if live is None:
+            record = await self.get(principal, job_id)
+            raise _not_cancelable(record)
+        check_job_owner(principal, live.record)
+        while not live.record.state.is_terminal:
+            record = live.record
+            if record.state is JobState.PENDING:
+                self._dispatcher.queue.remove(job_id)
+            else:
+                await self._reports.stop_on_miner(record)
+            attempt = record.attempt
+            updated = await self._jobs.finish(live, JobState.CANCELED, CANCELED_BY_CLIENT, expected_attempt=attempt)
+            if updated is not None:
+                return updated
+        raise _not_cancelable(live.record)
+
+    async def watch(self, principal: Principal, job_id: str, from_seq: int = 0) -> AsyncIterator[JobEvent]:
+        """Events from `from_seq` on; ends after the final state."""
+        require_role(principal, Role.CLIENT)
+        if from_seq < 0:
+            raise invalid_argument("from_seq", f"must not be negative, got {from_seq}")
+        live = self._jobs.get(job_id)
+        if live is None:
+            record = await self._store.get_job(job_id)
+            if record is None:
+                raise job_not_found(job_id)
+            check_job_owner(principal, record)
+            live = self._jobs.get(job_id)
+            if live is None:
+                for event in await self._store.events(job_id, from_seq=max(from_seq, 1)):
+                    yield event
+                return
+        check_job_owner(principal, live.record)
+        async for event in live.follow(from_seq):
+            yield event
+
+    async def _expire(self, job_id: str) -> None:
+        """Fail a job that waited out its TTL without ever reaching a miner."""
+        live = self._jobs.get(job_id)
+        if live is None or live.record.state is not JobState.PENDING or live.record.attempt != 0:
+            return
+        self._dispatcher.queue.remove(job_id)
+        ttl = live.record.spec.ttl.total_seconds()
+        error = f"expired: no miner picked the job up within its TTL of {ttl:g}s"
+        await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=0)
+
+
+def _not_cancelable(record: JobRecord) -> AitbcError:
+    return AitbcError(
+        Reason.JOB_NOT_CANCELABLE, f"job {record.job_id!r} is already {record.state.value}", field="job_id"
+    )

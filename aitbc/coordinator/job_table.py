@@ -1,0 +1,138 @@
+"""Unfinished jobs in memory, and the one way their state changes.
+
+Every state change goes through `transition`, which checks the state
+machine and the attempt in memory and has the store compare-and-set it,
+so two racing changes can never both apply.
+
+aiosqlite runs each statement on a thread of its own, so a write can commit
+even when the coroutine awaiting it is cancelled (a stream dropped, the
+server stopping). Every write that memory must mirror therefore runs in a
+task of its own via asyncio.shield: cancelling the caller cannot leave the
+store ahead of the in-memory job (and its next sequence number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import TypeVar
+
+from aitbc.coordinator.clock import Clock
+from aitbc.coordinator.live_job import LiveJob
+from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.jobs import JobRecord
+from aitbc.domain.routing import RouteRequest
+from aitbc.domain.states import JobState, can_transition, sources_of
+from aitbc.store.base import JobChanges, Store
+
+T = TypeVar("T")
+
+
+class JobTable:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._live: dict[str, LiveJob] = {}
+
+    def get(self, job_id: str) -> LiveJob | None:
+        return self._live.get(job_id)
+
+    def __getitem__(self, job_id: str) -> LiveJob:
+        return self._live[job_id]
+
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self._live
+
+    def __iter__(self) -> Iterator[LiveJob]:
+        return iter(list(self._live.values()))
+
+    def adopt(self, record: JobRecord, events: list[JobEvent], route: RouteRequest) -> LiveJob:
+        """Track a job the store already holds (one just created, or one left unfinished by a restart)."""
+        live = LiveJob(record, events, route)
+        self._live[record.job_id] = live
+        return live
+
+    async def create(self, record: JobRecord, route: RouteRequest) -> tuple[JobRecord, LiveJob | None]:
+        """Store a new job; or return the job an idempotency key already names (and no live job).
+
+        Callers shield it together with queueing the job, so that a stored job is never left unqueued.
+        """
+        event = JobEvent(
+            job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
+        )
+        stored = await self._store.create_job(record, event)
+        if stored.job_id != record.job_id:
+            return stored, None
+        return stored, self.adopt(record, [event], route)
+
+    async def transition(
+        self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
+    ) -> JobRecord | None:
+        """Apply a state change; None if the job moved on (another state or attempt) meanwhile."""
+        return await asyncio.shield(self._transition(live, to, changes, expected_attempt=expected_attempt))
+
+    async def _transition(
+        self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
+    ) -> JobRecord | None:
+        async with live.lock:
+            record = live.record
+            if record.attempt != expected_attempt or not can_transition(record.state, to):
+                return None
+            now = self._clock.now()
+            event = JobEvent(
+                job_id=record.job_id,
+                seq=live.next_seq,
+                time=now,
+                kind=EventKind.STATE,
+                state=to,
+                miner_id=_or(changes.miner_id, record.miner_id),
+                attempt=_or(changes.attempt, record.attempt),
+                error=_or(changes.error, record.error),
+                prompt_tokens=_or(changes.prompt_tokens, record.prompt_tokens),
+                completion_tokens=_or(changes.completion_tokens, live.tokens),
+                finish_reason=changes.finish_reason or "",
+            )
+            updated = await self._store.transition(
+                record.job_id,
+                from_states=sources_of(to),
+                attempt=expected_attempt,
+                to=to,
+                changes=changes,
+                now=now,
+                event=event,
+            )
+            if updated is None:
+                return None
+            live.record = updated
+            live.append(event)
+        if to.is_terminal:
+            del self._live[record.job_id]
+        return updated
+
+    async def append_tokens(self, live: LiveJob, attempt: int, text: str, token_count: int) -> JobEvent:
+        """Store and publish a chunk of output as the job's next event; callers shield it with what mirrors it."""
+        async with live.lock:
+            event = JobEvent(
+                job_id=live.record.job_id,
+                seq=live.next_seq,
+                time=self._clock.now(),
+                kind=EventKind.TOKENS,
+                text=text,
+                token_count=token_count,
+                attempt=attempt,
+            )
+            await self._store.append_events([event])
+            live.append(event)
+        return event
+
+    def final_changes(self, live: LiveJob, error: str) -> JobChanges:
+        """A job ending without completing keeps the text it produced and is charged for those tokens."""
+        return JobChanges(result=live.text, completion_tokens=live.tokens, completed_at=self._clock.now(), error=error)
+
+    async def finish(self, live: LiveJob, to: JobState, error: str, *, expected_attempt: int) -> JobRecord | None:
+        """End a job without completing it (failed or canceled), keeping what it produced."""
+        return await self.transition(live, to, self.final_changes(live, error), expected_attempt=expected_attempt)
+
+
+def _or(change: T | None, current: T) -> T:
+    return change if change is not None else current
