@@ -8,7 +8,6 @@ import enum
 import logging
 import time
 
-from google.protobuf import duration_pb2
 
 from aitbc.v1 import miner_pb2
 from miner.backends.base import Backend, ChatMessage, FinishReason, GenerationRequest, InvalidRequestError
@@ -97,29 +96,22 @@ class JobRun:
         if finish_reason is None:
             raise RuntimeError(f"the {self._backend.backend_name} backend ended without a finish reason")
         total = time.monotonic() - self._received_at
-        timings = miner_pb2.Timings(
-            total=_duration(total),
-            # The whole attempt's rate, prompt processing included.
-            tokens_per_second=self._completion_tokens / total if total > 0 else 0.0,
-        )
-        if first_token_at is not None:
-            timings.time_to_first_token.CopyFrom(_duration(first_token_at - self._received_at))
         done = miner_pb2.JobDone(
             job_id=self.job_id,
             attempt=self.attempt,
             output="".join(pieces),
             prompt_tokens=prompt_tokens,
             completion_tokens=self._completion_tokens,
-            timings=timings,
             finish_reason=finish_reason,
         )
         await self._outbox.send(miner_pb2.ConnectRequest(done=done))
         log.info(
-            "job %s attempt %d done: %d tokens in %.2fs (%s)",
+            "job %s attempt %d done: %d tokens in %.2fs, the first after %.2fs (%s)",
             self.job_id,
             self.attempt,
             self._completion_tokens,
             total,
+            (first_token_at or time.monotonic()) - self._received_at,
             finish_reason,
         )
 
@@ -165,9 +157,3 @@ def failed_message(job_id: str, attempt: int, error: str, *, retryable: bool) ->
     return miner_pb2.ConnectRequest(
         failed=miner_pb2.JobFailed(job_id=job_id, attempt=attempt, error=error, retryable=retryable)
     )
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromNanoseconds(round(seconds * 1e9))
-    return duration

@@ -183,10 +183,7 @@ class Session:
             log.error("job %s attempt %d crashed", *key, exc_info=exc)
 
     def _heartbeat(self) -> miner_pb2.Heartbeat:
-        draining = self._drain_requested.is_set()
-        # A draining miner has no slot for new work, whatever the flag makes of it.
-        free_slots = 0 if draining else max(0, self._capacity - len(self._jobs))
-        return miner_pb2.Heartbeat(free_slots=free_slots, draining=draining)
+        return miner_pb2.Heartbeat(draining=self._drain_requested.is_set())
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -9,6 +9,7 @@ import grpc.aio
 import pytest
 
 from aitbc.coordinator.auth import create_api_key
+from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.domain.catalog import DEFAULT_CATALOG, ModelEntry
 from aitbc.domain.keys import Role
@@ -39,8 +40,16 @@ def coordinator_config() -> CoordinatorConfig:
 
 
 @pytest.fixture
-async def coordinator(database: Path, coordinator_config: CoordinatorConfig) -> AsyncIterator[RunningCoordinator]:
-    running = await start_coordinator(database, "127.0.0.1:0", coordinator_config)
+def clock() -> Clock | None:
+    """The coordinator's clock; None is real time. Tests of leases and TTLs override it with a ManualClock."""
+    return None
+
+
+@pytest.fixture
+async def coordinator(
+    database: Path, coordinator_config: CoordinatorConfig, clock: Clock | None
+) -> AsyncIterator[RunningCoordinator]:
+    running = await start_coordinator(database, "127.0.0.1:0", coordinator_config, clock=clock)
     try:
         yield running
     finally:

@@ -81,12 +81,10 @@ class ModelPrice(_message.Message):
     def __init__(self, model: _Optional[str] = ..., input_per_1k: _Optional[float] = ..., output_per_1k: _Optional[float] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("free_slots", "draining")
-    FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("draining",)
     DRAINING_FIELD_NUMBER: _ClassVar[int]
-    free_slots: int
     draining: bool
-    def __init__(self, free_slots: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    def __init__(self, draining: _Optional[bool] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("job_id", "attempt", "prompt_tokens")
@@ -110,33 +108,21 @@ class JobTokens(_message.Message):
     token_count: int
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., text: _Optional[str] = ..., token_count: _Optional[int] = ...) -> None: ...
 
-class Timings(_message.Message):
-    __slots__ = ("time_to_first_token", "total", "tokens_per_second")
-    TIME_TO_FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_FIELD_NUMBER: _ClassVar[int]
-    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
-    time_to_first_token: _duration_pb2.Duration
-    total: _duration_pb2.Duration
-    tokens_per_second: float
-    def __init__(self, time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...
-
 class JobDone(_message.Message):
-    __slots__ = ("job_id", "attempt", "output", "prompt_tokens", "completion_tokens", "timings", "finish_reason")
+    __slots__ = ("job_id", "attempt", "output", "prompt_tokens", "completion_tokens", "finish_reason")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     output: str
     prompt_tokens: int
     completion_tokens: int
-    timings: Timings
     finish_reason: str
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class JobFailed(_message.Message):
     __slots__ = ("job_id", "attempt", "error", "retryable")

@@ -171,7 +171,7 @@ async def test_client_key_cannot_mine(target: str, keys: Keys) -> None:
 @pytest.mark.parametrize(
     "first",
     [
-        miner_pb2.ConnectRequest(heartbeat=miner_pb2.Heartbeat(free_slots=1)),
+        miner_pb2.ConnectRequest(heartbeat=miner_pb2.Heartbeat()),
         miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=[], max_concurrency=1)),
         miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=0)),
         miner_pb2.ConnectRequest(hello=miner_pb2.MinerHello(miner_id="bad id!", models=["x"], max_concurrency=1)),

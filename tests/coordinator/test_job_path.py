@@ -10,10 +10,11 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from aitbc.services.server import RunningCoordinator
+from aitbc.coordinator.clock import ManualClock
+from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, miner_pb2, models_pb2, models_pb2_grpc
 from tests.conftest import Keys
-from tests.support.rpc import collect, expect_error, key
+from tests.support.rpc import collect, expect_error, key, until_event
 from tests.support.scripted_miner import ScriptedMiner
 
 Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
@@ -153,19 +154,31 @@ async def test_cancel_pending_job(keys: Keys, jobs_stub: Stub) -> None:
     assert canceled.usage.completion_tokens == 0
 
 
-async def test_cancel_without_ack_still_cancels(
-    target: str, keys: Keys, jobs_stub: Stub, coordinator: RunningCoordinator
-) -> None:
-    coordinator.coordinator._config = type(coordinator.coordinator._config)(cancel_ack_timeout=0.2)
-    job = await submit(jobs_stub, keys.client)
-    async with ScriptedMiner(target, keys.miner) as miner:
-        await miner.hello("mute", ["tiny"])
-        await miner.expect("assign")
-        await miner.tokens(job.job_id, 1, "x")
-        canceled = (await jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.client))).job
-        assert canceled.status == S.JOB_STATE_CANCELED
-        assert canceled.result == "x"
-        await miner.expect("cancel")
+class TestCancelTimeout:
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    async def test_cancel_without_ack_still_cancels(
+        self, target: str, keys: Keys, jobs_stub: Stub, clock: ManualClock, coordinator_config: CoordinatorConfig
+    ) -> None:
+        job = await submit(jobs_stub, keys.client)
+        async with ScriptedMiner(target, keys.miner) as miner:
+            await miner.hello("mute", ["tiny"])
+            await miner.expect("assign")
+            await miner.tokens(job.job_id, 1, "x")
+            await until_event(jobs_stub, keys.client, job.job_id, lambda event: event.tokens.text == "x")
+            cancel = asyncio.ensure_future(
+                jobs_stub.CancelJob(S.CancelJobRequest(job_id=job.job_id), metadata=key(keys.client))
+            )
+            await miner.expect("cancel")
+            # The miner never acknowledges; just short of the timeout the cancel still waits for it.
+            await clock.advance(coordinator_config.cancel_ack_timeout - 0.1)
+            assert not cancel.done()
+            await clock.advance(0.1)
+            canceled = (await cancel).job
+            assert canceled.status == S.JOB_STATE_CANCELED
+            assert canceled.result == "x"
 
 
 async def test_miner_killed_mid_job_is_resumed_by_another(target: str, keys: Keys, jobs_stub: Stub) -> None:

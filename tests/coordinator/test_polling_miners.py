@@ -10,12 +10,13 @@ import grpc
 import grpc.aio
 import pytest
 
+from aitbc.coordinator.clock import ManualClock
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.v1 import jobs_pb2 as S
-from aitbc.v1 import jobs_pb2_grpc, miner_pb2, miner_pb2_grpc
-from tests.conftest import TEST_CATALOG, Keys
-from tests.support.rpc import collect, expect_error, key
-from tests.support.scripted_miner import ScriptedMiner
+from aitbc.v1 import jobs_pb2_grpc, miner_pb2, miner_pb2_grpc, network_pb2, network_pb2_grpc
+from tests.conftest import Keys
+from tests.support.rpc import collect, expect_error, key, until_event
+from tests.support.scripted_miner import STEP_TIMEOUT, ScriptedMiner
 
 Jobs: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 Miners: TypeAlias = "miner_pb2_grpc.MinerServiceAsyncStub"
@@ -180,18 +181,39 @@ async def test_unregistered_miner_and_wrong_roles(keys: Keys, jobs_stub: Jobs, m
     await expect_error(missing, grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
 
 
-class TestLeases:
-    @pytest.fixture
-    def coordinator_config(self) -> CoordinatorConfig:
-        return CoordinatorConfig(heartbeat_interval=0.05, lease_timeout=0.3, catalog=TEST_CATALOG)
+LEASE = CoordinatorConfig().lease_timeout
 
-    async def test_a_hung_streaming_miner_loses_its_job(self, target: str, keys: Keys, jobs_stub: Jobs) -> None:
+
+async def until_draining(target: str, api_key: str, miner_id: str, draining: bool) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = network_pb2_grpc.NetworkServiceStub(channel)
+        async with asyncio.timeout(STEP_TIMEOUT):
+            while True:
+                listed = await stub.ListMiners(network_pb2.ListMinersRequest(), metadata=key(api_key))
+                if any(m.miner_id == miner_id and m.draining == draining for m in listed.miners):
+                    return
+
+
+class TestLeases:
+    """Time moves only when a test advances the coordinator's clock: no test waits for a lease in real time."""
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    async def test_a_hung_streaming_miner_loses_its_job(
+        self, target: str, keys: Keys, jobs_stub: Jobs, clock: ManualClock
+    ) -> None:
         job_id = await submit(jobs_stub, keys.client, model="m")
         hung = ScriptedMiner(target, keys.miner)
         await hung.hello("hung", ["m"])
         await hung.expect("assign")
         await hung.tokens(job_id, 1, "partial")
+        await until_event(jobs_stub, keys.client, job_id, lambda event: event.tokens.text == "partial")
+        await clock.advance(LEASE - 0.5)
+        assert not hung.finished(), "the lease ran out early"
         # It stays connected but says nothing more: its lease runs out and its stream is closed.
+        await clock.advance(1.0)
         assert await hung.status() == grpc.StatusCode.OK
         async with ScriptedMiner(target, keys.miner) as healthy:
             await healthy.hello("healthy", ["m"])
@@ -199,23 +221,30 @@ class TestLeases:
             assert (assign.job_id, assign.attempt, assign.resume_text) == (job_id, 2, "partial")
         await hung.close()
 
-    async def test_heartbeats_keep_the_lease(self, target: str, keys: Keys, jobs_stub: Jobs) -> None:
+    async def test_heartbeats_keep_the_lease(
+        self, target: str, keys: Keys, jobs_stub: Jobs, clock: ManualClock
+    ) -> None:
         job_id = await submit(jobs_stub, keys.client, model="m")
         async with ScriptedMiner(target, keys.miner) as alive:
             await alive.hello("alive", ["m"])
             await alive.expect("assign")
-            for _ in range(12):  # well past the 0.3 s lease, one beat per interval
-                await alive.send(M.ConnectRequest(heartbeat=M.Heartbeat(free_slots=0)))
-                await asyncio.sleep(0.05)
+            for beat in range(3 * int(LEASE)):  # three leases long, one beat a second
+                # Each beat flips `draining`, so the test can see that the coordinator took it before time moves on.
+                await alive.send(M.ConnectRequest(heartbeat=M.Heartbeat(draining=beat % 2 == 0)))
+                await until_draining(target, keys.client, "alive", beat % 2 == 0)
+                await clock.advance(1.0)
             await alive.done(job_id, 1, "kept", completion_tokens=1)
             events = await collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job_id), metadata=key(keys.client)))
         assert events[-1].state_change.status == S.JOB_STATE_COMPLETED
         assert events[-1].state_change.attempt == 1
 
-    async def test_a_silent_polling_miner_is_forgotten(self, keys: Keys, jobs_stub: Jobs, miners_stub: Miners) -> None:
+    async def test_a_silent_polling_miner_is_forgotten(
+        self, keys: Keys, jobs_stub: Jobs, miners_stub: Miners, clock: ManualClock
+    ) -> None:
         await register(miners_stub, keys.miner)
         job_id = await submit(jobs_stub, keys.client)
         await miners_stub.ClaimJob(M.ClaimJobRequest(job_id=job_id, miner_id="poller"), metadata=key(keys.miner))
+        await clock.advance(LEASE + 0.1)
         events = jobs_stub.WatchJob(S.WatchJobRequest(job_id=job_id, from_seq=4), metadata=key(keys.client))
         requeued = await anext(aiter(events))
         assert requeued.state_change.status == S.JOB_STATE_PENDING

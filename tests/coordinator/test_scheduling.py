@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from aitbc.coordinator.clock import ManualClock
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.v1 import jobs_pb2 as S
@@ -66,15 +67,24 @@ async def test_idempotency_key_reused_for_a_different_request(keys: Keys, jobs_s
     assert info.metadata["field"] == "idempotency_key"
 
 
-async def test_a_job_nobody_picks_up_expires(keys: Keys, jobs_stub: Jobs) -> None:
-    request = S.SubmitJobRequest(
-        queue_if_unavailable=True, prompt="anyone?", model="m", ttl=duration_pb2.Duration(seconds=1)
-    )
-    job = (await jobs_stub.SubmitJob(request, metadata=key(keys.client))).job
-    assert job.expires_at.ToDatetime() > job.created_at.ToDatetime()
-    events = await collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client)))
-    assert events[-1].state_change.status == S.JOB_STATE_FAILED
-    assert "expired" in events[-1].state_change.error
+class TestTtl:
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    async def test_a_job_nobody_picks_up_expires(self, keys: Keys, jobs_stub: Jobs, clock: ManualClock) -> None:
+        request = S.SubmitJobRequest(
+            queue_if_unavailable=True, prompt="anyone?", model="m", ttl=duration_pb2.Duration(seconds=60)
+        )
+        job = (await jobs_stub.SubmitJob(request, metadata=key(keys.client))).job
+        assert (job.expires_at.ToDatetime() - job.created_at.ToDatetime()).total_seconds() == 60
+        await clock.advance(59.5)
+        still = (await jobs_stub.GetJob(S.GetJobRequest(job_id=job.job_id), metadata=key(keys.client))).job
+        assert still.status == S.JOB_STATE_PENDING
+        await clock.advance(0.5)
+        events = await collect(jobs_stub.WatchJob(S.WatchJobRequest(job_id=job.job_id), metadata=key(keys.client)))
+        assert events[-1].state_change.status == S.JOB_STATE_FAILED
+        assert "expired" in events[-1].state_change.error
 
 
 async def test_ttl_out_of_range_is_rejected(keys: Keys, jobs_stub: Jobs) -> None:

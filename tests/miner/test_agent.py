@@ -57,7 +57,7 @@ async def test_says_hello_then_heartbeats(fake_coordinator: FakeCoordinator, sta
     )
     assert hello.version
     beat = await stream.next("heartbeat")
-    assert (beat.heartbeat.free_slots, beat.heartbeat.draining) == (3, False)
+    assert beat.heartbeat.draining is False
 
 
 async def test_job_streams_tokens_then_done(fake_coordinator: FakeCoordinator, start_agent: AgentFactory) -> None:
@@ -74,9 +74,6 @@ async def test_job_streams_tokens_then_done(fake_coordinator: FakeCoordinator, s
     assert text == done.output == synthetic_text(PROMPT, 20)
     assert token_count == done.completion_tokens == 20
     assert (done.attempt, done.prompt_tokens, done.finish_reason) == (1, len(PROMPT.split()), "length")
-    assert done.timings.HasField("time_to_first_token")
-    assert done.timings.total.ToNanoseconds() >= done.timings.time_to_first_token.ToNanoseconds() > 0
-    assert done.timings.tokens_per_second > 0
 
 
 async def test_resumed_job_continues_after_the_earlier_text(
@@ -214,7 +211,7 @@ async def test_coordinator_drain_finishes_the_running_job_closes_and_reconnects(
 
     await stream.drain("coordinator restart")
     beat = await stream.next("heartbeat")
-    assert (beat.heartbeat.draining, beat.heartbeat.free_slots) == (True, 0)
+    assert beat.heartbeat.draining is True
     await stream.assign("job-2", PROMPT)
     refusal = (await stream.next("failed")).failed
     assert (refusal.job_id, refusal.error, refusal.retryable) == ("job-2", "miner is draining", True)

@@ -32,12 +32,12 @@ class StuckStream:
         self.half_closed.set()
 
 
-def outbox(max_messages: int = 16, max_batch_bytes: int = 1024, free_slots: list[int] | None = None) -> Outbox:
-    slots = free_slots if free_slots is not None else [1]
+def outbox(max_messages: int = 16, max_batch_bytes: int = 1024, draining: list[bool] | None = None) -> Outbox:
+    state = draining if draining is not None else [False]
     return Outbox(
         max_messages=max_messages,
         max_batch_bytes=max_batch_bytes,
-        heartbeat=lambda: miner_pb2.Heartbeat(free_slots=slots[0]),
+        heartbeat=lambda: miner_pb2.Heartbeat(draining=state[0]),
     )
 
 
@@ -110,20 +110,20 @@ async def test_senders_wait_when_the_queue_is_full() -> None:
 
 
 async def test_one_heartbeat_waits_at_a_time_and_reports_the_state_when_written() -> None:
-    free_slots = [3]
-    box, stream = outbox(free_slots=free_slots), StuckStream()
+    draining = [False]
+    box, stream = outbox(draining=draining), StuckStream()
     writer = asyncio.create_task(box.write_to(stream))
     await box.send(done("job-1"))
     await asyncio.wait_for(stream.write_started.wait(), STEP_TIMEOUT)
 
     await box.send_heartbeat()
     await box.send_heartbeat()
-    free_slots[0] = 0
+    draining[0] = True
     await write_all(box, stream)
     await writer
 
     beats = [request.heartbeat for request in stream.written if request.WhichOneof("msg") == "heartbeat"]
-    assert [beat.free_slots for beat in beats] == [0]
+    assert [beat.draining for beat in beats] == [True]
 
 
 async def test_cancelled_send_leaves_nothing_behind() -> None:

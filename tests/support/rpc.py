@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+
+from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
@@ -38,3 +40,16 @@ async def collect(stream: AsyncIterable[Any]) -> list[Any]:
 
 def key(raw: str) -> tuple[tuple[str, str]]:
     return (("x-api-key", raw),)
+
+
+async def until_event(
+    stub: jobs_pb2_grpc.JobServiceAsyncStub,
+    api_key: str,
+    job_id: str,
+    matches: Callable[[jobs_pb2.WatchJobResponse], bool],
+) -> jobs_pb2.WatchJobResponse:
+    """Watch a job until an event matches: a test's way to know the coordinator has stored it."""
+    async for event in stub.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id), metadata=key(api_key)):
+        if matches(event):
+            return event
+    pytest.fail(f"job {job_id} ended without the event the test waited for")

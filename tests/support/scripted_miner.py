@@ -91,6 +91,10 @@ class ScriptedMiner:
             )
         )
 
+    def finished(self) -> bool:
+        """Whether the coordinator has ended the stream."""
+        return self._call.done()
+
     async def status(self) -> grpc.StatusCode:
         return await asyncio.wait_for(self._call.code(), STEP_TIMEOUT)
 
