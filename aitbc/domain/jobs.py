@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from aitbc.domain.errors import invalid_argument
-from aitbc.domain.fair_queue import Priority
+from aitbc.domain.priority import Priority
 from aitbc.domain.states import JobState
 
 MAX_TOKENS_LIMIT = 8192

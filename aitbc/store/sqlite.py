@@ -16,9 +16,9 @@ import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.fair_queue import Priority
 from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role, key_id
+from aitbc.domain.priority import Priority
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges, JobPage, MinerRecord
