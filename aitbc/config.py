@@ -19,14 +19,15 @@ CLIENT_KEY_FILE = "client.key"
 MINER_KEY_FILE = "miner.key"
 DATABASE_FILE = "aitbc.db"
 
-# Long-lived miner streams and watches: ping often enough that dead peers and
-# idle-killing middleboxes are noticed within half a minute.
-KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+# Long-lived miner streams and watches: both ends ping often enough that dead
+# peers and idle-killing middleboxes are noticed within half a minute.
+KEEPALIVE_PINGS: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
 ]
+# Client channels also keep pinging while a stream carries no data (gRPC's default stops after two pings).
+KEEPALIVE_OPTIONS: list[tuple[str, int]] = [*KEEPALIVE_PINGS, ("grpc.http2.max_pings_without_data", 0)]
 
 
 def aitbc_home() -> Path:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aitbc.domain.errors import AitbcError, invalid_argument
-from aitbc.domain.jobs import parse_memory
+from aitbc.domain.units import parse_memory
 
 GIB = 1 << 30
 

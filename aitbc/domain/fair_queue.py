@@ -44,28 +44,11 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import IntEnum
 
-from aitbc.domain.errors import AitbcError, Reason, invalid_argument
+from aitbc.domain.errors import AitbcError, Reason
+from aitbc.domain.priority import Priority
 
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
-
-
-class Priority(IntEnum):
-    HIGH = 0
-    NORMAL = 1
-    LOW = 2
-
-
-def parse_priority(text: str) -> Priority:
-    """A priority from its name in any case; an empty string means NORMAL."""
-    name = text.strip().upper()
-    if not name:
-        return Priority.NORMAL
-    try:
-        return Priority[name]
-    except KeyError:
-        raise invalid_argument("priority", f"unknown priority {text!r}; expected high, normal or low") from None
 
 
 class QueueFullError(AitbcError):

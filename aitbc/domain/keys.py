@@ -7,20 +7,11 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aitbc.domain.errors import invalid_argument
-
 
 class Role(StrEnum):
     CLIENT = "client"
     MINER = "miner"
     ADMIN = "admin"
-
-
-def parse_role(text: str) -> Role:
-    try:
-        return Role(text.strip().lower())
-    except ValueError:
-        raise invalid_argument("role", f"unknown role {text!r}; expected client, miner or admin") from None
 
 
 @dataclass(frozen=True, slots=True)

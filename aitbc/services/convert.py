@@ -11,10 +11,11 @@ from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.fair_queue import Priority
-from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams, parse_memory
+from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.priority import Priority
 from aitbc.domain.routing import Price
 from aitbc.domain.states import JobState
+from aitbc.domain.units import parse_memory
 from aitbc.v1 import jobs_pb2, miner_pb2
 
 STATE_TO_PROTO: dict[JobState, jobs_pb2.JobState] = {

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from aitbc.config import KEEPALIVE_PINGS
 from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
@@ -45,9 +46,7 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     # Ping idle miner streams so a vanished miner is noticed in ~30 s even
     # when no heartbeat is due, and accept the same from clients (whose
     # pings every 20 s would otherwise count as abuse under the 5 min default).
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
+    *KEEPALIVE_PINGS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]

@@ -16,9 +16,9 @@ import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.fair_queue import Priority
 from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role, key_id
+from aitbc.domain.priority import Priority
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges, JobPage, MinerRecord
@@ -33,6 +33,11 @@ _EVENT_COLUMNS = (
     "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
     " finish_reason"
 )
+
+
+def _placeholders(columns: str) -> str:
+    """One `?` per column of a comma-separated column list, for its INSERT."""
+    return ", ".join("?" * len(columns.split(",")))
 
 
 def _micros(moment: datetime) -> int:
@@ -165,9 +170,7 @@ class SqliteStore:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.execute("PRAGMA busy_timeout=5000")
-        async with self._db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
+        version = await self.schema_version()
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"database schema {version} is newer than this build understands ({SCHEMA_VERSION})")
         for number in range(version, SCHEMA_VERSION):
@@ -217,7 +220,7 @@ class SqliteStore:
                     await self._db.execute("ROLLBACK")
                     return existing
                 await self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 29)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(_JOB_COLUMNS)})",
                     (
                         job.job_id,
                         job.owner_id,
@@ -403,7 +406,7 @@ class SqliteStore:
 
     async def _insert_events(self, events: Sequence[JobEvent]) -> None:
         await self._db.executemany(
-            f"INSERT INTO job_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO job_events ({_EVENT_COLUMNS}) VALUES ({_placeholders(_EVENT_COLUMNS)})",
             [_event_row(event) for event in events],
         )
 

@@ -2,7 +2,7 @@
 
 Importing this module imports neither exllamav2 nor torch (importing exllamav2 builds or loads its CUDA
 extension); `ExLlamaV2Backend.load` does, through exllamav2_model. The backend sees the model only through
-`LoadedModel`, so tests run it on a fake generator where there is no GPU.
+exllamav2_types.LoadedModel, so tests run it on a fake generator where there is no GPU.
 """
 
 from __future__ import annotations
@@ -11,52 +11,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from miner.backends.base import Backend, GenerationRequest, GpuInfo, InvalidRequestError, TokenChunk
-from miner.backends.exllamav2_loop import DynamicGenerator, GeneratorLoop, JobSpec
-from miner.backends.exllamav2_prompt import PromptFormat
-from miner.backends.exllamav2_settings import CachePlan, CacheQuant, sampler_settings
+from miner.backends.exllamav2_loop import GeneratorLoop, JobSpec
+from miner.backends.exllamav2_settings import CacheQuant, sampler_settings
+from miner.backends.exllamav2_types import LoadedModel, TokenIds
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenIds:
-    # The engine's own tensor, shape (1, count).
-    tensor: object
-    count: int
-
-
-class LoadedModel(Protocol):
-    """A model ExLlamaV2 has loaded, in the backend's terms; exllamav2_model.ExLlamaV2Model is the real one."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def plan(self) -> CachePlan: ...
-
-    @property
-    def prompt_format(self) -> PromptFormat: ...
-
-    @property
-    def generator(self) -> DynamicGenerator: ...
-
-    def gpus(self) -> list[GpuInfo]: ...
-
-    def encode(self, text: str, *, add_bos: bool) -> TokenIds:
-        """Tokenize, reading special tokens such as the chat template's; safe on any thread."""
-        ...
-
-    def new_job(self, spec: JobSpec, identifier: int) -> object:
-        """The engine's job for `spec`, stopping at the model's EOS tokens; called on the generator's thread."""
-        ...
-
-    def close(self) -> None:
-        """Free the GPU memory; the generator runs no job."""
-        ...
 
 
 class ExLlamaV2Backend(Backend):

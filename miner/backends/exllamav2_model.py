@@ -2,7 +2,7 @@
 
 Importing exllamav2 builds its CUDA extension on first use (or loads the build cached in TORCH_EXTENSIONS_DIR), so
 only `ExLlamaV2Backend.load` imports this module. Written against exllamav2 0.3.2; both libraries are untyped
-here, and what leaves this module is typed (`ExLlamaV2Model` is a `LoadedModel`).
+here, and what leaves this module is typed (`ExLlamaV2Model` is an exllamav2_types.LoadedModel).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from exllamav2 import (
 from exllamav2.generator import ExLlamaV2DynamicGenerator, ExLlamaV2DynamicJob, ExLlamaV2Sampler
 
 from miner.backends.base import GpuInfo
-from miner.backends.exllamav2 import TokenIds
 from miner.backends.exllamav2_loop import DynamicGenerator, JobSpec
 from miner.backends.exllamav2_prompt import PromptFormat
 from miner.backends.exllamav2_settings import CachePlan, CacheQuant, check_model_dir, eos_token_ids, plan_cache
+from miner.backends.exllamav2_types import TokenIds
 
 _CACHE_CLASSES: dict[CacheQuant, Any] = {
     "fp16": ExLlamaV2Cache,

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aitbc.domain.errors import AitbcError, Reason
-from aitbc.domain.fair_queue import DEFAULT_RETRY_AFTER_SECONDS, FairQueue, Priority, QueueFullError, parse_priority
+from aitbc.domain.fair_queue import DEFAULT_RETRY_AFTER_SECONDS, FairQueue, QueueFullError
+from aitbc.domain.priority import Priority, parse_priority
 
 
 def dispatch(queue: FairQueue, models: Iterable[str], count: int | None = None) -> list[str]:

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aitbc.domain.catalog import ModelEntry
-from aitbc.domain.fair_queue import FairQueue, Priority
+from aitbc.domain.fair_queue import FairQueue
+from aitbc.domain.priority import Priority
 from aitbc.domain.routing import Candidate, Price, RouteRequest, choose, could_ever_serve
 from aitbc.domain.scheduler import plan_assignments
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from miner.backends.base import ChatMessage, GenerationRequest, GpuInfo, InvalidRequestError, TokenChunk
-from miner.backends.exllamav2 import ExLlamaV2Backend, TokenIds
+from miner.backends.exllamav2 import ExLlamaV2Backend
 from miner.backends.exllamav2_loop import EngineError, JobSpec
 from miner.backends.exllamav2_prompt import PromptFormat
 from miner.backends.exllamav2_settings import (
@@ -37,6 +37,7 @@ from miner.backends.exllamav2_settings import (
     plan_cache,
     sampler_settings,
 )
+from miner.backends.exllamav2_types import TokenIds
 from miner.backends.registry import create_backend
 from miner.main import add_miner_arguments, config_from_args
 from miner.model_files import ModelFileNotFoundError
