@@ -8,7 +8,6 @@ import enum
 import logging
 import time
 
-
 from aitbc.v1 import miner_pb2
 from miner.backends.base import Backend, ChatMessage, FinishReason, GenerationRequest, InvalidRequestError
 from miner.outbox import Outbox
