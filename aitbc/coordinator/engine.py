@@ -26,7 +26,7 @@ from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.job_table import JobTable
-from aitbc.coordinator.miners import Assign, Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
+from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
@@ -142,6 +142,7 @@ class Coordinator:
         every job be processed before the server stops reading.
         """
         self._accepting = False
+        self._miners.refuse_newcomers()
         self._reports.penalize_departures = False
         for session in self._miners:
             session.set_draining(True)
@@ -163,15 +164,22 @@ class Coordinator:
     def heartbeat_interval(self) -> timedelta:
         return timedelta(seconds=self._config.heartbeat_interval)
 
-    def _check_accepting(self, what: str) -> None:
-        if not self._accepting:
-            raise AitbcError(Reason.SHUTTING_DOWN, f"the coordinator is shutting down; {what}")
+    @property
+    def reports(self) -> MinerReports:
+        """What miners report on their jobs, checked against their leases."""
+        return self._reports
+
+    @property
+    def polling(self) -> PollingMiners:
+        """The seed's HTTP miner API."""
+        return self._polling
 
     # Client API
 
     async def submit(self, principal: Principal, spec: JobSpec, *, queue_if_unavailable: bool = False) -> JobRecord:
         require_role(principal, Role.CLIENT)
-        self._check_accepting("retry on another one")
+        if not self._accepting:
+            raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; retry on another one")
         return await self._clients.submit(principal, spec, queue_if_unavailable=queue_if_unavailable)
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
@@ -190,8 +198,6 @@ class Coordinator:
 
     async def attach_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
         require_role(principal, Role.MINER)
-        # The miner backs off and finds this coordinator's successor.
-        self._check_accepting("reconnect later")
         models = self._miners.check(info)
         previous = self._miners.previous(principal, info.miner_id)
         if previous is not None:
@@ -221,85 +227,6 @@ class Coordinator:
     def miner_gone(self, session: MinerSession, reason: str) -> asyncio.Task[None]:
         """Requeue the jobs of a miner whose stream ended, in a task that outlives the stream's handler."""
         return self._reports.miner_gone(session, reason)
-
-    async def job_started(self, session: MinerSession, job_id: str, attempt: int, prompt_tokens: int) -> None:
-        await self._reports.started(session, job_id, attempt, prompt_tokens)
-
-    async def job_tokens(self, session: MinerSession, job_id: str, attempt: int, text: str, token_count: int) -> None:
-        await self._reports.tokens(session, job_id, attempt, text, token_count)
-
-    async def job_done(
-        self,
-        session: MinerSession,
-        job_id: str,
-        attempt: int,
-        *,
-        output: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        finish_reason: str,
-    ) -> JobRecord | None:
-        return await self._reports.done(
-            session,
-            job_id,
-            attempt,
-            output=output,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=finish_reason,
-        )
-
-    async def job_failed(
-        self, session: MinerSession, job_id: str, attempt: int, *, error: str, retryable: bool
-    ) -> JobRecord | None:
-        return await self._reports.failed(session, job_id, attempt, error=error, retryable=retryable)
-
-    def cancel_acknowledged(self, session: MinerSession, job_id: str, attempt: int, completion_tokens: int) -> None:
-        self._reports.cancel_acknowledged(session, job_id, attempt, completion_tokens)
-
-    # Polling miners
-
-    async def register_polling_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
-        require_role(principal, Role.MINER)
-        self._check_accepting("register later")
-        return await self._polling.register(principal, info)
-
-    def polling_heartbeat(self, principal: Principal, miner_id: str) -> list[str]:
-        return self._polling.heartbeat(principal, miner_id)
-
-    def available_jobs(self, principal: Principal, miner_id: str, limit: int) -> list[JobRecord]:
-        return self._polling.available(principal, miner_id, limit)
-
-    async def claim(self, principal: Principal, miner_id: str, job_id: str) -> Assign:
-        return await self._polling.claim(principal, miner_id, job_id)
-
-    async def complete(
-        self,
-        principal: Principal,
-        miner_id: str,
-        job_id: str,
-        *,
-        attempt: int,
-        result: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        finish_reason: str,
-    ) -> JobRecord:
-        return await self._polling.complete(
-            principal,
-            miner_id,
-            job_id,
-            attempt=attempt,
-            result=result,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=finish_reason,
-        )
-
-    async def fail(
-        self, principal: Principal, miner_id: str, job_id: str, *, attempt: int, error: str, retryable: bool
-    ) -> JobRecord:
-        return await self._polling.fail(principal, miner_id, job_id, attempt=attempt, error=error, retryable=retryable)
 
     # Read-only views; any valid key may ask
 

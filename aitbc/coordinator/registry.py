@@ -39,6 +39,7 @@ class MinerRegistry:
         self._clock = clock
         self._lease_timeout = lease_timeout
         self._on_lease_expired = on_lease_expired
+        self._admitting = True
         self._sessions: dict[str, MinerSession] = {}
         self._lease_timers: dict[str, Timer] = {}
         # Set (and replaced) whenever a miner leaves or frees a slot.
@@ -61,8 +62,14 @@ class MinerRegistry:
 
     # Joining
 
+    def refuse_newcomers(self) -> None:
+        """From now on miners are turned away: they back off and find this coordinator's successor."""
+        self._admitting = False
+
     def check(self, info: MinerInfo) -> dict[str, str]:
         """Validate what a miner says of itself; returns its advertised model names mapped to catalog ids."""
+        if not self._admitting:
+            raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; connect again later")
         info.validate()
         return self._catalog_models(info)
 

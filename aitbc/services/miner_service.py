@@ -84,20 +84,21 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
 
     async def _handle(self, session: MinerSession, request: miner_pb2.ConnectRequest) -> None:
         coordinator = self._coordinator
+        reports = coordinator.reports
         match request.WhichOneof("msg"):
             case "heartbeat":
                 coordinator.heartbeat(session, draining=request.heartbeat.draining)
             case "started":
                 started = request.started
-                await coordinator.job_started(session, started.job_id, started.attempt, started.prompt_tokens)
+                await reports.started(session, started.job_id, started.attempt, started.prompt_tokens)
             case "tokens":
                 tokens = request.tokens
                 if tokens.token_count < 0:
                     raise _protocol_error("token_count must not be negative", "tokens.token_count")
-                await coordinator.job_tokens(session, tokens.job_id, tokens.attempt, tokens.text, tokens.token_count)
+                await reports.tokens(session, tokens.job_id, tokens.attempt, tokens.text, tokens.token_count)
             case "done":
                 done = request.done
-                await coordinator.job_done(
+                await reports.done(
                     session,
                     done.job_id,
                     done.attempt,
@@ -108,12 +109,12 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                 )
             case "failed":
                 failed = request.failed
-                await coordinator.job_failed(
+                await reports.failed(
                     session, failed.job_id, failed.attempt, error=failed.error, retryable=failed.retryable
                 )
             case "cancel_ack":
                 ack = request.cancel_ack
-                coordinator.cancel_acknowledged(session, ack.job_id, ack.attempt, ack.completion_tokens)
+                reports.cancel_acknowledged(session, ack.job_id, ack.attempt, ack.completion_tokens)
             case "hello":
                 raise _protocol_error("hello may be sent only once per stream", "hello")
             case _:
@@ -125,7 +126,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
         self, request: miner_pb2.RegisterMinerRequest, context: Context
     ) -> miner_pb2.RegisterMinerResponse:
         with wire_fields(_REGISTRATION_FIELDS):
-            session = await self._coordinator.register_polling_miner(
+            session = await self._coordinator.polling.register(
                 current_principal(), miner_info_from_registration(request)
             )
         interval = duration_pb2.Duration()
@@ -135,23 +136,23 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
     async def MinerHeartbeat(
         self, request: miner_pb2.MinerHeartbeatRequest, context: Context
     ) -> miner_pb2.MinerHeartbeatResponse:
-        held = self._coordinator.polling_heartbeat(current_principal(), request.miner_id)
+        held = self._coordinator.polling.heartbeat(current_principal(), request.miner_id)
         return miner_pb2.MinerHeartbeatResponse(job_ids=held)
 
     async def ListAvailableJobs(
         self, request: miner_pb2.ListAvailableJobsRequest, context: Context
     ) -> miner_pb2.ListAvailableJobsResponse:
-        jobs = self._coordinator.available_jobs(current_principal(), request.miner_id, request.limit)
+        jobs = self._coordinator.polling.available(current_principal(), request.miner_id, request.limit)
         return miner_pb2.ListAvailableJobsResponse(jobs=[available_job_to_proto(job) for job in jobs])
 
     async def ClaimJob(self, request: miner_pb2.ClaimJobRequest, context: Context) -> miner_pb2.ClaimJobResponse:
-        assignment = await self._coordinator.claim(current_principal(), request.miner_id, request.job_id)
+        assignment = await self._coordinator.polling.claim(current_principal(), request.miner_id, request.job_id)
         return miner_pb2.ClaimJobResponse(assignment=assign_to_proto(assignment))
 
     async def CompleteJob(
         self, request: miner_pb2.CompleteJobRequest, context: Context
     ) -> miner_pb2.CompleteJobResponse:
-        record = await self._coordinator.complete(
+        record = await self._coordinator.polling.complete(
             current_principal(),
             request.miner_id,
             request.job_id,
@@ -164,7 +165,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
         return miner_pb2.CompleteJobResponse(job_id=record.job_id, status=STATE_TO_PROTO[record.state])
 
     async def FailJob(self, request: miner_pb2.FailJobRequest, context: Context) -> miner_pb2.FailJobResponse:
-        record = await self._coordinator.fail(
+        record = await self._coordinator.polling.fail(
             current_principal(),
             request.miner_id,
             request.job_id,
