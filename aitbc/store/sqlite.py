@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
@@ -14,132 +12,25 @@ from typing import Any
 
 import aiosqlite
 
-from aitbc.domain.errors import invalid_argument
-from aitbc.domain.events import EventKind, JobEvent
-from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.events import JobEvent
+from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
-from aitbc.domain.priority import Priority
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges, JobPage, MinerRecord
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
-
-_JOB_COLUMNS = (
-    "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
-    " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
-    " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation"
+from aitbc.store.sqlite_rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    decode_page_token,
+    encode_page_token,
+    event_from_row,
+    event_row,
+    job_from_row,
+    micros,
+    moment,
+    placeholders,
 )
-_EVENT_COLUMNS = (
-    "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
-    " finish_reason"
-)
-
-
-def _placeholders(columns: str) -> str:
-    """One `?` per column of a comma-separated column list, for its INSERT."""
-    return ", ".join("?" * len(columns.split(",")))
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
-def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-
-
-def _job_from_row(row: aiosqlite.Row) -> JobRecord:
-    created_at = _moment(row["created_at"])
-    updated_at = _moment(row["updated_at"])
-    assert created_at is not None
-    assert updated_at is not None
-    expires_at = _moment(row["expires_at"])
-    return JobRecord(
-        job_id=row["job_id"],
-        owner_id=row["owner_id"],
-        state=JobState(row["state"]),
-        spec=JobSpec(
-            prompt=row["prompt"],
-            model=row["model"],
-            params=SamplingParams(
-                max_tokens=row["max_tokens"],
-                temperature=row["temperature"],
-                top_p=row["top_p"],
-                stream=bool(row["stream"]),
-                stop=tuple(json.loads(row["stop"])),
-            ),
-            messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
-            raw=bool(row["raw"]),
-            priority=Priority(row["priority"]),
-            max_price=row["max_price"],
-            idempotency_key=row["idempotency_key"] or "",
-            ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
-        ),
-        expires_at=expires_at,
-        estimated_cost=row["estimated_cost"],
-        miner_reputation=row["miner_reputation"],
-        finish_reason=row["finish_reason"],
-        result=row["result"],
-        miner_id=row["miner_id"],
-        attempt=row["attempt"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        error=row["error"],
-        created_at=created_at,
-        updated_at=updated_at,
-        started_at=_moment(row["started_at"]),
-        completed_at=_moment(row["completed_at"]),
-    )
-
-
-def _event_from_row(row: aiosqlite.Row) -> JobEvent:
-    time = _moment(row["time"])
-    assert time is not None
-    return JobEvent(
-        job_id=row["job_id"],
-        seq=row["seq"],
-        time=time,
-        kind=EventKind(row["kind"]),
-        state=JobState(row["state"]) if row["state"] else None,
-        text=row["text"],
-        token_count=row["token_count"],
-        miner_id=row["miner_id"],
-        attempt=row["attempt"],
-        error=row["error"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        finish_reason=row["finish_reason"],
-    )
-
-
-def _event_row(event: JobEvent) -> tuple[Any, ...]:
-    return (
-        event.job_id,
-        event.seq,
-        _micros(event.time),
-        event.kind.value,
-        event.state.value if event.state else None,
-        event.text,
-        event.token_count,
-        event.miner_id,
-        event.attempt,
-        event.error,
-        event.prompt_tokens,
-        event.completion_tokens,
-        event.finish_reason,
-    )
-
-
-def _encode_page_token(job: JobRecord) -> str:
-    return base64.urlsafe_b64encode(f"{_micros(job.created_at)}:{job.job_id}".encode()).decode()
-
-
-def _decode_page_token(token: str) -> tuple[int, str]:
-    try:
-        created, _, job_id = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        return int(created), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid_argument("page_token", "is not a token from a previous response") from None
 
 
 class SqliteStore:
@@ -193,7 +84,7 @@ class SqliteStore:
         async with self._lock:
             await self._db.execute(
                 "INSERT INTO api_keys (key_hash, key_id, role, owner_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                (key_hash, principal.key_id, role.value, owner_id, _micros(now)),
+                (key_hash, principal.key_id, role.value, owner_id, micros(now)),
             )
         return principal
 
@@ -220,7 +111,7 @@ class SqliteStore:
                     await self._db.execute("ROLLBACK")
                     return existing
                 await self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(_JOB_COLUMNS)})",
+                    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})",
                     (
                         job.job_id,
                         job.owner_id,
@@ -241,14 +132,14 @@ class SqliteStore:
                         job.prompt_tokens,
                         job.completion_tokens,
                         job.error,
-                        _micros(job.created_at),
-                        _micros(job.updated_at),
+                        micros(job.created_at),
+                        micros(job.updated_at),
                         None,
                         None,
                         int(job.spec.priority),
                         job.spec.max_price,
                         key,
-                        _micros(job.expires_at) if job.expires_at else None,
+                        micros(job.expires_at) if job.expires_at else None,
                         job.estimated_cost,
                         job.miner_reputation,
                     ),
@@ -263,10 +154,10 @@ class SqliteStore:
     async def get_job(self, job_id: str) -> JobRecord | None:
         async with (
             self._lock,
-            self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as cursor,
+            self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as cursor,
         ):
             row = await cursor.fetchone()
-        return None if row is None else _job_from_row(row)
+        return None if row is None else job_from_row(row)
 
     async def job_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
         async with self._lock:
@@ -274,10 +165,10 @@ class SqliteStore:
 
     async def _find_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
         async with self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?", (owner_id, key)
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?", (owner_id, key)
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else _job_from_row(row)
+        return None if row is None else job_from_row(row)
 
     async def list_jobs(self, *, owner_id: str | None, state: JobState | None, limit: int, page_token: str) -> JobPage:
         clauses: list[str] = []
@@ -289,27 +180,27 @@ class SqliteStore:
             clauses.append("state = ?")
             args.append(state.value)
         if page_token:
-            created, job_id = _decode_page_token(page_token)
+            created, job_id = decode_page_token(page_token)
             clauses.append("(created_at, job_id) < (?, ?)")
             args.extend((created, job_id))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # One extra row tells whether another page exists.
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
         async with self._lock, self._db.execute(sql, (*args, limit + 1)) as cursor:
             rows = list(await cursor.fetchall())
-        jobs = [_job_from_row(row) for row in rows[:limit]]
-        next_token = _encode_page_token(jobs[-1]) if len(rows) > limit else ""
+        jobs = [job_from_row(row) for row in rows[:limit]]
+        next_token = encode_page_token(jobs[-1]) if len(rows) > limit else ""
         return JobPage(jobs=jobs, next_page_token=next_token)
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         async with (
             self._lock,
             self._db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('pending', 'assigned', 'running') ORDER BY created_at"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('pending', 'assigned', 'running') ORDER BY created_at"
             ) as cursor,
         ):
             rows = await cursor.fetchall()
-        return [_job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def transition(
         self,
@@ -323,17 +214,17 @@ class SqliteStore:
         event: JobEvent,
     ) -> JobRecord | None:
         assignments = ["state = ?", "updated_at = ?"]
-        args: list[Any] = [to.value, _micros(now)]
+        args: list[Any] = [to.value, micros(now)]
         for column, value in asdict(changes).items():
             if value is None:
                 continue
             assignments.append(f"{column} = ?")
-            args.append(_micros(value) if isinstance(value, datetime) else value)
+            args.append(micros(value) if isinstance(value, datetime) else value)
         sources = sorted(state.value for state in from_states)
         sql = (
             f"UPDATE jobs SET {', '.join(assignments)}"
             f" WHERE job_id = ? AND attempt = ? AND state IN ({', '.join('?' * len(sources))})"
-            f" RETURNING {_JOB_COLUMNS}"
+            f" RETURNING {JOB_COLUMNS}"
         )
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
@@ -346,7 +237,7 @@ class SqliteStore:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
-        return None if row is None else _job_from_row(row)
+        return None if row is None else job_from_row(row)
 
     # Miners
 
@@ -370,9 +261,9 @@ class SqliteStore:
                     lease_expiries=row["lease_expiries"],
                     tokens_per_second=row["tokens_per_second"],
                     ttft_seconds=row["ttft_seconds"],
-                    updated_at=_moment(row["updated_at"]),
+                    updated_at=moment(row["updated_at"]),
                 ),
-                last_seen=_moment(row["last_seen"]) or datetime.fromtimestamp(0, UTC),
+                last_seen=moment(row["last_seen"]) or datetime.fromtimestamp(0, UTC),
                 models=tuple(json.loads(row["models"])),
                 backend=row["backend"],
             )
@@ -395,8 +286,8 @@ class SqliteStore:
                     stats.lease_expiries,
                     stats.tokens_per_second,
                     stats.ttft_seconds,
-                    _micros(stats.updated_at) if stats.updated_at else None,
-                    _micros(miner.last_seen),
+                    micros(stats.updated_at) if stats.updated_at else None,
+                    micros(miner.last_seen),
                     json.dumps(list(miner.models)),
                     miner.backend,
                 ),
@@ -406,8 +297,8 @@ class SqliteStore:
 
     async def _insert_events(self, events: Sequence[JobEvent]) -> None:
         await self._db.executemany(
-            f"INSERT INTO job_events ({_EVENT_COLUMNS}) VALUES ({_placeholders(_EVENT_COLUMNS)})",
-            [_event_row(event) for event in events],
+            f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})",
+            [event_row(event) for event in events],
         )
 
     async def append_events(self, events: Sequence[JobEvent]) -> None:
@@ -418,9 +309,9 @@ class SqliteStore:
         async with (
             self._lock,
             self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM job_events WHERE job_id = ? AND seq >= ? ORDER BY seq",
+                f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? AND seq >= ? ORDER BY seq",
                 (job_id, from_seq),
             ) as cursor,
         ):
             rows = await cursor.fetchall()
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]

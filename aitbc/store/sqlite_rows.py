@@ -1,0 +1,134 @@
+"""SQLite rows ⇄ domain records: column lists, timestamps, JSON fields and page tokens."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from aitbc.domain.errors import invalid_argument
+from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.priority import Priority
+from aitbc.domain.states import JobState
+
+JOB_COLUMNS = (
+    "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
+    " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
+    " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation"
+)
+EVENT_COLUMNS = (
+    "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
+    " finish_reason"
+)
+
+
+def placeholders(columns: str) -> str:
+    """One `?` per column of a comma-separated column list, for its INSERT."""
+    return ", ".join("?" * len(columns.split(",")))
+
+
+def micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def moment(micros: int | None) -> datetime | None:
+    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+def job_from_row(row: aiosqlite.Row) -> JobRecord:
+    created_at = moment(row["created_at"])
+    updated_at = moment(row["updated_at"])
+    assert created_at is not None
+    assert updated_at is not None
+    expires_at = moment(row["expires_at"])
+    return JobRecord(
+        job_id=row["job_id"],
+        owner_id=row["owner_id"],
+        state=JobState(row["state"]),
+        spec=JobSpec(
+            prompt=row["prompt"],
+            model=row["model"],
+            params=SamplingParams(
+                max_tokens=row["max_tokens"],
+                temperature=row["temperature"],
+                top_p=row["top_p"],
+                stream=bool(row["stream"]),
+                stop=tuple(json.loads(row["stop"])),
+            ),
+            messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
+            raw=bool(row["raw"]),
+            priority=Priority(row["priority"]),
+            max_price=row["max_price"],
+            idempotency_key=row["idempotency_key"] or "",
+            ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
+        ),
+        expires_at=expires_at,
+        estimated_cost=row["estimated_cost"],
+        miner_reputation=row["miner_reputation"],
+        finish_reason=row["finish_reason"],
+        result=row["result"],
+        miner_id=row["miner_id"],
+        attempt=row["attempt"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        error=row["error"],
+        created_at=created_at,
+        updated_at=updated_at,
+        started_at=moment(row["started_at"]),
+        completed_at=moment(row["completed_at"]),
+    )
+
+
+def event_from_row(row: aiosqlite.Row) -> JobEvent:
+    time = moment(row["time"])
+    assert time is not None
+    return JobEvent(
+        job_id=row["job_id"],
+        seq=row["seq"],
+        time=time,
+        kind=EventKind(row["kind"]),
+        state=JobState(row["state"]) if row["state"] else None,
+        text=row["text"],
+        token_count=row["token_count"],
+        miner_id=row["miner_id"],
+        attempt=row["attempt"],
+        error=row["error"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        finish_reason=row["finish_reason"],
+    )
+
+
+def event_row(event: JobEvent) -> tuple[Any, ...]:
+    return (
+        event.job_id,
+        event.seq,
+        micros(event.time),
+        event.kind.value,
+        event.state.value if event.state else None,
+        event.text,
+        event.token_count,
+        event.miner_id,
+        event.attempt,
+        event.error,
+        event.prompt_tokens,
+        event.completion_tokens,
+        event.finish_reason,
+    )
+
+
+def encode_page_token(job: JobRecord) -> str:
+    return base64.urlsafe_b64encode(f"{micros(job.created_at)}:{job.job_id}".encode()).decode()
+
+
+def decode_page_token(token: str) -> tuple[int, str]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return int(created), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid_argument("page_token", "is not a token from a previous response") from None
