@@ -201,10 +201,17 @@ class JobRecord:
     # The routing decision: cost estimate of the chosen route, the miner's reputation then.
     estimated_cost: float = 0.0
     miner_reputation: int = 0
+    # Attempts that ended through no fault of the job; the attempt cap does not count them.
+    excused_attempts: int = 0
     # Derived, never stored: while running from the measured speed; while pending from the queue.
     estimated_completion: datetime | None = field(default=None, compare=False)
     queue_position: int | None = field(default=None, compare=False)
     estimated_start: datetime | None = field(default=None, compare=False)
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against the cap: those the job itself may have caused to fail."""
+        return self.attempt - self.excused_attempts
 
     @property
     def progress(self) -> int:

@@ -14,6 +14,10 @@ from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 
 
+class StoreUnavailableError(Exception):
+    """The store cannot be read or written (disk full, read-only, I/O error); nothing of the call was applied."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobChanges:
     """Columns a transition may set besides the state. None leaves a column as is."""
@@ -27,6 +31,7 @@ class JobChanges:
     finish_reason: str | None = None
     estimated_cost: float | None = None
     miner_reputation: int | None = None
+    excused_attempts: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
 
@@ -50,7 +55,13 @@ class JobPage:
 
 
 class Store(Protocol):
+    """Every method raises `StoreUnavailableError` when the store cannot be read or written."""
+
     async def close(self) -> None: ...
+
+    async def probe(self) -> None:
+        """Write something trivial: succeeds only if the store takes writes now."""
+        ...
 
     # API keys
     async def add_api_key(self, key_hash: str, role: Role, owner_id: str, now: datetime) -> Principal: ...

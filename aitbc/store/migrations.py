@@ -82,6 +82,15 @@ MIGRATIONS: tuple[str, ...] = (
         backend           TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 3: attempts that ended through no fault of the job (a coordinator restart, a draining miner, a failing
+    # store) and do not count against its attempt cap; one row rewritten to check that the store takes writes.
+    """
+    ALTER TABLE jobs ADD COLUMN excused_attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Collection, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges, JobPage, MinerRecord
+from aitbc.store.base import JobChanges, JobPage, MinerRecord, StoreUnavailableError
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -72,6 +74,41 @@ class SqliteStore:
     async def close(self) -> None:
         await self._db.close()
 
+    async def probe(self) -> None:
+        async with self._transaction():
+            await self._db.execute(
+                "INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (micros(datetime.now(UTC)),)
+            )
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One write transaction; rolled back on any error; a store that cannot write raises StoreUnavailableError.
+
+        A failed COMMIT (a full disk) leaves SQLite's transaction open; rolling it
+        back is what lets the next write start at all once space is back.
+        """
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            await self._db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.OperationalError, OSError) as error:
+                raise StoreUnavailableError(f"the store failed: {error}") from error
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        async with self._lock:
+            try:
+                yield
+            except (sqlite3.OperationalError, OSError) as error:
+                raise StoreUnavailableError(f"the store failed: {error}") from error
+
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
@@ -81,7 +118,7 @@ class SqliteStore:
 
     async def add_api_key(self, key_hash: str, role: Role, owner_id: str, now: datetime) -> Principal:
         principal = Principal(key_id=key_id(key_hash), role=role, owner_id=owner_id)
-        async with self._lock:
+        async with self._transaction():
             await self._db.execute(
                 "INSERT INTO api_keys (key_hash, key_id, role, owner_id, created_at) VALUES (?, ?, ?, ?, ?)",
                 (key_hash, principal.key_id, role.value, owner_id, micros(now)),
@@ -90,7 +127,7 @@ class SqliteStore:
 
     async def principal_for(self, key_hash: str) -> Principal | None:
         async with (
-            self._lock,
+            self._reading(),
             self._db.execute("SELECT key_id, role, owner_id FROM api_keys WHERE key_hash = ?", (key_hash,)) as cursor,
         ):
             row = await cursor.fetchone()
@@ -103,57 +140,51 @@ class SqliteStore:
     async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
         params = job.spec.params
         key = job.spec.idempotency_key or None
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                existing = await self._find_by_idempotency_key(job.owner_id, key) if key is not None else None
-                if existing is not None:
-                    await self._db.execute("ROLLBACK")
-                    return existing
-                await self._db.execute(
-                    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})",
-                    (
-                        job.job_id,
-                        job.owner_id,
-                        job.state.value,
-                        job.spec.prompt,
-                        job.spec.model,
-                        params.max_tokens,
-                        params.temperature,
-                        params.top_p,
-                        int(params.stream),
-                        json.dumps(list(params.stop)),
-                        json.dumps([asdict(message) for message in job.spec.messages]),
-                        int(job.spec.raw),
-                        job.finish_reason,
-                        job.result,
-                        job.miner_id,
-                        job.attempt,
-                        job.prompt_tokens,
-                        job.completion_tokens,
-                        job.error,
-                        micros(job.created_at),
-                        micros(job.updated_at),
-                        None,
-                        None,
-                        int(job.spec.priority),
-                        job.spec.max_price,
-                        key,
-                        micros(job.expires_at) if job.expires_at else None,
-                        job.estimated_cost,
-                        job.miner_reputation,
-                    ),
-                )
-                await self._insert_events([first_event])
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._transaction():
+            existing = await self._find_by_idempotency_key(job.owner_id, key) if key is not None else None
+            if existing is not None:
+                return existing
+            await self._db.execute(
+                f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})",
+                (
+                    job.job_id,
+                    job.owner_id,
+                    job.state.value,
+                    job.spec.prompt,
+                    job.spec.model,
+                    params.max_tokens,
+                    params.temperature,
+                    params.top_p,
+                    int(params.stream),
+                    json.dumps(list(params.stop)),
+                    json.dumps([asdict(message) for message in job.spec.messages]),
+                    int(job.spec.raw),
+                    job.finish_reason,
+                    job.result,
+                    job.miner_id,
+                    job.attempt,
+                    job.prompt_tokens,
+                    job.completion_tokens,
+                    job.error,
+                    micros(job.created_at),
+                    micros(job.updated_at),
+                    None,
+                    None,
+                    int(job.spec.priority),
+                    job.spec.max_price,
+                    key,
+                    micros(job.expires_at) if job.expires_at else None,
+                    job.estimated_cost,
+                    job.miner_reputation,
+                    job.excused_attempts,
+                ),
+            )
+            await self._insert_events([first_event])
         return job
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         async with (
-            self._lock,
+            self._reading(),
             self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as cursor,
         ):
             row = await cursor.fetchone()
@@ -186,7 +217,7 @@ class SqliteStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         # One extra row tells whether another page exists.
         sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
-        async with self._lock, self._db.execute(sql, (*args, limit + 1)) as cursor:
+        async with self._reading(), self._db.execute(sql, (*args, limit + 1)) as cursor:
             rows = list(await cursor.fetchall())
         jobs = [job_from_row(row) for row in rows[:limit]]
         next_token = encode_page_token(jobs[-1]) if len(rows) > limit else ""
@@ -194,7 +225,7 @@ class SqliteStore:
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         async with (
-            self._lock,
+            self._reading(),
             self._db.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('pending', 'assigned', 'running') ORDER BY created_at"
             ) as cursor,
@@ -226,24 +257,18 @@ class SqliteStore:
             f" WHERE job_id = ? AND attempt = ? AND state IN ({', '.join('?' * len(sources))})"
             f" RETURNING {JOB_COLUMNS}"
         )
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                async with self._db.execute(sql, (*args, job_id, attempt, *sources)) as cursor:
-                    row = await cursor.fetchone()
-                if row is not None:
-                    await self._insert_events([event])
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._transaction():
+            async with self._db.execute(sql, (*args, job_id, attempt, *sources)) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                await self._insert_events([event])
         return None if row is None else job_from_row(row)
 
     # Miners
 
     async def miners(self) -> list[MinerRecord]:
         async with (
-            self._lock,
+            self._reading(),
             self._db.execute(
                 "SELECT miner_id, owner_id, completions, failures, cancellations, lease_expiries, tokens_per_second,"
                 " ttft_seconds, updated_at, last_seen, models, backend FROM miner_stats ORDER BY miner_id"
@@ -272,7 +297,7 @@ class SqliteStore:
 
     async def save_miner(self, miner: MinerRecord) -> None:
         stats = miner.stats
-        async with self._lock:
+        async with self._transaction():
             await self._db.execute(
                 "INSERT OR REPLACE INTO miner_stats (miner_id, owner_id, completions, failures, cancellations,"
                 " lease_expiries, tokens_per_second, ttft_seconds, updated_at, last_seen, models, backend)"
@@ -302,12 +327,12 @@ class SqliteStore:
         )
 
     async def append_events(self, events: Sequence[JobEvent]) -> None:
-        async with self._lock:
+        async with self._transaction():
             await self._insert_events(events)
 
     async def events(self, job_id: str, *, from_seq: int = 1) -> list[JobEvent]:
         async with (
-            self._lock,
+            self._reading(),
             self._db.execute(
                 f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? AND seq >= ? ORDER BY seq",
                 (job_id, from_seq),

@@ -19,7 +19,8 @@ from aitbc.domain.states import JobState
 JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
     " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
-    " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation"
+    " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation,"
+    " excused_attempts"
 )
 EVENT_COLUMNS = (
     "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
@@ -70,6 +71,7 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
         expires_at=expires_at,
         estimated_cost=row["estimated_cost"],
         miner_reputation=row["miner_reputation"],
+        excused_attempts=row["excused_attempts"],
         finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],
