@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aitbc import config
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
-from aitbc.coordinator.engine import CoordinatorConfig, utcnow
+from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.domain.keys import Principal, Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
@@ -96,7 +97,7 @@ def _create_key(ns: argparse.Namespace) -> int:
 async def mint_key(database: Path, role: Role, owner: str | None = None) -> tuple[str, Principal]:
     store = await SqliteStore.open(database)
     try:
-        return await create_api_key(store, role, utcnow(), owner)
+        return await create_api_key(store, role, datetime.now(UTC), owner)
     finally:
         await store.close()
 
@@ -220,7 +221,7 @@ async def _reuse_or_mint_key(database: Path, key_file: Path, role: Role) -> str:
     try:
         if saved and await store.principal_for(hash_key(saved)) is not None:
             return saved
-        raw_key, _ = await create_api_key(store, role, utcnow())
+        raw_key, _ = await create_api_key(store, role, datetime.now(UTC))
     finally:
         await store.close()
     _write_key(key_file, raw_key)
