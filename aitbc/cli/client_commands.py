@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 
@@ -19,6 +20,8 @@ from aitbc import config
 from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus
 
 Handler = Callable[[argparse.Namespace], int]
+# Whatever parser class the caller's subcommands use (the `aitbc` command's own, or a plain one in tests).
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 
 # The fields of the seed's status response, in its order; `get` prints the whole job.
 _STATUS_FIELDS = (
@@ -39,40 +42,35 @@ class _CommandError(Exception):
     """A problem the user fixes on the command line; reported as one line, without a traceback."""
 
 
-def register_client_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_client_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
     """Add the client verbs to the `aitbc` parser, plus `aitbc client VERB` with `--job-id` options."""
-    connection = _connection_options()
-    _add_verbs(subparsers, connection, long_form=False)
+    _add_verbs(subparsers, long_form=False)
     client = subparsers.add_parser("client", help="job commands in the long form: aitbc client status --job-id ID")
     verbs = client.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _add_verbs(verbs, connection, long_form=True)
+    _add_verbs(verbs, long_form=True)
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
         help=f"coordinator gRPC address (default: ${config.ENV_COORDINATOR}, else {config.DEFAULT_GRPC_ADDRESS})",
     )
-    options.add_argument(
+    parser.add_argument(
         "--api-key",
         metavar="KEY",
         help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
     )
-    return options
 
 
 def _add_verbs(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    connection: argparse.ArgumentParser,
+    subparsers: argparse._SubParsersAction[ParserT],
     *,
     long_form: bool,
 ) -> None:
-    def add(name: str, help_text: str, handler: Handler, *, aliases: Iterable[str] = ()) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(
-            name, aliases=list(aliases), parents=[connection], help=help_text, description=help_text
-        )
+    def add(name: str, help_text: str, handler: Handler, *, aliases: Iterable[str] = ()) -> ParserT:
+        parser = subparsers.add_parser(name, aliases=list(aliases), help=help_text, description=help_text)
+        _add_connection_options(parser)
         parser.set_defaults(handler=handler)
         return parser
 
