@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import grpc
-
 from aitbc import config
-from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus
+from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus, StatusCode
 
 Handler = Callable[[argparse.Namespace], int]
 # Whatever parser class the caller's subcommands use (the `aitbc` command's own, or a plain one in tests).
@@ -130,14 +128,14 @@ def _reports_errors(handler: Handler) -> Handler:
             _error(str(error))
         except AitbcApiError as error:
             _error(str(error))
-            if error.code == grpc.StatusCode.UNAVAILABLE:
+            if error.code == StatusCode.UNAVAILABLE:
                 address = config.coordinator_address(ns.coordinator)
                 _error(
                     f"no coordinator answered at {address}; start one with `make run` or `aitbc coordinator`, "
                     "or point --coordinator at a running one",
                     prefix="hint",
                 )
-            elif error.code == grpc.StatusCode.UNAUTHENTICATED:
+            elif error.code == StatusCode.UNAUTHENTICATED:
                 _error(f"pass a valid key with --api-key or ${config.ENV_API_KEY}", prefix="hint")
         except KeyboardInterrupt:
             # Ctrl-C is how one stops watching a job: leave quietly, with the shell's status for SIGINT.
