@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aitbc import config
 from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus, StatusCode
@@ -268,57 +268,57 @@ def _describe_state(event: JobEvent) -> str:
 def _models(ns: argparse.Namespace) -> int:
     with _open_client(ns) as client:
         models = client.list_models()
-    if ns.json:
-        _print_json(models)
-        return 0
     header = ("MODEL", "ALIASES", "TIER", "CONTEXT", "PRICE IN/OUT PER 1K", "MINERS", "FREE SLOTS")
-    print(
-        _render_table(
-            header,
-            [
-                (
-                    model["id"],
-                    ", ".join(model["aliases"]),
-                    str(model["min_tier"]),
-                    str(model["context_length"]),
-                    f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
-                    str(model["miners"]),
-                    str(model["free_slots"]),
-                )
-                for model in models
-            ],
-        )
-    )
+    _print_listing(models, header, _model_row, as_json=ns.json)
     return 0
+
+
+def _model_row(model: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        model["id"],
+        ", ".join(model["aliases"]),
+        str(model["min_tier"]),
+        str(model["context_length"]),
+        f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
+        str(model["miners"]),
+        str(model["free_slots"]),
+    )
 
 
 @_reports_errors
 def _miners(ns: argparse.Namespace) -> int:
     with _open_client(ns) as client:
         miners = client.list_miners()
-    if ns.json:
-        _print_json(miners)
-        return 0
     header = ("MINER", "ONLINE", "REPUTATION", "MODELS", "TIER", "SLOTS FREE/MAX", "TOKENS/S", "LAST SEEN (UTC)")
-    print(
-        _render_table(
-            header,
-            [
-                (
-                    miner["miner_id"],
-                    "yes" if miner["online"] else "no",
-                    str(miner["reputation"]["score"]),
-                    ", ".join(miner["models"]),
-                    str(miner["tier"]),
-                    f"{miner['free_slots']}/{miner['max_concurrency']}" if miner["online"] else "-",
-                    f"{miner['reputation']['tokens_per_second']:.1f}",
-                    miner.get("last_seen", "")[:19].replace("T", " "),
-                )
-                for miner in miners
-            ],
-        )
-    )
+    _print_listing(miners, header, _miner_row, as_json=ns.json)
     return 0
+
+
+def _miner_row(miner: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        miner["miner_id"],
+        "yes" if miner["online"] else "no",
+        str(miner["reputation"]["score"]),
+        ", ".join(miner["models"]),
+        str(miner["tier"]),
+        f"{miner['free_slots']}/{miner['max_concurrency']}" if miner["online"] else "-",
+        f"{miner['reputation']['tokens_per_second']:.1f}",
+        miner.get("last_seen", "")[:19].replace("T", " "),
+    )
+
+
+def _print_listing(
+    items: list[dict[str, Any]],
+    header: tuple[str, ...],
+    row: Callable[[dict[str, Any]], tuple[str, ...]],
+    *,
+    as_json: bool,
+) -> None:
+    """Print `items` as they came (JSON), or as a table: `header`, then one `row` per item."""
+    if as_json:
+        _print_json(items)
+    else:
+        print(_render_table(header, [row(item) for item in items]))
 
 
 def _table(jobs: Iterable[Job]) -> str:

@@ -119,3 +119,6 @@ async def test_cli_models_and_miners(target: str, keys: Keys, capsys: pytest.Cap
         assert table[1].split()[:3] == ["rig-1", "yes", "5000"]
         assert await asyncio.to_thread(run_cli, "models", *connection) == 0
         assert "llama-3.2-1b-instruct" in capsys.readouterr().out
+        assert await asyncio.to_thread(run_cli, "miners", "--json", *connection) == 0
+        [rig] = json.loads(capsys.readouterr().out)
+        assert (rig["miner_id"], rig["online"], rig["max_concurrency"]) == ("rig-1", True, 2)
