@@ -13,12 +13,12 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from google.rpc import error_details_pb2, status_pb2
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-STATUS_DETAILS_METADATA = "grpc-status-details-bin"
+# The SDK's decoder, so that the gateway and the SDK read a rich status alike.
+from aitbc.client._status import status_details
 
 HTTP_STATUS_FOR_CODE: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
@@ -79,33 +79,17 @@ def invalid_argument(detail: str, field: str | None = None) -> GatewayError:
     return GatewayError(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", detail, field=field)
 
 
-def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == STATUS_DETAILS_METADATA and isinstance(value, bytes):
-            return status_pb2.Status.FromString(value)
-    return None
-
-
 def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
     """The coordinator's status; error_code is its ErrorInfo reason, else the gRPC code's name."""
     code = error.code()
-    error_code = code.name
-    field = None
-    retry_after = None
-    status = _rich_status(error)
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        retry = error_details_pb2.RetryInfo()
-        if detail.Unpack(info):
-            error_code = info.reason or error_code
-            field = info.metadata.get("field")
-        elif detail.Unpack(retry):
-            retry_after = max(1, math.ceil(retry.retry_delay.ToTimedelta().total_seconds()))
+    details = status_details(error)
+    # Retry-After takes whole seconds; rounding up never asks a client to come back too early.
+    retry_after = None if details.retry_delay is None else max(1, math.ceil(details.retry_delay))
     return GatewayError(
         HTTP_STATUS_FOR_CODE.get(code, HTTPStatus.INTERNAL_SERVER_ERROR),
-        error_code,
+        details.reason or code.name,
         error.details() or code.name,
-        field=field,
+        field=details.field,
         retry_after=retry_after,
     )
 

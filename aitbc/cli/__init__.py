@@ -8,6 +8,7 @@ import sys
 
 from aitbc import __version__
 from aitbc.cli.client_commands import register_client_commands
+from aitbc.cli.command_parser import CommandParser
 from aitbc.cli.server_commands import register_server_commands
 
 
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=CommandParser)
     register_server_commands(subparsers)
     register_client_commands(subparsers)
     return parser

@@ -12,13 +12,14 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-
-import grpc
+from typing import Any, TypeVar
 
 from aitbc import config
-from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus
+from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus, StatusCode
 
 Handler = Callable[[argparse.Namespace], int]
+# Whatever parser class the caller's subcommands use (the `aitbc` command's own, or a plain one in tests).
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 
 # The fields of the seed's status response, in its order; `get` prints the whole job.
 _STATUS_FIELDS = (
@@ -39,40 +40,35 @@ class _CommandError(Exception):
     """A problem the user fixes on the command line; reported as one line, without a traceback."""
 
 
-def register_client_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register_client_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
     """Add the client verbs to the `aitbc` parser, plus `aitbc client VERB` with `--job-id` options."""
-    connection = _connection_options()
-    _add_verbs(subparsers, connection, long_form=False)
+    _add_verbs(subparsers, long_form=False)
     client = subparsers.add_parser("client", help="job commands in the long form: aitbc client status --job-id ID")
     verbs = client.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    _add_verbs(verbs, connection, long_form=True)
+    _add_verbs(verbs, long_form=True)
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
         help=f"coordinator gRPC address (default: ${config.ENV_COORDINATOR}, else {config.DEFAULT_GRPC_ADDRESS})",
     )
-    options.add_argument(
+    parser.add_argument(
         "--api-key",
         metavar="KEY",
         help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
     )
-    return options
 
 
 def _add_verbs(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    connection: argparse.ArgumentParser,
+    subparsers: argparse._SubParsersAction[ParserT],
     *,
     long_form: bool,
 ) -> None:
-    def add(name: str, help_text: str, handler: Handler, *, aliases: Iterable[str] = ()) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(
-            name, aliases=list(aliases), parents=[connection], help=help_text, description=help_text
-        )
+    def add(name: str, help_text: str, handler: Handler, *, aliases: Iterable[str] = ()) -> ParserT:
+        parser = subparsers.add_parser(name, aliases=list(aliases), help=help_text, description=help_text)
+        _add_connection_options(parser)
         parser.set_defaults(handler=handler)
         return parser
 
@@ -132,14 +128,14 @@ def _reports_errors(handler: Handler) -> Handler:
             _error(str(error))
         except AitbcApiError as error:
             _error(str(error))
-            if error.code == grpc.StatusCode.UNAVAILABLE:
+            if error.code == StatusCode.UNAVAILABLE:
                 address = config.coordinator_address(ns.coordinator)
                 _error(
                     f"no coordinator answered at {address}; start one with `make run` or `aitbc coordinator`, "
                     "or point --coordinator at a running one",
                     prefix="hint",
                 )
-            elif error.code == grpc.StatusCode.UNAUTHENTICATED:
+            elif error.code == StatusCode.UNAUTHENTICATED:
                 _error(f"pass a valid key with --api-key or ${config.ENV_API_KEY}", prefix="hint")
         except KeyboardInterrupt:
             # Ctrl-C is how one stops watching a job: leave quietly, with the shell's status for SIGINT.
@@ -272,57 +268,57 @@ def _describe_state(event: JobEvent) -> str:
 def _models(ns: argparse.Namespace) -> int:
     with _open_client(ns) as client:
         models = client.list_models()
-    if ns.json:
-        _print_json(models)
-        return 0
     header = ("MODEL", "ALIASES", "TIER", "CONTEXT", "PRICE IN/OUT PER 1K", "MINERS", "FREE SLOTS")
-    print(
-        _render_table(
-            header,
-            [
-                (
-                    model["id"],
-                    ", ".join(model["aliases"]),
-                    str(model["min_tier"]),
-                    str(model["context_length"]),
-                    f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
-                    str(model["miners"]),
-                    str(model["free_slots"]),
-                )
-                for model in models
-            ],
-        )
-    )
+    _print_listing(models, header, _model_row, as_json=ns.json)
     return 0
+
+
+def _model_row(model: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        model["id"],
+        ", ".join(model["aliases"]),
+        str(model["min_tier"]),
+        str(model["context_length"]),
+        f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
+        str(model["miners"]),
+        str(model["free_slots"]),
+    )
 
 
 @_reports_errors
 def _miners(ns: argparse.Namespace) -> int:
     with _open_client(ns) as client:
         miners = client.list_miners()
-    if ns.json:
-        _print_json(miners)
-        return 0
     header = ("MINER", "ONLINE", "REPUTATION", "MODELS", "TIER", "SLOTS FREE/MAX", "TOKENS/S", "LAST SEEN (UTC)")
-    print(
-        _render_table(
-            header,
-            [
-                (
-                    miner["miner_id"],
-                    "yes" if miner["online"] else "no",
-                    str(miner["reputation"]["score"]),
-                    ", ".join(miner["models"]),
-                    str(miner["tier"]),
-                    f"{miner['free_slots']}/{miner['max_concurrency']}" if miner["online"] else "-",
-                    f"{miner['reputation']['tokens_per_second']:.1f}",
-                    miner.get("last_seen", "")[:19].replace("T", " "),
-                )
-                for miner in miners
-            ],
-        )
-    )
+    _print_listing(miners, header, _miner_row, as_json=ns.json)
     return 0
+
+
+def _miner_row(miner: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        miner["miner_id"],
+        "yes" if miner["online"] else "no",
+        str(miner["reputation"]["score"]),
+        ", ".join(miner["models"]),
+        str(miner["tier"]),
+        f"{miner['free_slots']}/{miner['max_concurrency']}" if miner["online"] else "-",
+        f"{miner['reputation']['tokens_per_second']:.1f}",
+        miner.get("last_seen", "")[:19].replace("T", " "),
+    )
+
+
+def _print_listing(
+    items: list[dict[str, Any]],
+    header: tuple[str, ...],
+    row: Callable[[dict[str, Any]], tuple[str, ...]],
+    *,
+    as_json: bool,
+) -> None:
+    """Print `items` as they came (JSON), or as a table: `header`, then one `row` per item."""
+    if as_json:
+        _print_json(items)
+    else:
+        print(_render_table(header, [row(item) for item in items]))
 
 
 def _table(jobs: Iterable[Job]) -> str:

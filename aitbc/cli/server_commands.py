@@ -1,4 +1,9 @@
-"""The `aitbc` CLI's server commands: coordinator, miner, up (the whole local stack), keys."""
+"""The `aitbc` CLI's server commands: coordinator, miner, up (the whole local stack), gateway, keys.
+
+The miner and the gateway packages load only in the commands that run them, and add their own options only
+when their command is parsed: every other command (`aitbc status`, for one) starts without them (and without
+tenacity, uvicorn and starlette, which they import).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aitbc import config
+from aitbc.cli.command_parser import CommandParser
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
 from aitbc.coordinator.engine import CoordinatorConfig
@@ -18,12 +24,6 @@ from aitbc.domain.keys import Principal, Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.store.sqlite import SqliteStore
-from gateway.main import EmbeddedGateway, add_gateway_arguments, serve_gateway
-from miner.agent import CoordinatorRejectedError, MinerAgent
-from miner.backends.registry import create_backend
-from miner.config import MinerConfig
-from miner.main import add_miner_arguments, config_from_args, run_miner
-from miner.model_files import ModelFileNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SubParsers = argparse._SubParsersAction
 LOCAL_MINER_ID = "local-miner"
 
 
-def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
     coordinator = subparsers.add_parser("coordinator", help="run the coordinator (gRPC)")
     coordinator.add_argument(
         "--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="default: %(default)s"
@@ -44,8 +44,9 @@ def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) ->
     )
     coordinator.set_defaults(handler=_run_coordinator)
 
-    miner = subparsers.add_parser("miner", help="run a miner that connects to a coordinator")
-    add_miner_arguments(miner)
+    miner = subparsers.add_parser(
+        "miner", help="run a miner that connects to a coordinator", arguments_from=_add_miner_arguments
+    )
     miner.set_defaults(handler=_run_miner)
 
     up = subparsers.add_parser(
@@ -61,8 +62,11 @@ def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) ->
     _add_home_argument(up)
     up.set_defaults(handler=_run_stack)
 
-    gateway = subparsers.add_parser("gateway", help="run the HTTP gateway (REST, SSE, WebSocket, OpenAI API)")
-    add_gateway_arguments(gateway)
+    gateway = subparsers.add_parser(
+        "gateway",
+        help="run the HTTP gateway (REST, SSE, WebSocket, OpenAI API)",
+        arguments_from=_add_gateway_arguments,
+    )
     gateway.set_defaults(handler=_run_gateway)
 
     keys = subparsers.add_parser("keys", help="manage API keys")
@@ -74,6 +78,18 @@ def register_server_commands(subparsers: SubParsers[argparse.ArgumentParser]) ->
     create.add_argument("--owner", help="account the key acts for; default: a new account of its own")
     _add_home_argument(create)
     create.set_defaults(handler=_create_key)
+
+
+def _add_miner_arguments(parser: argparse.ArgumentParser) -> None:
+    from miner.main import add_miner_arguments
+
+    add_miner_arguments(parser)
+
+
+def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    from gateway.main import add_gateway_arguments
+
+    add_gateway_arguments(parser)
 
 
 def _add_home_argument(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +142,10 @@ async def _serve_coordinator(database: Path, listen: str, grace: float, coordina
 
 
 def _run_miner(ns: argparse.Namespace) -> int:
+    from miner.agent import CoordinatorRejectedError
+    from miner.main import config_from_args, run_miner
+    from miner.model_files import ModelFileNotFoundError
+
     try:
         miner_config, backend_name, backend_options = config_from_args(ns)
     except ValueError as exc:
@@ -141,6 +161,8 @@ def _run_miner(ns: argparse.Namespace) -> int:
 
 
 def _run_stack(ns: argparse.Namespace) -> int:
+    from miner.agent import CoordinatorRejectedError
+
     options: dict[str, object] = {"model": ns.model} if ns.model else {}
     try:
         asyncio.run(_serve_stack(_home(ns), ns.listen, ns.http, ns.backend, options, ns.max_concurrency, ns.grace))
@@ -151,6 +173,8 @@ def _run_stack(ns: argparse.Namespace) -> int:
 
 
 def _run_gateway(ns: argparse.Namespace) -> int:
+    from gateway.main import serve_gateway
+
     asyncio.run(serve_gateway(config.coordinator_address(ns.coordinator), ns.listen))
     return 0
 
@@ -164,6 +188,11 @@ async def _serve_stack(
     slots: int,
     grace: float,
 ) -> None:
+    from gateway.main import EmbeddedGateway
+    from miner.agent import MinerAgent
+    from miner.backends.registry import create_backend
+    from miner.config import MinerConfig
+
     database = home / config.DATABASE_FILE
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
     miner_key = await _reuse_or_mint_key(database, home / config.MINER_KEY_FILE, Role.MINER)

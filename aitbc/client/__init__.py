@@ -7,9 +7,11 @@
         for event in client.stream(job.job_id):
             print(event.text, end="", flush=True)
 
-`AsyncClient` offers the same methods for asyncio. Failed calls raise `AitbcApiError`.
+`AsyncClient` offers the same methods for asyncio. Failed calls raise `AitbcApiError`, whose `code` is a
+`StatusCode` (the gRPC code by name, so that reading it needs no grpc import).
 """
 
+from aitbc.client._status import StatusCode
 from aitbc.client.async_client import AsyncClient
 from aitbc.client.errors import AitbcApiError
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, Routing, SamplingOptions, SamplingParams, Usage
@@ -26,5 +28,6 @@ __all__ = [
     "Routing",
     "SamplingOptions",
     "SamplingParams",
+    "StatusCode",
     "Usage",
 ]

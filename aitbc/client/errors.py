@@ -6,24 +6,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from aitbc.client._status import StatusCode, status_details
 
 
 class AitbcApiError(Exception):
     """The coordinator refused a call, or could not be reached.
 
-    `reason` is the machine-readable `google.rpc.ErrorInfo` reason (`JOB_NOT_FOUND`, `INVALID_ARGUMENT`,
-    `JOB_NOT_CANCELABLE`, ...) or, where the status carries none (e.g. an unreachable coordinator), the
-    gRPC code's name (`UNAVAILABLE`). `field` names the offending request field where there is one.
+    `code` is the call's gRPC status as a `StatusCode`. `reason` is the machine-readable `google.rpc.ErrorInfo`
+    reason (`JOB_NOT_FOUND`, `INVALID_ARGUMENT`, `JOB_NOT_CANCELABLE`, ...) or, where the status carries none
+    (e.g. an unreachable coordinator), the code's name (`UNAVAILABLE`). `field` names the offending request
+    field where there is one. `retry_after` is how many seconds the coordinator asks to wait before trying
+    again (`google.rpc.RetryInfo`, e.g. with `QUEUE_FULL`), or None.
     """
 
-    def __init__(self, code: grpc.StatusCode, reason: str, detail: str, field: str | None = None) -> None:
-        super().__init__(code, reason, detail, field)
+    def __init__(
+        self,
+        code: StatusCode,
+        reason: str,
+        detail: str,
+        field: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        # Every field goes to Exception's args, which is what pickling rebuilds the error from.
+        super().__init__(code, reason, detail, field, retry_after)
         self.code = code
         self.reason = reason
         self.detail = detail
         self.field = field
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}"
@@ -31,20 +42,9 @@ class AitbcApiError(Exception):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> AitbcApiError:
         """Decode a failed call (sync or grpc.aio), preferring the rich status in its trailing metadata."""
-        code = error.code()
-        reason, field = code.name, None
-        try:
-            status = rpc_status.from_call(error)
-        except ValueError:
-            # The rich status contradicts the call's own code or message (something in between rewrote
-            # one of them), so its reason may not belong to this failure.
-            status = None
-        for any_detail in status.details if status is not None else ():
-            info = error_details_pb2.ErrorInfo()
-            if any_detail.Unpack(info):
-                reason, field = info.reason, info.metadata.get("field")
-                break
-        return cls(code, reason, error.details() or "", field)
+        code = StatusCode.from_grpc(error.code())
+        details = status_details(error)
+        return cls(code, details.reason or code.name, error.details() or "", details.field, details.retry_delay)
 
 
 @contextmanager
@@ -62,6 +62,6 @@ def deadline_as_timeout(job_id: str, timeout: float) -> Iterator[None]:
     try:
         yield
     except AitbcApiError as error:
-        if error.code != grpc.StatusCode.DEADLINE_EXCEEDED:
+        if error.code != StatusCode.DEADLINE_EXCEEDED:
             raise
         raise TimeoutError(f"job {job_id} did not reach a final state within {timeout:g}s") from error

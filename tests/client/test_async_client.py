@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from aitbc.client import AitbcApiError, AsyncClient, JobStatus
+from aitbc.client import AitbcApiError, AsyncClient, JobStatus, StatusCode
 from aitbc.v1 import jobs_pb2
 
 from .fake_coordinator import API_KEY, SUBMITTED_JOB_ID, FakeJobService
@@ -113,7 +113,7 @@ async def test_errors_carry_reason_detail_and_field(client: AsyncClient) -> None
     with pytest.raises(AitbcApiError) as caught:
         await client.get_job("job_123")
     error = caught.value
-    assert (error.code, error.reason, error.field) == (grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND", "job_id")
+    assert (error.code, error.reason, error.field) == (StatusCode.NOT_FOUND, "JOB_NOT_FOUND", "job_id")
     assert str(error) == "JOB_NOT_FOUND: job job_123 not found"
     assert isinstance(error.__cause__, grpc.RpcError)
 
@@ -128,4 +128,4 @@ async def test_wrong_api_key_is_unauthenticated(aio_address: str) -> None:
     async with AsyncClient(aio_address, "wrong-key") as client:
         with pytest.raises(AitbcApiError) as caught:
             await client.get_job("job_done")
-    assert (caught.value.code, caught.value.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+    assert (caught.value.code, caught.value.reason) == (StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from aitbc import config
-from aitbc.client import AitbcApiError, Client
+from aitbc.client import AitbcApiError, Client, StatusCode
 from aitbc.v1 import jobs_pb2
 
 from .fake_coordinator import API_KEY, SUBMITTED_JOB_ID, FakeJobService
@@ -70,7 +69,7 @@ def test_errors_carry_reason_detail_and_field(client: Client) -> None:
         client.cancel_job("job_done")
     error = caught.value
     assert (error.code, error.reason, error.field) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
+        StatusCode.FAILED_PRECONDITION,
         "JOB_NOT_CANCELABLE",
         "job_id",
     )

@@ -6,10 +6,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 
-from aitbc.client import AitbcApiError, AsyncClient, JobEvent
+from aitbc.client import AitbcApiError, AsyncClient, JobEvent, StatusCode
 from tests.conftest import Keys
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -66,7 +65,7 @@ async def test_cancel_list_and_errors(client: AsyncClient) -> None:
     with pytest.raises(AitbcApiError) as not_cancelable:
         await client.cancel_job(job.job_id)
     assert (not_cancelable.value.code, not_cancelable.value.reason) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
+        StatusCode.FAILED_PRECONDITION,
         "JOB_NOT_CANCELABLE",
     )
     with pytest.raises(AitbcApiError) as not_found:
@@ -82,7 +81,7 @@ async def test_cancel_list_and_errors(client: AsyncClient) -> None:
 async def test_no_online_miner_is_unavailable_unless_queued(client: AsyncClient) -> None:
     with pytest.raises(AitbcApiError) as unavailable:
         await client.submit_job("Nobody serves this model now", "tiny")
-    assert (unavailable.value.code, unavailable.value.reason) == (grpc.StatusCode.UNAVAILABLE, "NO_ELIGIBLE_MINER")
+    assert (unavailable.value.code, unavailable.value.reason) == (StatusCode.UNAVAILABLE, "NO_ELIGIBLE_MINER")
     with pytest.raises(AitbcApiError) as unknown:
         await client.submit_job("No such model", "no-such-model")
     assert (unknown.value.reason, unknown.value.field) == ("INVALID_ARGUMENT", "model")
@@ -120,3 +119,6 @@ async def test_cli_models_and_miners(target: str, keys: Keys, capsys: pytest.Cap
         assert table[1].split()[:3] == ["rig-1", "yes", "5000"]
         assert await asyncio.to_thread(run_cli, "models", *connection) == 0
         assert "llama-3.2-1b-instruct" in capsys.readouterr().out
+        assert await asyncio.to_thread(run_cli, "miners", "--json", *connection) == 0
+        [rig] = json.loads(capsys.readouterr().out)
+        assert (rig["miner_id"], rig["online"], rig["max_concurrency"]) == ("rig-1", True, 2)

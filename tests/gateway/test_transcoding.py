@@ -155,3 +155,12 @@ def test_429_carries_retry_after_from_retry_info_or_one_second() -> None:
     assert (with_retry.status, with_retry.error_code, with_retry.headers()) == (429, "QUEUE_FULL", {"Retry-After": "3"})
     without = from_rpc_error(_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED))
     assert without.headers() == {"Retry-After": "1"}
+
+
+def test_a_rich_status_that_contradicts_the_call_is_ignored() -> None:
+    # A proxy that turned the coordinator's NOT_FOUND into its own INTERNAL error: the reason is not this error's.
+    rich = _rpc_error(grpc.StatusCode.NOT_FOUND, error_details_pb2.ErrorInfo(reason="JOB_NOT_FOUND"))
+    rewritten = grpc.aio.AioRpcError(
+        grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), rich.trailing_metadata(), details="proxy error"
+    )
+    assert from_rpc_error(rewritten).body() == {"detail": "proxy error", "error_code": "INTERNAL"}

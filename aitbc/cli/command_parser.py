@@ -1,0 +1,29 @@
+"""The parser class of `aitbc` commands: one whose options may come from a package loaded only on use."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+AddArguments = Callable[[argparse.ArgumentParser], None]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An `aitbc` command's parser.
+
+    `arguments_from` adds the command's options the first time the command is parsed (including for
+    `--help`). The miner and the gateway define their own options; deferring them keeps those packages,
+    and what they import, out of every other command.
+    """
+
+    def __init__(self, *args: Any, arguments_from: AddArguments | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._arguments_from = arguments_from
+
+    # argparse parses a chosen subcommand with this method, so every path to the options passes here.
+    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
+        if self._arguments_from is not None:
+            add_arguments, self._arguments_from = self._arguments_from, None
+            add_arguments(self)
+        return super().parse_known_args(args, namespace)
