@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reports import MinerReports
+from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
 from aitbc.domain.catalog import Catalog, ModelKind
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
 from aitbc.domain.events import JobEvent
@@ -39,6 +41,7 @@ class ClientJobs:
         dispatcher: Dispatcher,
         reports: MinerReports,
         progress: Progress,
+        health: StoreHealth,
         clock: Clock,
     ) -> None:
         self._store = store
@@ -48,6 +51,7 @@ class ClientJobs:
         self._dispatcher = dispatcher
         self._reports = reports
         self._progress = progress
+        self._health = health
         self._clock = clock
         self.expiries = ExpiryTimer(self._expire, clock)
 
@@ -64,6 +68,7 @@ class ClientJobs:
         limits. The answer carries the routing decision, or the queue position.
         """
         require_role(principal, Role.CLIENT)
+        self._health.check()
         entry = self._catalog.resolve(spec.model)
         if entry.kind is not ModelKind.TEXT:
             raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
@@ -91,7 +96,8 @@ class ClientJobs:
         stored = await asyncio.shield(self._create(record, route))
         if stored.job_id != record.job_id:
             return await self._replay(principal, stored, spec)  # a concurrent retry stored it first
-        await self._dispatcher.dispatch_now()
+        # Shielded: a client hanging up must not cut a hand-over short between the store and the miner.
+        await asyncio.shield(self._dispatcher.dispatch_now())
         live = self._jobs.get(record.job_id)
         return self._progress.of(live) if live else await self.get(principal, record.job_id)
 
@@ -178,7 +184,9 @@ class ClientJobs:
         self._dispatcher.queue.remove(job_id)
         ttl = live.record.spec.ttl.total_seconds()
         error = f"expired: no miner picked the job up within its TTL of {ttl:g}s"
-        await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=0)
+        # If the store fails, the job is stranded and expires when it is repaired.
+        with contextlib.suppress(StoreUnavailable):
+            await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=0)
 
 
 def _not_cancelable(record: JobRecord) -> AitbcError:

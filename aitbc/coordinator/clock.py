@@ -38,6 +38,8 @@ class Clock(Protocol):
         """`awaitable`'s result, or TimeoutError once `seconds` have passed (it is then cancelled)."""
         ...
 
+    async def sleep(self, seconds: float) -> None: ...
+
 
 class SystemClock:
     """Real time: the event loop's timers and clock."""
@@ -53,6 +55,9 @@ class SystemClock:
 
     async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
         return await asyncio.wait_for(awaitable, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class _ManualTimer:
@@ -100,6 +105,19 @@ class ManualClock:
             if expired:
                 raise TimeoutError from None
             raise
+        finally:
+            timer.cancel()
+
+    async def sleep(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        timer = self.call_later(seconds, wake)
+        try:
+            await woken
         finally:
             timer.cancel()
 

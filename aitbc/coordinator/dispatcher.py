@@ -17,6 +17,7 @@ from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Assign, Assignment, MinerSession, OutboxFull
 from aitbc.coordinator.registry import MinerRegistry
+from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
 from aitbc.domain.catalog import Catalog
 from aitbc.domain.fair_queue import FairQueue
 from aitbc.domain.jobs import JobRecord, JobSpec
@@ -35,6 +36,7 @@ class Dispatcher:
         miners: MinerRegistry,
         catalog: Catalog,
         clock: Clock,
+        health: StoreHealth,
         *,
         max_attempts: int,
         max_queued_per_client: int,
@@ -44,6 +46,7 @@ class Dispatcher:
         self._miners = miners
         self._catalog = catalog
         self._clock = clock
+        self._health = health
         self._max_attempts = max_attempts
         self.queue = FairQueue(max_per_owner=max_queued_per_client, max_total=max_queued_total)
         self._lock = asyncio.Lock()
@@ -74,16 +77,27 @@ class Dispatcher:
         self.queue.push(record.job_id, owner_id=record.owner_id, model=spec.model, priority=spec.priority, front=front)
         self.wake()
 
-    async def requeue(self, live: LiveJob, attempt: int, reason: str) -> None:
-        """Put a job whose attempt ended without an outcome back at the front, or fail it past the attempt cap."""
+    async def requeue(self, live: LiveJob, attempt: int, reason: str, *, excused: bool = False) -> None:
+        """Put a job whose attempt ended without an outcome back at the front, or fail it past the attempt cap.
+
+        An `excused` attempt ended through no fault of the job (a coordinator
+        restart, a draining miner, a failing store): it does not count
+        against the cap, which exists to stop a bad job from taking down
+        miner after miner.
+        """
         record = live.record
         if record.attempt != attempt or record.state not in (JobState.ASSIGNED, JobState.RUNNING):
             return
-        if attempt >= self._max_attempts:
-            error = f"gave up after {attempt} attempts; the last: {reason}"
+        if not excused and record.counted_attempts >= self._max_attempts:
+            error = f"gave up after {record.counted_attempts} attempts; the last: {reason}"
             await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=attempt)
             return
-        changes = JobChanges(miner_id="", error=reason, completion_tokens=live.tokens)
+        changes = JobChanges(
+            miner_id="",
+            error=reason,
+            completion_tokens=live.tokens,
+            excused_attempts=record.excused_attempts + 1 if excused else None,
+        )
         if await self._jobs.transition(live, JobState.PENDING, changes, expected_attempt=attempt) is not None:
             self.enqueue(record, front=True)
 
@@ -103,24 +117,33 @@ class Dispatcher:
         """Assign a pending job to a miner (the next attempt), or None if it stopped being pending meanwhile."""
         record = live.record
         attempt = record.attempt + 1
-        candidate = self._miners.candidate(session)
         assignment = Assignment(
             job_id=record.job_id, attempt=attempt, resume_tokens=live.tokens, assigned_at=self._clock.now()
         )
         session.reserve(assignment)
-        changes = JobChanges(
-            attempt=attempt,
-            miner_id=session.miner_id,
-            error="",
-            estimated_cost=cost_on(candidate, live.route),
-            miner_reputation=candidate.reputation,
-        )
-        updated = await self._jobs.transition(live, JobState.ASSIGNED, changes, expected_attempt=record.attempt)
+        try:
+            updated = await self._transition_to_assigned(live, session, assignment)
+        except Exception:
+            self._miners.release(session, assignment)
+            raise
         if updated is None:
             self._miners.release(session, assignment)
             return None
         spec = replace(updated.spec, model=session.local_name(updated.spec.model))
         return assignment, Assign(record.job_id, attempt, spec, live.text, live.tokens)
+
+    async def _transition_to_assigned(
+        self, live: LiveJob, session: MinerSession, assignment: Assignment
+    ) -> JobRecord | None:
+        candidate = self._miners.candidate(session)
+        changes = JobChanges(
+            attempt=assignment.attempt,
+            miner_id=session.miner_id,
+            error="",
+            estimated_cost=cost_on(candidate, live.route),
+            miner_reputation=candidate.reputation,
+        )
+        return await self._jobs.transition(live, JobState.ASSIGNED, changes, expected_attempt=assignment.attempt - 1)
 
     async def _assign(self, job_id: str, miner_id: str) -> None:
         live = self._jobs.get(job_id)
@@ -148,18 +171,24 @@ class Dispatcher:
 
     async def _pass(self) -> None:
         """Start every queued job that a miner can take now, by the scheduling rules."""
+        if not self._health.healthy():
+            return  # the store's recovery wakes dispatch again
         pushable = self._miners.candidates(pushed_only=True)
         for job_id, miner_id in plan_assignments(self.queue, pushable, self._route_for):
             try:
                 await self._assign(job_id, miner_id)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # One bad assignment must not stop dispatch for everyone.
-                log.exception("assigning %s to %s failed", job_id, miner_id)
+            except Exception as error:
+                # One bad assignment must not stop dispatch for everyone. A failing store is
+                # logged once, by its health; the job is repaired and requeued when it recovers.
+                if not isinstance(error, StoreUnavailable):
+                    log.exception("assigning %s to %s failed", job_id, miner_id)
                 live = self._jobs.get(job_id)
                 if live is not None and live.record.state is JobState.PENDING:
                     self.enqueue(live.record, front=True)
+                if not self._health.healthy():
+                    return
 
     def _route_for(self, job_id: str) -> RouteRequest:
         return self._jobs[job_id].route

@@ -30,8 +30,10 @@ from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer,
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
+from aitbc.coordinator.repair import StrandedJobs
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.coordinator.store_health import StoreHealth
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
@@ -72,7 +74,8 @@ class Coordinator:
         self.clock: Clock = clock or SystemClock()
         self._accepting = True
         self._reputation = ReputationBook(store, self.clock)
-        self._jobs = JobTable(store, self.clock)
+        self._health = StoreHealth(store, self.clock)
+        self._jobs = JobTable(store, self.clock, self._health)
         self._miners = MinerRegistry(
             config.catalog,
             self._reputation,
@@ -85,11 +88,12 @@ class Coordinator:
             self._miners,
             config.catalog,
             self.clock,
+            self._health,
             max_attempts=config.max_attempts,
             max_queued_per_client=config.max_queued_per_client,
             max_queued_total=config.max_queued_total,
         )
-        self._progress = Progress(self._dispatcher, self._miners, self.clock)
+        self._progress = Progress(self._jobs, self._dispatcher, self._miners, self.clock)
         self._reports = MinerReports(
             self._jobs,
             self._miners,
@@ -101,8 +105,17 @@ class Coordinator:
         )
         self._polling = PollingMiners(store, self._jobs, self._miners, self._dispatcher, self._reports)
         self._clients = ClientJobs(
-            store, config.catalog, self._jobs, self._miners, self._dispatcher, self._reports, self._progress, self.clock
+            store,
+            config.catalog,
+            self._jobs,
+            self._miners,
+            self._dispatcher,
+            self._reports,
+            self._progress,
+            self._health,
+            self.clock,
         )
+        self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
     # Lifecycle
 
@@ -110,8 +123,11 @@ class Coordinator:
         """Load unfinished jobs and start dispatching.
 
         Jobs that were on a miner when the previous process stopped go back to
-        pending: no miner is connected to a process that just started.
+        pending: no miner is connected to a process that just started, and
+        the restart spends none of their attempts. A store that cannot be
+        written fails the start with `StoreUnavailableError`.
         """
+        await self._store.probe()
         await self._reputation.load()
         for record in await self._store.unfinished_jobs():
             events = await self._store.events(record.job_id)
@@ -122,7 +138,7 @@ class Coordinator:
             if record.state is JobState.PENDING:
                 self._clients.adopt_pending(live)
             else:
-                await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted")
+                await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
         self._dispatcher.start()
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
@@ -154,8 +170,9 @@ class Coordinator:
         while len(self._miners) and (left := deadline - self.clock.monotonic()) > 0:
             await self._miners.wait_changed(left)
         for session in self._miners:
-            await self._reports.detach(session, "the coordinator shut down")
+            await self._reports.detach(session, "the coordinator shut down", excused=True)
         await self._reports.wait_detached()
+        await self._health.close()
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()

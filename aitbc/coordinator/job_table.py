@@ -14,25 +14,40 @@ store ahead of the in-memory job (and its next sequence number).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import TypeVar
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.live_job import LiveJob
+from aitbc.coordinator.store_health import StoreHealth
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState, can_transition, sources_of
-from aitbc.store.base import JobChanges, Store
+from aitbc.store.base import JobChanges, Store, StoreUnavailableError
 
 T = TypeVar("T")
 
 
 class JobTable:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, health: StoreHealth) -> None:
         self._store = store
         self._clock = clock
+        self._health = health
         self._live: dict[str, LiveJob] = {}
+        # Jobs a write failed for: memory still matches what was stored before, but what was meant to
+        # happen (an event, a state change) did not. They are repaired once the store takes writes again.
+        self.stranded: set[str] = set()
+
+    @contextlib.contextmanager
+    def _writing(self, job_id: str | None) -> Iterator[None]:
+        try:
+            yield
+        except StoreUnavailableError as error:
+            if job_id is not None:
+                self.stranded.add(job_id)
+            raise self._health.failed(error) from error
 
     def get(self, job_id: str) -> LiveJob | None:
         return self._live.get(job_id)
@@ -60,7 +75,8 @@ class JobTable:
         event = JobEvent(
             job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
         )
-        stored = await self._store.create_job(record, event)
+        with self._writing(None):
+            stored = await self._store.create_job(record, event)
         if stored.job_id != record.job_id:
             return stored, None
         return stored, self.adopt(record, [event], route)
@@ -92,22 +108,46 @@ class JobTable:
                 completion_tokens=_or(changes.completion_tokens, live.tokens),
                 finish_reason=changes.finish_reason or "",
             )
-            updated = await self._store.transition(
-                record.job_id,
-                from_states=sources_of(to),
-                attempt=expected_attempt,
-                to=to,
-                changes=changes,
-                now=now,
-                event=event,
-            )
+            with self._writing(record.job_id):
+                updated = await self._store.transition(
+                    record.job_id,
+                    from_states=sources_of(to),
+                    attempt=expected_attempt,
+                    to=to,
+                    changes=changes,
+                    now=now,
+                    event=event,
+                )
             if updated is None:
                 return None
             live.record = updated
             live.append(event)
         if to.is_terminal:
-            del self._live[record.job_id]
+            self.forget(record.job_id)
         return updated
+
+    def forget(self, job_id: str) -> None:
+        self._live.pop(job_id, None)
+        self.stranded.discard(job_id)
+
+    async def resync(self, live: LiveJob) -> JobRecord:
+        """Make a stranded job's memory match the store again, in place (watchers keep following it).
+
+        Memory is never ahead of the store; the store may be ahead where a write
+        committed but reported failure, and then memory takes its events.
+        """
+        async with live.lock:
+            with self._writing(live.record.job_id):
+                record = await self._store.get_job(live.record.job_id)
+                missed = await self._store.events(live.record.job_id, from_seq=live.next_seq)
+            if record is None:
+                raise RuntimeError(f"job {live.record.job_id} vanished from the store")
+            for event in missed:
+                live.append(event)
+            live.record = record
+        if record.state.is_terminal:
+            self.forget(record.job_id)
+        return record
 
     async def append_tokens(self, live: LiveJob, attempt: int, text: str, token_count: int) -> JobEvent:
         """Store and publish a chunk of output as the job's next event; callers shield it with what mirrors it."""
@@ -121,7 +161,8 @@ class JobTable:
                 token_count=token_count,
                 attempt=attempt,
             )
-            await self._store.append_events([event])
+            with self._writing(live.record.job_id):
+                await self._store.append_events([event])
             live.append(event)
         return event
 

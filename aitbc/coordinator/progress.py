@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.dispatcher import Dispatcher
+from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.domain.jobs import JobRecord, estimate_completion, estimate_start
@@ -15,10 +16,12 @@ from aitbc.domain.states import JobState
 
 # Assumed length of a job before any has finished, for retry delays.
 DEFAULT_JOB_SECONDS = 5.0
+STRANDED = "the coordinator's store is failing; this job resumes once it recovers"
 
 
 class Progress:
-    def __init__(self, dispatcher: Dispatcher, miners: MinerRegistry, clock: Clock) -> None:
+    def __init__(self, jobs: JobTable, dispatcher: Dispatcher, miners: MinerRegistry, clock: Clock) -> None:
+        self._jobs = jobs
         self._dispatcher = dispatcher
         self._miners = miners
         self._clock = clock
@@ -35,6 +38,9 @@ class Progress:
     def of(self, live: LiveJob) -> JobRecord:
         """The stored record plus the output so far and, while waiting or generating, estimates."""
         record = replace(live.record, result=live.text, completion_tokens=live.tokens)
+        if record.job_id in self._jobs.stranded:
+            # Watchers see why nothing happens; the job resumes once the store recovers.
+            return replace(record, error=STRANDED)
         if record.state is JobState.PENDING:
             return self._queue_estimate(record, live)
         session = self._miners.get(record.miner_id)

@@ -9,6 +9,7 @@ late or duplicated report can never change a job twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aitbc.coordinator.clock import Clock
@@ -19,6 +20,7 @@ from aitbc.coordinator.miners import Assignment, Cancel, MinerSession, OutboxFul
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.coordinator.store_health import StoreUnavailable
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges
@@ -51,15 +53,32 @@ class MinerReports:
 
     async def started(self, session: MinerSession, job_id: str, attempt: int, prompt_tokens: int) -> None:
         found = self._fenced(session, job_id, attempt)
-        if found is not None:
+        if found is None:
+            return
+        try:
             await self.mark_running(*found, prompt_tokens=prompt_tokens)
+        except StoreUnavailable:
+            self._abandon(session, found[1])
 
     async def tokens(self, session: MinerSession, job_id: str, attempt: int, text: str, token_count: int) -> None:
         found = self._fenced(session, job_id, attempt)
         if found is None:
             return
-        await self.mark_running(*found)
-        await self._append(*found, text, token_count)
+        try:
+            await self.mark_running(*found)
+            await self._append(*found, text, token_count)
+        except StoreUnavailable:
+            self._abandon(session, found[1])
+
+    def _abandon(self, session: MinerSession, assignment: Assignment) -> None:
+        """A report the store could not take ends the attempt: the miner stops, the job is repaired later.
+
+        The miner's stream stays up; the job is stranded (see JobTable) and
+        requeued, without spending an attempt, once the store recovers.
+        """
+        with contextlib.suppress(OutboxFull):
+            session.send(Cancel(assignment.job_id, assignment.attempt))
+        self._free(session, assignment)
 
     async def done(
         self,
@@ -72,11 +91,34 @@ class MinerReports:
         completion_tokens: int,
         finish_reason: str,
     ) -> JobRecord | None:
-        """Complete the job; None when the miner no longer holds it."""
+        """Complete the job; None when the miner no longer holds it (or the store failed to take it)."""
         found = self._fenced(session, job_id, attempt)
         if found is None:
             return None
-        live, assignment = found
+        try:
+            return await self._complete(
+                session,
+                *found,
+                output=output,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                finish_reason=finish_reason,
+            )
+        except StoreUnavailable:
+            self._abandon(session, found[1])
+            return None
+
+    async def _complete(
+        self,
+        session: MinerSession,
+        live: LiveJob,
+        assignment: Assignment,
+        *,
+        output: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        finish_reason: str,
+    ) -> JobRecord | None:
         await self.mark_running(live, assignment, prompt_tokens=prompt_tokens)
         streamed = assignment.streamed
         if len(output) > len(streamed) and output.startswith(streamed):
@@ -91,7 +133,7 @@ class MinerReports:
             completed_at=self._clock.now(),
             finish_reason=finish_reason,
         )
-        completed = await self._jobs.transition(live, JobState.COMPLETED, changes, expected_attempt=attempt)
+        completed = await self._jobs.transition(live, JobState.COMPLETED, changes, expected_attempt=assignment.attempt)
         if completed is not None:
             self._record_completion(session, assignment)
         # Only now: a free slot (or shutdown's wait) must not overtake the stored outcome.
@@ -107,12 +149,19 @@ class MinerReports:
             return None
         live, assignment = found
         reason = f"miner {session.miner_id}: {error or 'unspecified error'}"
-        if retryable:
-            # The job may succeed elsewhere, so this miner is the one that failed it.
-            self._reputation.failed(session.miner_id)
-            await self._dispatcher.requeue(live, attempt, reason)
-        else:
-            await self._jobs.finish(live, JobState.FAILED, reason, expected_attempt=attempt)
+        try:
+            if retryable and session.draining:
+                # A miner shutting down hands its jobs back: neither it nor the job is at fault.
+                await self._dispatcher.requeue(live, attempt, reason, excused=True)
+            elif retryable:
+                # The job may succeed elsewhere, so this miner is the one that failed it.
+                self._reputation.failed(session.miner_id)
+                await self._dispatcher.requeue(live, attempt, reason)
+            else:
+                await self._jobs.finish(live, JobState.FAILED, reason, expected_attempt=attempt)
+        except StoreUnavailable:
+            self._abandon(session, assignment)
+            return None
         self._free(session, assignment)
         return live.record
 
@@ -168,18 +217,24 @@ class MinerReports:
         # Expiry already counts against the miner's reputation, as a lease expiry.
         self.miner_gone(session, reason, penalize=False)
 
-    async def detach(self, session: MinerSession, reason: str, *, penalize: bool = False) -> None:
+    async def detach(
+        self, session: MinerSession, reason: str, *, penalize: bool = False, excused: bool = False
+    ) -> None:
         """Forget a miner; each job it had goes back to pending, keeping the text so far.
 
         With `penalize`, each job it dropped counts as a failure against its reputation.
         """
+        # A miner that drained, or one the coordinator itself sends away, spends no attempt of its jobs.
+        excused = excused or session.draining
         for assignment in self._miners.remove(session, reason):
             if penalize:
                 self._reputation.failed(session.miner_id)
             live = self._jobs.get(assignment.job_id)
             if live is not None:
                 lost = f"miner {session.miner_id} went away: {reason}"
-                await self._dispatcher.requeue(live, assignment.attempt, lost)
+                # A failing store strands the job; it is requeued once the store recovers.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._dispatcher.requeue(live, assignment.attempt, lost, excused=excused)
         self._dispatcher.wake()
 
     async def wait_detached(self) -> None:

@@ -23,16 +23,21 @@ class Reason(StrEnum):
     LEASE_LOST = "LEASE_LOST"
     QUEUE_FULL = "QUEUE_FULL"
     NO_ELIGIBLE_MINER = "NO_ELIGIBLE_MINER"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 
 
 class AitbcError(Exception):
     """A request the system refuses, with the reason a client can act on."""
 
-    def __init__(self, reason: Reason, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, reason: Reason, message: str, *, field: str | None = None, retry_after_seconds: float | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.field = field
+        # Set where retrying later can succeed: a full queue, a failing store.
+        self.retry_after_seconds = retry_after_seconds
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -42,7 +47,7 @@ class AitbcError(Exception):
         message = self.message
         if self.field and message.startswith(f"{self.field}: "):
             message = f"{field}: {message[len(self.field) + 2 :]}"
-        return AitbcError(self.reason, message, field=field)
+        return AitbcError(self.reason, message, field=field, retry_after_seconds=self.retry_after_seconds)
 
 
 def invalid_argument(field: str, message: str) -> AitbcError:

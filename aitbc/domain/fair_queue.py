@@ -55,8 +55,7 @@ class QueueFullError(AitbcError):
     """QUEUE_FULL: the job was not queued; the client may retry after `retry_after_seconds`."""
 
     def __init__(self, message: str, *, retry_after_seconds: float) -> None:
-        super().__init__(Reason.QUEUE_FULL, message)
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(Reason.QUEUE_FULL, message, retry_after_seconds=retry_after_seconds)
 
 
 @dataclass(slots=True)

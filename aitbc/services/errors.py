@@ -12,7 +12,6 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from aitbc.domain.errors import AitbcError, Reason
-from aitbc.domain.fair_queue import QueueFullError
 
 ERROR_DOMAIN = "aitbc.v1"
 
@@ -30,6 +29,7 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.LEASE_LOST: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.QUEUE_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.NO_ELIGIBLE_MINER: grpc.StatusCode.UNAVAILABLE,
+    Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -47,7 +47,7 @@ def rich_status(error: AitbcError) -> grpc.Status:
         bad_request = any_pb2.Any()
         bad_request.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
         details.append(bad_request)
-    if isinstance(error, QueueFullError):
+    if error.retry_after_seconds is not None:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))
         retry_info = any_pb2.Any()

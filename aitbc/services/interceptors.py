@@ -17,9 +17,11 @@ import grpc.aio
 
 from aitbc.config import API_KEY_METADATA
 from aitbc.coordinator.auth import Authenticator
-from aitbc.domain.errors import AitbcError
+from aitbc.coordinator.store_health import StoreUnavailable
+from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.keys import Principal
 from aitbc.services.errors import internal_status, rich_status
+from aitbc.store.base import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +73,30 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
             return handler
         attribute, factory = _HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
         behavior: Any = getattr(handler, attribute)
+        decode = _decoder(handler.request_deserializer, handler_call_details.method)
+        decoding = _decode_stream(decode) if handler.request_streaming else decode
         wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
+        # Requests arrive as bytes and are decoded inside the call, so that bytes that are no valid
+        # message get INVALID_ARGUMENT, where grpc's own deserializer would answer UNKNOWN.
         return factory(
-            wrap(behavior),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            wrap(behavior, decoding), request_deserializer=None, response_serializer=handler.response_serializer
         )
 
-    def _wrap_unary(self, behavior: Callable[[Any, Context], Awaitable[Any]]) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, behavior: Callable[[Any, Context], Awaitable[Any]], decode: Callable[[Any], Any]
+    ) -> Callable[..., Any]:
         async def unary(request: Any, context: Context) -> Any:
             async with self._authenticated_call(context, behavior):
-                return await behavior(request, context)
+                return await behavior(decode(request), context)
 
         return unary
 
-    def _wrap_streaming(self, behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[..., Any]:
+    def _wrap_streaming(
+        self, behavior: Callable[[Any, Context], AsyncIterator[Any]], decode: Callable[[Any], Any]
+    ) -> Callable[..., Any]:
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with self._authenticated_call(context, behavior):
-                async for response in behavior(request, context):
+                async for response in behavior(decode(request), context):
                     yield response
 
         return streaming
@@ -101,8 +109,33 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
             yield
         except AitbcError as error:
             await _abort(context, rich_status(error))
+        except StoreUnavailableError as error:
+            # A read the store could not serve; writes are reported by the coordinator's store health.
+            await _abort(context, rich_status(StoreUnavailable(str(error))))
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error in %s", behavior)
             await _abort(context, internal_status())
+
+
+def _decoder(deserialize: Callable[[bytes], Any] | None, method: str) -> Callable[[Any], Any]:
+    def decode(raw: Any) -> Any:
+        if deserialize is None:
+            return raw
+        try:
+            return deserialize(raw)
+        except Exception:
+            raise AitbcError(
+                Reason.INVALID_ARGUMENT, f"the request bytes are not a valid message for {method}"
+            ) from None
+
+    return decode
+
+
+def _decode_stream(decode: Callable[[Any], Any]) -> Callable[[AsyncIterator[Any]], AsyncIterator[Any]]:
+    async def decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for raw in requests:
+            yield decode(raw)
+
+    return decoded
