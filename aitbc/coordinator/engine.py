@@ -177,6 +177,10 @@ class Coordinator:
         self._clients.expiries.close()
         await self._dispatcher.close()
 
+    async def store_recovered(self) -> None:
+        """Return once the store takes writes (at once if it never failed) and stranded jobs are repaired."""
+        await self._health.wait_recovered()
+
     @property
     def heartbeat_interval(self) -> timedelta:
         return timedelta(seconds=self._config.heartbeat_interval)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.miners import MinerSession
 from aitbc.domain.reputation import MinerStats
-from aitbc.store.base import MinerRecord, Store
+from aitbc.store.base import MinerRecord, Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,10 @@ class ReputationBook:
             miner_id = self._dirty.pop()
             try:
                 await self._store.save_miner(self._records[miner_id])
+            except StoreUnavailableError:
+                # The store's health reports the failure; the next update writes this one again.
+                self._dirty.add(miner_id)
+                return
             except Exception:
                 # Reputation is advisory: losing one update must not take the coordinator down.
                 log.exception("storing the reputation of %s failed", miner_id)

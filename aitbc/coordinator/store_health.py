@@ -43,6 +43,7 @@ class StoreHealth:
         self._failure = ""
         self._probe: asyncio.Task[None] | None = None
         self._recovered = asyncio.Event()
+        self._recovered.set()
         self.on_recovered: Callable[[], Awaitable[None]] | None = None
 
     def healthy(self) -> bool:
@@ -63,6 +64,7 @@ class StoreHealth:
         return StoreUnavailable(self._failure)
 
     async def wait_recovered(self) -> None:
+        """Until the store takes writes again and the jobs it stranded are repaired."""
         await self._recovered.wait()
 
     async def close(self) -> None:
@@ -85,9 +87,10 @@ class StoreHealth:
                 await self._store.probe()
         failure, self._failure = self._failure, ""
         log.warning("the store recovered (it had failed with: %s); resuming", failure)
-        self._recovered.set()
-        if self.on_recovered is not None:
-            try:
+        try:
+            if self.on_recovered is not None:
                 await self.on_recovered()
-            except Exception:
-                log.exception("repairing jobs after the store recovered failed")
+        except Exception:
+            log.exception("repairing jobs after the store recovered failed")
+        finally:
+            self._recovered.set()
