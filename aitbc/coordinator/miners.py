@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ from aitbc.domain.routing import Candidate, Price
 
 _MINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 MAX_CONCURRENCY = 1024
+MAX_MODELS = 256
+MAX_NAME_CHARS = 128
+MAX_GPUS = 64
+# 1 PiB per GPU and a million credits per 1k tokens: far beyond any real card or price, short of absurd.
+MAX_VRAM_BYTES = 1 << 50
+MAX_PRICE_PER_1K = 1_000_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,29 @@ class MinerInfo:
             raise invalid_argument(
                 "max_concurrency", f"must be between 1 and {MAX_CONCURRENCY}, got {self.max_concurrency}"
             )
+        if len(self.models) > MAX_MODELS or any(not 0 < len(name) <= MAX_NAME_CHARS for name in self.models):
+            raise invalid_argument("models", f"at most {MAX_MODELS} names of 1 to {MAX_NAME_CHARS} characters")
+        for text, name in ((self.backend, "backend"), (self.version, "version")):
+            if len(text) > MAX_NAME_CHARS:
+                raise invalid_argument(name, f"must be at most {MAX_NAME_CHARS} characters")
+        if len(self.gpus) > MAX_GPUS:
+            raise invalid_argument("gpus", f"at most {MAX_GPUS} entries")
+        for gpu in self.gpus:
+            if not 0 <= gpu.vram_bytes <= MAX_VRAM_BYTES:
+                raise invalid_argument(
+                    "gpus", f"vram_bytes must be between 0 and {MAX_VRAM_BYTES}, got {gpu.vram_bytes}"
+                )
+            if not 1 <= gpu.count <= MAX_GPUS or len(gpu.name) > MAX_NAME_CHARS:
+                raise invalid_argument(
+                    "gpus", f"each needs a count of 1 to {MAX_GPUS} and a name of <= {MAX_NAME_CHARS}"
+                )
+        for model, price in self.prices:
+            for amount in (price.input_per_1k, price.output_per_1k):
+                # A negative or NaN price would win every route; an infinite one is no offer at all.
+                if not (math.isfinite(amount) and 0 <= amount <= MAX_PRICE_PER_1K):
+                    raise invalid_argument(
+                        "prices", f"{model!r}: prices must be between 0 and {MAX_PRICE_PER_1K:g}, got {amount}"
+                    )
 
 
 # Commands the coordinator sends down a miner's stream.

@@ -31,8 +31,10 @@ from aitbc.v1 import miner_pb2, miner_pb2_grpc
 HELLO_TIMEOUT_SECONDS = 10.0
 
 # The miner's fields as each miner API spells them: the stream's hello, the HTTP registration.
-_HELLO_FIELDS = {name: f"hello.{name}" for name in ("miner_id", "models", "max_concurrency")}
-_REGISTRATION_FIELDS = {"models": "capabilities"}
+_HELLO_FIELDS = {
+    name: f"hello.{name}" for name in ("miner_id", "models", "max_concurrency", "backend", "version", "gpus", "prices")
+}
+_REGISTRATION_FIELDS = {"models": "capabilities", "gpus": "gpu_info"}
 
 
 def _protocol_error(message: str, field: str) -> AitbcError:

@@ -183,6 +183,38 @@ async def test_bad_miner_hello_is_rejected(target: str, keys: Keys, first: miner
         assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _hello(**changes: object) -> miner_pb2.MinerHello:
+    hello = miner_pb2.MinerHello(miner_id="m", models=["x"], max_concurrency=1)
+    for name, value in changes.items():
+        if isinstance(value, list):
+            getattr(hello, name).extend(value)
+        else:
+            setattr(hello, name, value)
+    return hello
+
+
+@pytest.mark.parametrize(
+    ("hello", "field"),
+    [
+        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=-1000, output_per_1k=1)]), "hello.prices"),
+        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=1, output_per_1k=float("nan"))]), "hello.prices"),
+        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=float("inf"))]), "hello.prices"),
+        (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=-1, count=1)]), "hello.gpus"),
+        (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=1 << 60, count=1)]), "hello.gpus"),
+        (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=1 << 30, count=0)]), "hello.gpus"),
+        (_hello(max_concurrency=-5), "hello.max_concurrency"),
+        (_hello(backend="b" * 1000), "hello.backend"),
+    ],
+)
+async def test_numbers_a_miner_sends_must_be_finite_and_in_range(
+    target: str, keys: Keys, hello: miner_pb2.MinerHello, field: str
+) -> None:
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.send(miner_pb2.ConnectRequest(hello=hello))
+        assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT
+        assert await miner.error_field() == field
+
+
 async def test_protocol_error_mid_stream_requeues_the_job(target: str, keys: Keys, jobs_stub: Stub) -> None:
     job = (
         await jobs_stub.SubmitJob(

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 
 import grpc.aio
+from google.rpc import error_details_pb2, status_pb2
 
 from aitbc.v1 import miner_pb2, miner_pb2_grpc
 
@@ -97,6 +98,17 @@ class ScriptedMiner:
 
     async def status(self) -> grpc.StatusCode:
         return await asyncio.wait_for(self._call.code(), STEP_TIMEOUT)
+
+    async def error_field(self) -> str:
+        """The request field the coordinator's rich status blames for ending the stream."""
+        trailers = await asyncio.wait_for(self._call.trailing_metadata(), STEP_TIMEOUT)
+        for key, value in trailers or ():
+            if key == "grpc-status-details-bin":
+                for detail in status_pb2.Status.FromString(value).details:
+                    info = error_details_pb2.ErrorInfo()
+                    if detail.Unpack(info):
+                        return str(info.metadata["field"])
+        return ""
 
     async def close(self) -> None:
         """Drop the connection abruptly, like a crashed miner."""
