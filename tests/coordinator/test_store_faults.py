@@ -19,6 +19,7 @@ from aitbc.coordinator.engine import Coordinator
 from aitbc.coordinator.miners import Assign, Cancel, MinerSession
 from aitbc.coordinator.progress import STRANDED
 from aitbc.coordinator.store_health import MAX_PROBE_INTERVAL, StoreUnavailable
+from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.states import JobState
 from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
@@ -26,6 +27,7 @@ from tests.coordinator.test_parts import (
     CLIENT,
     CONFIG,
     MINER,
+    OTHER_CLIENT,
     assigned,
     attached,
     events_of,
@@ -274,3 +276,38 @@ async def test_a_full_disk_is_survived_without_a_restart(tmp_path: Path) -> None
         finally:
             await coordinator.shutdown(0)
             await store.close()
+
+
+class CountingStore(FlakyStore):
+    """Counts job lookups, to see that hidden jobs cost what missing ones do."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store)
+        self.lookups = 0
+
+    async def get_job(self, job_id: str) -> Any:
+        self.lookups += 1
+        return await self._store.get_job(job_id)
+
+
+async def test_another_tenants_live_job_costs_the_same_lookup_as_an_unknown_id(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "aitbc.db")
+    counting = CountingStore(store)
+    coordinator = Coordinator(counting, CONFIG, clock=ManualClock())
+    await coordinator.start()
+    try:
+        job = await coordinator.submit(CLIENT, spec(), queue_if_unavailable=True)
+        costs = []
+        for job_id in (job.job_id, "job_" + "0" * 24):
+            before = counting.lookups
+            for call in (coordinator.get, coordinator.cancel):
+                with pytest.raises(AitbcError) as hidden:
+                    await call(OTHER_CLIENT, job_id)
+                assert hidden.value.reason is Reason.JOB_NOT_FOUND
+            with pytest.raises(AitbcError):
+                await anext(aiter(coordinator.watch(OTHER_CLIENT, job_id)))
+            costs.append(counting.lookups - before)
+        assert costs[0] == costs[1] > 0
+    finally:
+        await coordinator.shutdown(0)
+        await store.close()
