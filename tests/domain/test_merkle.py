@@ -145,3 +145,12 @@ def test_changing_any_byte_of_the_leaf_the_proof_or_the_root_fails(leaves: list[
         path[which] = _flip(path[which], position, mask)
         assert not verify_inclusion(leaf, InclusionProof(index, len(leaves), tuple(path)), root)
         assert not verify_inclusion(leaf, InclusionProof(index, len(leaves), proof.path[:-1]), root)
+
+
+def test_a_proof_alone_does_not_bind_the_tree_size() -> None:
+    # Why receipt verification checks the proof's tree size against the signed header's count.
+    leaves = [b"a", b"b", b"c"]
+    proof = inclusion_proof(leaves, 2)
+    root = merkle_root(leaves)
+    assert verify_inclusion(b"c", proof, root)
+    assert verify_inclusion(b"c", InclusionProof(1, 2, proof.path), root)
