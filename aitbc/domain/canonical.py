@@ -54,7 +54,7 @@ def b64url_decode(text: str, *, field: str, length: int | None = None) -> bytes:
     the last character could change without changing the bytes, and a
     signature string could be altered while still verifying.
     """
-    if not _B64URL.match(text) or len(text) % 4 == 1:
+    if not isinstance(text, str) or not _B64URL.match(text) or len(text) % 4 == 1:
         raise invalid_argument(field, "must be base64url without padding (A-Z a-z 0-9 - _)")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

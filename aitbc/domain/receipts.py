@@ -46,6 +46,13 @@ class MinerAttestation:
     prompt_tokens: int
     completion_tokens: int
 
+    def __post_init__(self) -> None:
+        require_text(self.job_id, field="job_id", max_chars=MAX_ID_CHARS)
+        require_int(self.attempt, field="attempt", minimum=1)
+        require_digest(self.output_hash, field="output_hash")
+        require_int(self.prompt_tokens, field="prompt_tokens")
+        require_int(self.completion_tokens, field="completion_tokens")
+
     def canonical_bytes(self) -> bytes:
         return canonical_json({"type": ATTESTATION_TYPE, **asdict(self)})
 
@@ -182,8 +189,9 @@ class Receipt:
         for key in data:
             if key not in expected:
                 raise invalid_argument(key, "is not a receipt field")
-        for key in sorted(expected - set(data)):
-            raise invalid_argument(key, "is missing")
+        missing = sorted(expected - set(data))
+        if missing:
+            raise invalid_argument(missing[0], "is missing")
         if not isinstance(data["coordinator_signature"], str):
             raise invalid_argument("coordinator_signature", "must be a base64url string")
         values = {name: data[name] for name in names}

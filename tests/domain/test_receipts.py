@@ -228,3 +228,10 @@ def test_a_canceled_receipt_charges_only_the_tokens_produced() -> None:
     canceled = make_receipt(outcome=Outcome.CANCELED)
     assert canceled.body.charged == 563  # 9 * 62.5 = 562.5 µcr, rounded up; the prompt is not billed
     assert verify_receipt(canceled, coordinator_key=COORDINATOR_KEY).ok
+
+
+def test_a_non_string_signature_or_key_is_refused_naming_the_field() -> None:
+    for field in ("miner_signature", "miner_public_key"):
+        with pytest.raises(AitbcError) as raised:
+            Receipt.from_json({**RECEIPT.to_json(), field: 12})
+        assert raised.value.field == field
