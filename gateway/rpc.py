@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.datastructures import Headers
 
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
-from gateway.errors import from_rpc_error
+from gateway.errors import from_rpc_error, unauthenticated
 
 M = TypeVar("M", bound=Message)
 
@@ -22,6 +22,8 @@ M = TypeVar("M", bound=Message)
 # this is stuck, and the client gets a 504 instead of waiting forever.
 UNARY_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 2.0
+
+MISSING_KEY = "an API key is required: send X-Api-Key: KEY or Authorization: Bearer KEY"
 
 
 def api_key_from_headers(headers: Headers) -> str | None:
@@ -32,6 +34,15 @@ def api_key_from_headers(headers: Headers) -> str | None:
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return None
+
+
+def require_api_key(headers: Headers) -> str:
+    """The request's key, else 401: every API route needs one, so this comes first, before the
+    request's body is read. The coordinator decides whether the key is valid."""
+    key = api_key_from_headers(headers)
+    if key is None:
+        raise unauthenticated(MISSING_KEY)
+    return key
 
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:

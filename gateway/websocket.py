@@ -38,22 +38,22 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from aitbc.v1 import jobs_pb2
-from gateway.errors import GatewayError, invalid_argument
+from gateway.errors import GatewayError, invalid_argument, payload_too_large
 from gateway.jobs import JobClient
+from gateway.limits import DEFAULT_SEND_QUEUE_FRAMES, DEFAULT_SEND_STALL_SECONDS, GatewayLimits
 from gateway.rpc import api_key_from_headers
 from gateway.streaming import encode_json
 from gateway.transcoding import message_from_json, message_to_json
 
 log = logging.getLogger(__name__)
 
-# Frames queued for one socket before producers wait for its reader.
-SEND_QUEUE_SIZE: Final = 256
-# How long producers wait for room before the reader is declared too slow.
-SEND_STALL_TIMEOUT: Final = 10.0
+SEND_QUEUE_SIZE: Final = DEFAULT_SEND_QUEUE_FRAMES
+SEND_STALL_TIMEOUT: Final = DEFAULT_SEND_STALL_SECONDS
 AUTH_TIMEOUT: Final = 10.0
 MAX_SUBSCRIPTIONS: Final = 100
 
 CLOSE_NORMAL: Final = 1000
+CLOSE_MESSAGE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_TRY_AGAIN_LATER: Final = 1013
 
@@ -152,10 +152,16 @@ class BoundedSender:
 class JobSocket:
     """One WebSocket connection: its key, its subscriptions, its in-flight requests."""
 
-    def __init__(self, websocket: WebSocket, jobs: JobClient) -> None:
+    def __init__(self, websocket: WebSocket, jobs: JobClient, limits: GatewayLimits) -> None:
         self._websocket = websocket
         self._jobs = jobs
-        self._sender = BoundedSender(websocket.send_text, self._close_websocket)
+        self._max_message_bytes = limits.max_body_bytes
+        self._sender = BoundedSender(
+            websocket.send_text,
+            self._close_websocket,
+            max_queued=limits.ws_send_queue_frames,
+            stall_timeout=limits.ws_send_stall_seconds,
+        )
         self._api_key: str | None = None
         self._subscriptions: dict[str, asyncio.Task[GatewayError | None]] = {}
         self._requests: set[asyncio.Task[None]] = set()
@@ -230,10 +236,17 @@ class JobSocket:
         return True
 
     async def _next_frame(self) -> Frame | None:
-        """The next JSON object from the client; None once it disconnected. Bad frames get an error reply."""
+        """The next JSON object from the client; None once it disconnected or was disconnected for sending
+        a message over the size limit. Bad frames get an error reply."""
         while True:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return None
+            if _message_size(message) > self._max_message_bytes:
+                # uvicorn refuses these itself when its ws_max_size is set as `aitbc gateway` sets it.
+                error = payload_too_large(self._max_message_bytes, "message")
+                await self._sender.put(error_frame(error))
+                await self._sender.close(CLOSE_MESSAGE_TOO_BIG, error.error_code)
                 return None
             try:
                 frame = json.loads(message.get("text") or "")
@@ -333,6 +346,12 @@ class JobSocket:
             await self._sender.put(error_frame(error, job_id=job_id, **_echo(request_id)))
 
 
+def _message_size(message: Mapping[str, Any]) -> int:
+    data = message.get("text") or message.get("bytes") or b""
+    # The UTF-8 length of a text message; counting characters would let 4-byte characters through.
+    return len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+
+
 def _echo(request_id: object) -> Frame:
     return {} if request_id is None else {"id": request_id}
 
@@ -353,12 +372,12 @@ def _from_seq(value: object) -> int:
     raise invalid_argument(f"from_seq must be a sequence number (0 or more), got {value!r}", "from_seq")
 
 
-def websocket_routes(jobs: JobClient) -> list[WebSocketRoute]:
+def websocket_routes(jobs: JobClient, limits: GatewayLimits) -> list[WebSocketRoute]:
     async def many_jobs(websocket: WebSocket) -> None:
-        await JobSocket(websocket, jobs).serve()
+        await JobSocket(websocket, jobs, limits).serve()
 
     async def one_job(websocket: WebSocket) -> None:
         from_seq = websocket.query_params.get("from_seq", "0")
-        await JobSocket(websocket, jobs).serve(websocket.path_params["job_id"], from_seq)
+        await JobSocket(websocket, jobs, limits).serve(websocket.path_params["job_id"], from_seq)
 
     return [WebSocketRoute("/v1/jobs/ws", many_jobs), WebSocketRoute("/v1/jobs/{job_id}/ws", one_job)]
