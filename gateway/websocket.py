@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
@@ -41,9 +40,9 @@ from aitbc.v1 import jobs_pb2
 from gateway.errors import GatewayError, invalid_argument, payload_too_large
 from gateway.jobs import JobClient
 from gateway.limits import DEFAULT_SEND_QUEUE_FRAMES, DEFAULT_SEND_STALL_SECONDS, GatewayLimits
-from gateway.rpc import api_key_from_headers
+from gateway.rpc import api_key_from_headers, check_api_key
 from gateway.streaming import encode_json
-from gateway.transcoding import message_from_json, message_to_json
+from gateway.transcoding import message_from_json, message_to_json, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ SEND_QUEUE_SIZE: Final = DEFAULT_SEND_QUEUE_FRAMES
 SEND_STALL_TIMEOUT: Final = DEFAULT_SEND_STALL_SECONDS
 AUTH_TIMEOUT: Final = 10.0
 MAX_SUBSCRIPTIONS: Final = 100
+MAX_SEQ: Final = 2**63 - 1
 
 CLOSE_NORMAL: Final = 1000
 CLOSE_MESSAGE_TOO_BIG: Final = 1009
@@ -227,7 +227,7 @@ class JobSocket:
             request_id = frame.get("id")
             self._api_key = frame["api_key"]
         try:
-            await self._jobs.authenticate(self._api_key)
+            await self._jobs.authenticate(check_api_key(self._api_key))
         except GatewayError as error:
             await self._sender.put(error_frame(error, **_echo(request_id)))
             await self._sender.close(close_code(error), error.error_code)
@@ -249,9 +249,9 @@ class JobSocket:
                 await self._sender.close(CLOSE_MESSAGE_TOO_BIG, error.error_code)
                 return None
             try:
-                frame = json.loads(message.get("text") or "")
-            except json.JSONDecodeError as error:
-                await self._sender.put(error_frame(invalid_argument(f"frames are JSON text: {error}")))
+                frame = parse_json(message.get("text") or "", "frame")
+            except GatewayError as error:
+                await self._sender.put(error_frame(error))
                 continue
             if isinstance(frame, dict):
                 return frame
@@ -364,12 +364,16 @@ def _job_id(frame: Frame) -> str:
 
 
 def _from_seq(value: object) -> int:
-    """A frame's number or a query string's digits."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A frame's number or a query string's digits, within WatchJobRequest.from_seq's int64."""
+    # ASCII only: str.isdigit() is true of "²", which int() refuses; and 19 digits
+    # at most, since int() refuses thousands of them.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ:
         return value
-    raise invalid_argument(f"from_seq must be a sequence number (0 or more), got {value!r}", "from_seq")
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    raise invalid_argument(f"from_seq must be a sequence number (0 to {MAX_SEQ}), got {shown}", "from_seq")
 
 
 def websocket_routes(jobs: JobClient, limits: GatewayLimits) -> list[WebSocketRoute]:
