@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Final
 
 from starlette.routing import WebSocketRoute
@@ -39,23 +38,17 @@ from starlette.websockets import WebSocket, WebSocketState
 from aitbc.v1 import jobs_pb2
 from gateway.errors import GatewayError, invalid_argument, payload_too_large
 from gateway.jobs import JobClient
-from gateway.limits import DEFAULT_SEND_QUEUE_FRAMES, DEFAULT_SEND_STALL_SECONDS, GatewayLimits
+from gateway.limits import GatewayLimits
 from gateway.rpc import api_key_from_headers, check_api_key
-from gateway.streaming import encode_json
+from gateway.sender import CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, BoundedSender, SocketClosed
 from gateway.transcoding import message_from_json, message_to_json, parse_json
 
-log = logging.getLogger(__name__)
-
-SEND_QUEUE_SIZE: Final = DEFAULT_SEND_QUEUE_FRAMES
-SEND_STALL_TIMEOUT: Final = DEFAULT_SEND_STALL_SECONDS
 AUTH_TIMEOUT: Final = 10.0
 MAX_SUBSCRIPTIONS: Final = 100
 MAX_SEQ: Final = 2**63 - 1
 
-CLOSE_NORMAL: Final = 1000
 CLOSE_MESSAGE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL_ERROR: Final = 1011
-CLOSE_TRY_AGAIN_LATER: Final = 1013
 
 Frame = dict[str, Any]
 
@@ -70,83 +63,6 @@ def close_code(error: GatewayError) -> int:
 
 def error_frame(error: GatewayError, **context: Any) -> Frame:
     return {"type": "error", **context, **error.body()}
-
-
-class SocketClosed(Exception):
-    """The socket's sender has stopped; nothing more can be sent."""
-
-
-class BoundedSender:
-    """The one writer of a socket: a bounded queue drained by one task, in order.
-
-    Producers wait while the queue is full; when it stays full for
-    `stall_timeout` the reader is too slow, and rather than buffer without
-    bound or drop events the socket is closed with 1013 (try again later).
-    The client can reconnect and resume each job from the last `seq` it saw.
-    """
-
-    def __init__(
-        self,
-        send_text: Callable[[str], Awaitable[None]],
-        close: Callable[[int, str], Awaitable[None]],
-        *,
-        max_queued: int = SEND_QUEUE_SIZE,
-        stall_timeout: float = SEND_STALL_TIMEOUT,
-    ) -> None:
-        self._send_text = send_text
-        self._close = close
-        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
-        self._stall_timeout = stall_timeout
-        self._task: asyncio.Task[None] | None = None
-        # Set once nothing more will be sent: closed, overflowed, or the send failed.
-        self.stopped = asyncio.Event()
-        self.close_code: int | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="websocket-sender")
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                text = await self._queue.get()
-                await self._send_text(text)
-                self._queue.task_done()
-        except Exception:
-            # The peer went away mid-send; the session notices `stopped`.
-            log.debug("websocket send failed", exc_info=True)
-        finally:
-            self.stopped.set()
-
-    async def put(self, frame: Mapping[str, Any]) -> None:
-        if self.stopped.is_set():
-            raise SocketClosed
-        try:
-            await asyncio.wait_for(self._queue.put(encode_json(frame)), self._stall_timeout)
-        except TimeoutError:
-            await self._shut(CLOSE_TRY_AGAIN_LATER, "client reads too slowly; reconnect and resume from the last seq")
-            raise SocketClosed from None
-
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Send what is queued (for up to the stall timeout), then close the socket."""
-        if not self.stopped.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self._stall_timeout)
-        await self._shut(code, reason)
-
-    async def _shut(self, code: int, reason: str) -> None:
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        await self.abort()
-        with contextlib.suppress(Exception):
-            await self._close(code, reason)
-
-    async def abort(self) -> None:
-        """Stop sending without closing: the peer is already gone."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait((self._task,))
-        self.stopped.set()
 
 
 class JobSocket:
