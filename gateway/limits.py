@@ -9,10 +9,11 @@ the limit. Either way the answer is 413 `PAYLOAD_TOO_LARGE`.
 The default, 8 MiB, is sized from both ends. The largest request the
 coordinator accepts is a job of 200,000 prompt characters (MAX_PROMPT_CHARS);
 as JSON that is at most 2.4 MB (an astral character escaped as a surrogate
-pair is 12 bytes), so no valid request comes near the limit. And protobuf is
-never larger than the JSON of the same message, so whatever passes the limit
-fits the coordinator's 16 MiB gRPC receive limit with room to spare; the
-limit, not the coordinator, is what a client sees.
+pair is 12 bytes), so no valid request comes near the limit. And for each
+request the gateway routes, the protobuf is smaller than its JSON (at worst
+about two thirds of it, for a miner's list of prices), so whatever passes
+the limit fits the coordinator's 16 MiB gRPC receive limit with room to
+spare: the gateway's 413, not a gRPC error, is what a client sees.
 """
 
 from __future__ import annotations

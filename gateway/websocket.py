@@ -21,8 +21,8 @@ gateway → client:
 A subscription ends by itself after its job's final event. Closing the
 socket cancels no job. Close codes: 4000 + the HTTP status for a refused key
 (4401, 4403) or, on a single-job socket, for its job (4404); 1000 once a
-single job finished; 1013 when the client reads too slowly or the
-coordinator is unavailable.
+single job finished; 1009 for a message over the size limit; 1013 when the
+client reads too slowly or the coordinator is unavailable.
 """
 
 from __future__ import annotations
