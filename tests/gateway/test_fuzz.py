@@ -37,8 +37,8 @@ JsonObject = dict[str, Any]
 # Per operation: 16 operations, 240 requests in all, in about 10 s.
 EXAMPLES_PER_OPERATION: Final = 15
 REQUEST_TIMEOUT: Final = 10.0
-# 503s the API documents: no miner could run the job, the coordinator is draining.
-DOCUMENTED_503: Final = frozenset({"NO_ELIGIBLE_MINER", "SHUTTING_DOWN"})
+# 503s the API documents: no miner could run the job, the coordinator is draining, its store is failing.
+DOCUMENTED_503: Final = frozenset({"NO_ELIGIBLE_MINER", "SHUTTING_DOWN", "STORE_UNAVAILABLE"})
 OPENAI_PATHS: Final = frozenset({"/v1/completions", "/v1/chat/completions"})
 # OpenAI's schema in the document names only `model`; these are the parameters worth aiming at.
 OPENAI_NAMES: Final = sorted(CHAT.parameters | COMPLETIONS.parameters | {"n", "logprobs", "tools", "suffix"})
