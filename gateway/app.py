@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 import aitbc.v1
 from gateway.errors import GatewayError, render_gateway_error, render_http_exception
 from gateway.health import health_route
 from gateway.jobs import JobClient
+from gateway.limits import GatewayLimits, HangUpOnUnreadBodies
 from gateway.openai_api import OpenAIRoutes
 from gateway.openapi import openapi_routes
 from gateway.rest import AnnotatedRoutes
@@ -24,8 +26,9 @@ from gateway.websocket import websocket_routes
 API_PREFIX = "/api"
 
 
-def create_app(coordinator_target: str) -> Starlette:
+def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> Starlette:
     """The app for a coordinator at `coordinator_target` (HOST:PORT); its channel lives as long as the lifespan."""
+    limits = limits or GatewayLimits()
     coordinator = CoordinatorClient(coordinator_target)
     jobs = JobClient(coordinator)
     table = RouteTable.from_files(api_files(aitbc.v1))
@@ -34,9 +37,9 @@ def create_app(coordinator_target: str) -> Starlette:
     routes: list[BaseRoute] = [
         health_route(coordinator),
         *openapi_routes(table),
-        *OpenAIRoutes(jobs).routes(),
-        *websocket_routes(jobs),
-        AnnotatedRoutes(table, coordinator),
+        *OpenAIRoutes(jobs, limits.max_body_bytes).routes(),
+        *websocket_routes(jobs, limits),
+        AnnotatedRoutes(table, coordinator, limits.max_body_bytes),
     ]
 
     @asynccontextmanager
@@ -50,5 +53,7 @@ def create_app(coordinator_target: str) -> Starlette:
     return Starlette(
         routes=[Mount(API_PREFIX, routes=routes), *routes],
         lifespan=lifespan,
+        # A client may overshoot the limit by up to its own size and still read its 413.
+        middleware=[Middleware(HangUpOnUnreadBodies, drain_bytes=2 * limits.max_body_bytes)],
         exception_handlers={HTTPException: render_http_exception, GatewayError: render_gateway_error},
     )

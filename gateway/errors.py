@@ -79,6 +79,17 @@ def invalid_argument(detail: str, field: str | None = None) -> GatewayError:
     return GatewayError(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", detail, field=field)
 
 
+def unauthenticated(detail: str) -> GatewayError:
+    """The gateway's own 401, for a key it can tell is missing or malformed without asking the coordinator."""
+    return GatewayError(HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", detail)
+
+
+def payload_too_large(limit: int, what: str = "request body") -> GatewayError:
+    return GatewayError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE", f"{what} too large (limit {limit} bytes)"
+    )
+
+
 def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
     """The coordinator's status; error_code is its ErrorInfo reason, else the gRPC code's name."""
     code = error.code()

@@ -12,6 +12,7 @@ import uvicorn
 
 from aitbc import config
 from gateway.app import create_app
+from gateway.limits import DEFAULT_MAX_BODY_BYTES, GatewayLimits
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -22,8 +23,16 @@ def split_address(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--coordinator` (None unless given: resolve it with `aitbc.config.coordinator_address`) and `--listen`."""
+    """`--coordinator` (None unless given: resolve it with `aitbc.config.coordinator_address`), `--listen`
+    and `--max-body-bytes`."""
     parser.add_argument(
         "--coordinator",
         default=None,
@@ -33,16 +42,34 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP address (default: %(default)s)"
     )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="largest request body or WebSocket message accepted; larger ones get 413 / close 1009 "
+        "(default: %(default)s, 8 MiB)",
+    )
 
 
-async def serve_gateway(coordinator_target: str, listen: str) -> None:
+async def serve_gateway(coordinator_target: str, listen: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
     """Serve until SIGINT/SIGTERM (`aitbc gateway`)."""
-    await uvicorn.Server(_config(coordinator_target, listen, log_level="info")).serve()
+    limits = GatewayLimits(max_body_bytes=max_body_bytes)
+    await uvicorn.Server(_config(coordinator_target, listen, limits, log_level="info")).serve()
 
 
-def _config(coordinator_target: str, listen: str, *, log_level: str) -> uvicorn.Config:
+def _config(coordinator_target: str, listen: str, limits: GatewayLimits, *, log_level: str) -> uvicorn.Config:
     host, port = split_address(listen)
-    return uvicorn.Config(create_app(coordinator_target), host=host, port=port, log_level=log_level, lifespan="on")
+    return uvicorn.Config(
+        create_app(coordinator_target, limits),
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        # uvicorn refuses a bigger WebSocket message itself (close 1009) before
+        # buffering it; the app checks again for servers that do not.
+        ws_max_size=limits.max_body_bytes,
+    )
 
 
 class _SignalFreeServer(uvicorn.Server):
@@ -56,9 +83,10 @@ class _SignalFreeServer(uvicorn.Server):
 class EmbeddedGateway:
     """The gateway as one part of a bigger process (`aitbc up`): started and stopped by its owner."""
 
-    def __init__(self, coordinator_target: str, listen: str) -> None:
+    def __init__(self, coordinator_target: str, listen: str, limits: GatewayLimits | None = None) -> None:
         self.listen = listen
-        self._server = _SignalFreeServer(_config(coordinator_target, listen, log_level="warning"))
+        config = _config(coordinator_target, listen, limits or GatewayLimits(), log_level="warning")
+        self._server = _SignalFreeServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -26,7 +26,8 @@ from starlette.routing import Route
 from aitbc.v1 import jobs_pb2
 from gateway.errors import GatewayError, invalid_argument
 from gateway.jobs import JobClient, final_state
-from gateway.rpc import MessageStream, api_key_from_headers
+from gateway.limits import read_body
+from gateway.rpc import MessageStream, require_api_key
 from gateway.streaming import (
     SSE_MEDIA_TYPE,
     Disconnected,
@@ -253,8 +254,9 @@ async def generated(events: MessageStream[jobs_pb2.WatchJobResponse]) -> AsyncIt
 
 
 class OpenAIRoutes:
-    def __init__(self, jobs: JobClient) -> None:
+    def __init__(self, jobs: JobClient, max_body_bytes: int) -> None:
         self._jobs = jobs
+        self._max_body_bytes = max_body_bytes
 
     def routes(self) -> list[Route]:
         return [
@@ -272,8 +274,8 @@ class OpenAIRoutes:
         return endpoint
 
     async def _complete(self, request: Request, dialect: Dialect) -> Response:
-        parsed = parse_request(decode_json_body(await request.body()), dialect)
-        api_key = api_key_from_headers(request.headers)
+        api_key = require_api_key(request.headers)
+        parsed = parse_request(decode_json_body(await read_body(request, self._max_body_bytes)), dialect)
         job = await self._jobs.submit(parsed.submit, api_key)
 
         async def cancel_job() -> None:

@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
+from gateway.limits import read_body
 from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
-from gateway.rpc import CoordinatorClient, api_key_from_headers
+from gateway.rpc import CoordinatorClient, require_api_key
 from gateway.streaming import (
     NDJSON_MEDIA_TYPE,
     SSE_MEDIA_TYPE,
@@ -36,9 +37,10 @@ def _route_path(scope: Scope) -> str:
 
 
 class AnnotatedRoutes(BaseRoute):
-    def __init__(self, table: RouteTable, coordinator: CoordinatorClient) -> None:
+    def __init__(self, table: RouteTable, coordinator: CoordinatorClient, max_body_bytes: int) -> None:
         self.table = table
         self._coordinator = coordinator
+        self._max_body_bytes = max_body_bytes
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -62,10 +64,13 @@ class AnnotatedRoutes(BaseRoute):
         await response(scope, receive, send)
 
     async def _respond(self, request: Request, found: RouteMatch) -> Response:
+        # Every aitbc.v1 method needs a key: without one, nothing else about the request matters.
+        api_key = require_api_key(request.headers)
         route = found.route
+        # A route without a body ignores one; it is not read (and uvicorn discards it).
+        body = await read_body(request, self._max_body_bytes) if route.body else b""
         query = resume_query(route, request.headers, request.query_params.multi_items())
-        message = request_from_http(route, found.captures, query, await request.body())
-        api_key = api_key_from_headers(request.headers)
+        message = request_from_http(route, found.captures, query, body)
         response_type = GetMessageClass(route.method.output_type)
 
         def to_json(response: Message) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import grpc
 import grpc.aio
@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.datastructures import Headers
 
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
-from gateway.errors import from_rpc_error
+from gateway.errors import from_rpc_error, unauthenticated
 
 M = TypeVar("M", bound=Message)
 
@@ -22,6 +22,12 @@ M = TypeVar("M", bound=Message)
 # this is stuck, and the client gets a 504 instead of waiting forever.
 UNARY_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 2.0
+
+# The keys the coordinator mints are 55 characters. A longer string is not a
+# key, and one past gRPC's 16 KiB metadata limit would fail the call as
+# RESOURCE_EXHAUSTED, a 429 inviting the client to retry the same key.
+MAX_API_KEY_LENGTH: Final = 512
+MISSING_KEY = "an API key is required: send X-Api-Key: KEY or Authorization: Bearer KEY"
 
 
 def api_key_from_headers(headers: Headers) -> str | None:
@@ -32,6 +38,26 @@ def api_key_from_headers(headers: Headers) -> str | None:
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return None
+
+
+def check_api_key(key: str) -> str:
+    """`key` if it could be a key at all, else 401 without asking the coordinator.
+
+    gRPC sends metadata values only as printable ASCII; anything else fails
+    the call before it leaves the gateway (as INTERNAL, which would be a 500).
+    """
+    if len(key) > MAX_API_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        raise unauthenticated(f"the API key is not valid: a key is printable ASCII, at most {MAX_API_KEY_LENGTH} long")
+    return key
+
+
+def require_api_key(headers: Headers) -> str:
+    """The request's key, else 401: every API route needs one, so this comes first, before the
+    request's body is read. The gateway checks its shape; the coordinator decides whether it is valid."""
+    key = api_key_from_headers(headers)
+    if key is None:
+        raise unauthenticated(MISSING_KEY)
+    return check_api_key(key)
 
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:

@@ -67,7 +67,9 @@ def resume_query(route: RestRoute, headers: Headers, query: Iterable[tuple[str, 
     last_event_id = headers.get("last-event-id")
     if last_event_id is None or RESUME_FIELD not in route.method.input_type.fields_by_name:
         return parameters
-    if not last_event_id.isdigit():
+    # ASCII only: str.isdigit() is true of "²", which int() refuses. Past 19
+    # digits it is no int64, and int() of thousands of digits is refused, too.
+    if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 19):
         raise invalid_argument(f"Last-Event-ID must be a sequence number, got {last_event_id!r}", RESUME_FIELD)
     resumed = [(name, value) for name, value in parameters if name != RESUME_FIELD]
     return [*resumed, (RESUME_FIELD, str(int(last_event_id) + 1))]

@@ -14,6 +14,11 @@ documents promise on top of it, generically for every message:
   input; OpenAI clients need `created` as a number).
 
 Requests accept the proto or the lowerCamel JSON name of each field.
+
+Request JSON is held to two rules json.loads does not enforce (`parse_json`):
+it nests at most MAX_JSON_DEPTH levels, and its strings are valid Unicode
+(I-JSON, RFC 7493: no unpaired surrogates, which no UTF-8 encoder accepts,
+so one would fail the first time the gateway or the coordinator encodes it).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -42,6 +47,11 @@ ENUM_ALIASES = {"CANCELLED": "CANCELED"}
 _WELL_KNOWN_PREFIX = "google.protobuf."
 
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+# The requests nest four levels at most (a chat message in a job); far deeper
+# JSON is hostile, and past ~1000 levels json and json_format, which recurse,
+# exhaust the interpreter's stack.
+MAX_JSON_DEPTH: Final = 32
 
 
 @functools.cache
@@ -162,14 +172,51 @@ def message_from_json(data: object, message_type: type[M]) -> M:
     return message
 
 
+def parse_json(text: str | bytes, what: str) -> object:
+    """`text` as JSON held to the rules in the module docstring; a 400 naming the problem otherwise."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise invalid_argument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as error:
+        # Also UnicodeDecodeError, and the int() limit on a number of thousands of digits.
+        raise invalid_argument(f"{what} is not valid JSON: {error}") from None
+    _check_json(value, what)
+    return value
+
+
+def _check_json(value: object, what: str) -> None:
+    """Depth and strings of a decoded value, without recursion: it may be the deep value itself."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _check_text(item, what)
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise invalid_argument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            if isinstance(item, dict):
+                for key in item:
+                    _check_text(key, what)
+            pending.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str, what: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        raise invalid_argument(f"{what} has an unpaired surrogate (\\u{code:04x}) in a string") from None
+
+
 def decode_json_body(body: bytes) -> object:
     """The request body as JSON; an empty body is an empty object."""
     if not body.strip():
         return {}
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise invalid_argument(f"request body is not valid JSON: {error}") from None
+    return parse_json(body, "request body")
 
 
 def _field_path(descriptor: Descriptor, dotted: str) -> list[FieldDescriptor]:

@@ -21,41 +21,34 @@ gateway → client:
 A subscription ends by itself after its job's final event. Closing the
 socket cancels no job. Close codes: 4000 + the HTTP status for a refused key
 (4401, 4403) or, on a single-job socket, for its job (4404); 1000 once a
-single job finished; 1013 when the client reads too slowly or the
-coordinator is unavailable.
+single job finished; 1009 for a message over the size limit; 1013 when the
+client reads too slowly or the coordinator is unavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Final
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from aitbc.v1 import jobs_pb2
-from gateway.errors import GatewayError, invalid_argument
+from gateway.errors import GatewayError, invalid_argument, payload_too_large
 from gateway.jobs import JobClient
-from gateway.rpc import api_key_from_headers
-from gateway.streaming import encode_json
-from gateway.transcoding import message_from_json, message_to_json
+from gateway.limits import GatewayLimits
+from gateway.rpc import api_key_from_headers, check_api_key
+from gateway.sender import CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, BoundedSender, SocketClosed
+from gateway.transcoding import message_from_json, message_to_json, parse_json
 
-log = logging.getLogger(__name__)
-
-# Frames queued for one socket before producers wait for its reader.
-SEND_QUEUE_SIZE: Final = 256
-# How long producers wait for room before the reader is declared too slow.
-SEND_STALL_TIMEOUT: Final = 10.0
 AUTH_TIMEOUT: Final = 10.0
 MAX_SUBSCRIPTIONS: Final = 100
+MAX_SEQ: Final = 2**63 - 1
 
-CLOSE_NORMAL: Final = 1000
+CLOSE_MESSAGE_TOO_BIG: Final = 1009
 CLOSE_INTERNAL_ERROR: Final = 1011
-CLOSE_TRY_AGAIN_LATER: Final = 1013
 
 Frame = dict[str, Any]
 
@@ -72,90 +65,19 @@ def error_frame(error: GatewayError, **context: Any) -> Frame:
     return {"type": "error", **context, **error.body()}
 
 
-class SocketClosed(Exception):
-    """The socket's sender has stopped; nothing more can be sent."""
-
-
-class BoundedSender:
-    """The one writer of a socket: a bounded queue drained by one task, in order.
-
-    Producers wait while the queue is full; when it stays full for
-    `stall_timeout` the reader is too slow, and rather than buffer without
-    bound or drop events the socket is closed with 1013 (try again later).
-    The client can reconnect and resume each job from the last `seq` it saw.
-    """
-
-    def __init__(
-        self,
-        send_text: Callable[[str], Awaitable[None]],
-        close: Callable[[int, str], Awaitable[None]],
-        *,
-        max_queued: int = SEND_QUEUE_SIZE,
-        stall_timeout: float = SEND_STALL_TIMEOUT,
-    ) -> None:
-        self._send_text = send_text
-        self._close = close
-        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
-        self._stall_timeout = stall_timeout
-        self._task: asyncio.Task[None] | None = None
-        # Set once nothing more will be sent: closed, overflowed, or the send failed.
-        self.stopped = asyncio.Event()
-        self.close_code: int | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="websocket-sender")
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                text = await self._queue.get()
-                await self._send_text(text)
-                self._queue.task_done()
-        except Exception:
-            # The peer went away mid-send; the session notices `stopped`.
-            log.debug("websocket send failed", exc_info=True)
-        finally:
-            self.stopped.set()
-
-    async def put(self, frame: Mapping[str, Any]) -> None:
-        if self.stopped.is_set():
-            raise SocketClosed
-        try:
-            await asyncio.wait_for(self._queue.put(encode_json(frame)), self._stall_timeout)
-        except TimeoutError:
-            await self._shut(CLOSE_TRY_AGAIN_LATER, "client reads too slowly; reconnect and resume from the last seq")
-            raise SocketClosed from None
-
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Send what is queued (for up to the stall timeout), then close the socket."""
-        if not self.stopped.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self._stall_timeout)
-        await self._shut(code, reason)
-
-    async def _shut(self, code: int, reason: str) -> None:
-        if self.close_code is not None:
-            return
-        self.close_code = code
-        await self.abort()
-        with contextlib.suppress(Exception):
-            await self._close(code, reason)
-
-    async def abort(self) -> None:
-        """Stop sending without closing: the peer is already gone."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait((self._task,))
-        self.stopped.set()
-
-
 class JobSocket:
     """One WebSocket connection: its key, its subscriptions, its in-flight requests."""
 
-    def __init__(self, websocket: WebSocket, jobs: JobClient) -> None:
+    def __init__(self, websocket: WebSocket, jobs: JobClient, limits: GatewayLimits) -> None:
         self._websocket = websocket
         self._jobs = jobs
-        self._sender = BoundedSender(websocket.send_text, self._close_websocket)
+        self._max_message_bytes = limits.max_body_bytes
+        self._sender = BoundedSender(
+            websocket.send_text,
+            self._close_websocket,
+            max_queued=limits.ws_send_queue_frames,
+            stall_timeout=limits.ws_send_stall_seconds,
+        )
         self._api_key: str | None = None
         self._subscriptions: dict[str, asyncio.Task[GatewayError | None]] = {}
         self._requests: set[asyncio.Task[None]] = set()
@@ -221,7 +143,7 @@ class JobSocket:
             request_id = frame.get("id")
             self._api_key = frame["api_key"]
         try:
-            await self._jobs.authenticate(self._api_key)
+            await self._jobs.authenticate(check_api_key(self._api_key))
         except GatewayError as error:
             await self._sender.put(error_frame(error, **_echo(request_id)))
             await self._sender.close(close_code(error), error.error_code)
@@ -230,15 +152,22 @@ class JobSocket:
         return True
 
     async def _next_frame(self) -> Frame | None:
-        """The next JSON object from the client; None once it disconnected. Bad frames get an error reply."""
+        """The next JSON object from the client; None once it disconnected or was disconnected for sending
+        a message over the size limit. Bad frames get an error reply."""
         while True:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return None
+            if _message_size(message) > self._max_message_bytes:
+                # uvicorn refuses these itself when its ws_max_size is set as `aitbc gateway` sets it.
+                error = payload_too_large(self._max_message_bytes, "message")
+                await self._sender.put(error_frame(error))
+                await self._sender.close(CLOSE_MESSAGE_TOO_BIG, error.error_code)
+                return None
             try:
-                frame = json.loads(message.get("text") or "")
-            except json.JSONDecodeError as error:
-                await self._sender.put(error_frame(invalid_argument(f"frames are JSON text: {error}")))
+                frame = parse_json(message.get("text") or "", "frame")
+            except GatewayError as error:
+                await self._sender.put(error_frame(error))
                 continue
             if isinstance(frame, dict):
                 return frame
@@ -333,6 +262,12 @@ class JobSocket:
             await self._sender.put(error_frame(error, job_id=job_id, **_echo(request_id)))
 
 
+def _message_size(message: Mapping[str, Any]) -> int:
+    data = message.get("text") or message.get("bytes") or b""
+    # The UTF-8 length of a text message; counting characters would let 4-byte characters through.
+    return len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+
+
 def _echo(request_id: object) -> Frame:
     return {} if request_id is None else {"id": request_id}
 
@@ -345,20 +280,24 @@ def _job_id(frame: Frame) -> str:
 
 
 def _from_seq(value: object) -> int:
-    """A frame's number or a query string's digits."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A frame's number or a query string's digits, within WatchJobRequest.from_seq's int64."""
+    # ASCII only: str.isdigit() is true of "²", which int() refuses; and 19 digits
+    # at most, since int() refuses thousands of them.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEQ:
         return value
-    raise invalid_argument(f"from_seq must be a sequence number (0 or more), got {value!r}", "from_seq")
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    raise invalid_argument(f"from_seq must be a sequence number (0 to {MAX_SEQ}), got {shown}", "from_seq")
 
 
-def websocket_routes(jobs: JobClient) -> list[WebSocketRoute]:
+def websocket_routes(jobs: JobClient, limits: GatewayLimits) -> list[WebSocketRoute]:
     async def many_jobs(websocket: WebSocket) -> None:
-        await JobSocket(websocket, jobs).serve()
+        await JobSocket(websocket, jobs, limits).serve()
 
     async def one_job(websocket: WebSocket) -> None:
         from_seq = websocket.query_params.get("from_seq", "0")
-        await JobSocket(websocket, jobs).serve(websocket.path_params["job_id"], from_seq)
+        await JobSocket(websocket, jobs, limits).serve(websocket.path_params["job_id"], from_seq)
 
     return [WebSocketRoute("/v1/jobs/ws", many_jobs), WebSocketRoute("/v1/jobs/{job_id}/ws", one_job)]

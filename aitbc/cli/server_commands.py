@@ -175,7 +175,8 @@ def _run_stack(ns: argparse.Namespace) -> int:
 def _run_gateway(ns: argparse.Namespace) -> int:
     from gateway.main import serve_gateway
 
-    asyncio.run(serve_gateway(config.coordinator_address(ns.coordinator), ns.listen))
+    address = config.coordinator_address(ns.coordinator)
+    asyncio.run(serve_gateway(address, ns.listen, max_body_bytes=ns.max_body_bytes))
     return 0
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from aitbc.v1 import miner_pb2
 from gateway import create_app
+from gateway.limits import GatewayLimits
 from tests.conftest import Keys
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -22,10 +23,14 @@ POLL_TIMEOUT = 10.0
 
 
 @asynccontextmanager
-async def running_gateway(coordinator_target: str) -> AsyncIterator[str]:
-    """Serve the app on 127.0.0.1:0 in this event loop; yields its base URL."""
+async def running_gateway(coordinator_target: str, limits: GatewayLimits | None = None) -> AsyncIterator[str]:
+    """Serve the app on 127.0.0.1:0 in this event loop; yields its base URL.
+
+    uvicorn keeps its own WebSocket message limit (16 MiB), so a smaller
+    `limits.max_body_bytes` is enforced by the app's handlers alone.
+    """
     config = uvicorn.Config(
-        create_app(coordinator_target),
+        create_app(coordinator_target, limits),
         host="127.0.0.1",
         port=0,
         log_level="warning",

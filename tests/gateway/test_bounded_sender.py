@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gateway.websocket import CLOSE_TRY_AGAIN_LATER, BoundedSender, SocketClosed
+from gateway.sender import CLOSE_TRY_AGAIN_LATER, SLOW_READER, BoundedSender, SocketClosed
 
 
 class FakeSocket:
@@ -93,3 +93,40 @@ async def test_a_failed_send_stops_the_sender() -> None:
     await asyncio.wait_for(sender.stopped.wait(), 5)
     with pytest.raises(SocketClosed):
         await sender.put({"n": 1})
+
+
+class StalledPeer(FakeSocket):
+    """A peer whose close frame, like any other frame, waits until it reads again."""
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.reading.wait()
+        await super().close(code, reason)
+
+
+async def test_a_slow_readers_close_outlives_the_producer_that_started_it() -> None:
+    peer = StalledPeer()
+    peer.reading.clear()
+    sender = BoundedSender(peer.send_text, peer.close, max_queued=1, stall_timeout=0.05)
+    sender.start()
+    await sender.put({"n": 0})
+    await sender.put({"n": 1})
+    producer = asyncio.create_task(sender.put({"n": 2}))
+    await asyncio.wait_for(sender.stopped.wait(), 5.0)
+    # The session ends and cancels its producers while the close waits for the reader.
+    producer.cancel()
+    await asyncio.wait((producer,))
+    assert peer.closed == []
+    peer.reading.set()
+    await asyncio.wait_for(sender.close(), 5.0)
+    assert peer.closed == [(CLOSE_TRY_AGAIN_LATER, SLOW_READER)]
+
+
+async def test_a_close_waits_for_a_reader_that_never_reads_again_only_so_long() -> None:
+    peer = StalledPeer()
+    peer.reading.clear()
+    sender = BoundedSender(peer.send_text, peer.close, max_queued=1, stall_timeout=0.05, close_timeout=0.05)
+    sender.start()
+    await sender.put({"n": 0})
+    await asyncio.wait_for(sender.close(), 5.0)
+    assert (sender.close_code, peer.closed) == (1000, [])
+    assert sender.stopped.is_set()

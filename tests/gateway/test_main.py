@@ -9,7 +9,10 @@ import httpx
 import pytest
 
 from gateway import add_gateway_arguments
+from gateway.limits import GatewayLimits
 from gateway.main import EmbeddedGateway, split_address
+from tests.conftest import Keys
+from tests.gateway.test_websocket import closed_with, receive, socket
 
 START_TIMEOUT = 10.0
 
@@ -57,3 +60,30 @@ async def test_embedded_gateway_reports_a_taken_port(target: str, unused_tcp_por
             await EmbeddedGateway(target, f"127.0.0.1:{unused_tcp_port}").start()
     finally:
         await first.stop()
+
+
+def test_max_body_bytes_argument() -> None:
+    parser = argparse.ArgumentParser()
+    add_gateway_arguments(parser)
+    assert parser.parse_args([]).max_body_bytes == 8 * 1024 * 1024
+    assert parser.parse_args(["--max-body-bytes", "1024"]).max_body_bytes == 1024
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--max-body-bytes", "0"])
+
+
+async def test_uvicorn_refuses_a_websocket_message_over_the_limit(
+    target: str, unused_tcp_port: int, keys: Keys
+) -> None:
+    address = f"127.0.0.1:{unused_tcp_port}"
+    gateway = EmbeddedGateway(target, address, GatewayLimits(max_body_bytes=4096))
+    await asyncio.wait_for(gateway.start(), START_TIMEOUT)
+    try:
+        async with socket(address, api_key=keys.client) as connection:
+            assert await receive(connection) == {"type": "authenticated"}
+            await connection.send("x" * 4097)
+            code, reason = await closed_with(connection)
+    finally:
+        await gateway.stop()
+    # uvicorn's own refusal, before the app sees the message (the app's says PAYLOAD_TOO_LARGE).
+    assert code == 1009
+    assert reason != "PAYLOAD_TOO_LARGE"

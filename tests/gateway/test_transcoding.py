@@ -12,7 +12,7 @@ import aitbc.v1
 from aitbc.v1 import jobs_pb2, models_pb2
 from gateway.errors import HTTP_STATUS_FOR_CODE, GatewayError, from_rpc_error
 from gateway.routes import RouteMatch, RouteTable, api_files
-from gateway.transcoding import enum_prefix, message_from_json, message_to_json, request_from_http
+from gateway.transcoding import enum_prefix, message_from_json, message_to_json, parse_json, request_from_http
 
 TABLE = RouteTable.from_files(api_files(aitbc.v1))
 
@@ -164,3 +164,19 @@ def test_a_rich_status_that_contradicts_the_call_is_ignored() -> None:
         grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), rich.trailing_metadata(), details="proxy error"
     )
     assert from_rpc_error(rewritten).body() == {"detail": "proxy error", "error_code": "INTERNAL"}
+
+
+def test_json_nests_at_most_32_levels() -> None:
+    deepest = parse_json(b"[" * 32 + b"]" * 32, "body")
+    for _ in range(31):
+        assert isinstance(deepest, list)
+        deepest = deepest[0]
+    assert deepest == []
+    with pytest.raises(GatewayError, match="body is nested deeper than 32 levels"):
+        parse_json(b'{"a": ' * 16 + b"[" * 17 + b"]" * 17 + b"}" * 16, "body")
+
+
+def test_json_strings_are_valid_unicode() -> None:
+    assert parse_json('{"\\ud83d\\ude00": "\\ud83d\\ude00"}', "body") == {"\U0001f600": "\U0001f600"}
+    with pytest.raises(GatewayError, match=r"unpaired surrogate \(\\udc00\)"):
+        parse_json('{"ok": ["\\udc00"]}', "body")
