@@ -8,7 +8,8 @@ Each part owns one concern (see docs/design.md):
 * `MinerReports` — lease-checked reports from miners, and miners that leave;
 * `PollingMiners` — the seed's HTTP miner API on top of the registry and reports;
 * `Progress` — queue positions, estimates and retry delays;
-* `ClientJobs` — submit, get, list, cancel and watch.
+* `ClientJobs` — submit, get, list, cancel and watch;
+* `AccountFeed` — every job of an account as it changes (`watch_account`).
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from aitbc.coordinator.access import require_role
+from aitbc.coordinator.account_feed import AccountFeed, FeedUpdate
 from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
@@ -75,7 +77,8 @@ class Coordinator:
         self._accepting = True
         self._reputation = ReputationBook(store, self.clock)
         self._health = StoreHealth(store, self.clock)
-        self._jobs = JobTable(store, self.clock, self._health)
+        self._feed = AccountFeed(self.clock)
+        self._jobs = JobTable(store, self.clock, self._health, on_event=self._feed.publish)
         self._miners = MinerRegistry(
             config.catalog,
             self._reputation,
@@ -214,6 +217,11 @@ class Coordinator:
 
     def watch(self, principal: Principal, job_id: str, from_seq: int = 0) -> AsyncIterator[JobEvent]:
         return self._clients.watch(principal, job_id, from_seq)
+
+    def watch_account(self, principal: Principal) -> AsyncGenerator[FeedUpdate, None]:
+        """`FeedStarted`, then every change to the caller's jobs (an admin's: everyone's) until it stops."""
+        require_role(principal, Role.CLIENT)
+        return self._feed.subscribe(None if principal.role is Role.ADMIN else principal.owner_id)
 
     # Stream miners
 

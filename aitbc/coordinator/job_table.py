@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from aitbc.coordinator.clock import Clock
@@ -31,10 +31,18 @@ T = TypeVar("T")
 
 
 class JobTable:
-    def __init__(self, store: Store, clock: Clock, health: StoreHealth) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        health: StoreHealth,
+        on_event: Callable[[LiveJob, JobEvent], None] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._health = health
+        # Told of every event once it is stored and in memory (the account feed); it must not block or raise.
+        self._on_event = on_event or (lambda live, event: None)
         self._live: dict[str, LiveJob] = {}
         # Jobs a write failed for: memory still matches what was stored before, but what was meant to
         # happen (an event, a state change) did not. They are repaired once the store takes writes again.
@@ -79,7 +87,9 @@ class JobTable:
             stored = await self._store.create_job(record, event)
         if stored.job_id != record.job_id:
             return stored, None
-        return stored, self.adopt(record, [event], route)
+        live = self.adopt(record, [event], route)
+        self._on_event(live, event)
+        return stored, live
 
     async def transition(
         self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
@@ -122,6 +132,7 @@ class JobTable:
                 return None
             live.record = updated
             live.append(event)
+            self._on_event(live, event)
         if to.is_terminal:
             self.forget(record.job_id)
         return updated
@@ -144,6 +155,7 @@ class JobTable:
                 raise RuntimeError(f"job {live.record.job_id} vanished from the store")
             for event in missed:
                 live.append(event)
+                self._on_event(live, event)
             live.record = record
         if record.state.is_terminal:
             self.forget(record.job_id)
@@ -164,6 +176,7 @@ class JobTable:
             with self._writing(live.record.job_id):
                 await self._store.append_events([event])
             live.append(event)
+            self._on_event(live, event)
         return event
 
     def final_changes(self, live: LiveJob, error: str) -> JobChanges:

@@ -24,6 +24,7 @@ class Reason(StrEnum):
     QUEUE_FULL = "QUEUE_FULL"
     NO_ELIGIBLE_MINER = "NO_ELIGIBLE_MINER"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    WATCH_TOO_SLOW = "WATCH_TOO_SLOW"
 
 
 class AitbcError(Exception):

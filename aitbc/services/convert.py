@@ -8,6 +8,7 @@ from datetime import datetime
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from aitbc.config import DEFAULT_MODEL
+from aitbc.coordinator.account_feed import FeedStarted, FeedUpdate, JobProgress
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
@@ -146,6 +147,22 @@ def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
             )
         )
     return response
+
+
+def feed_update_to_proto(update: FeedUpdate) -> jobs_pb2.WatchAccountJobsResponse:
+    match update:
+        case FeedStarted(time=time):
+            return jobs_pb2.WatchAccountJobsResponse(started=_timestamp(time))
+        case JobProgress():
+            progress = jobs_pb2.JobProgress(
+                seq=update.seq,
+                time=_timestamp(update.time),
+                completion_tokens=update.completion_tokens,
+                progress=update.progress,
+            )
+            return jobs_pb2.WatchAccountJobsResponse(job_id=update.job_id, progress=progress)
+        case JobEvent():
+            return jobs_pb2.WatchAccountJobsResponse(job_id=update.job_id, event=event_to_proto(update))
 
 
 def miner_info_from_hello(hello: miner_pb2.MinerHello) -> MinerInfo:

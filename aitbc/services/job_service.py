@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aitbc.coordinator.engine import Coordinator
 from aitbc.domain.errors import invalid_argument
-from aitbc.services.convert import event_to_proto, job_to_proto, spec_from_submit, state_filter
+from aitbc.services.convert import event_to_proto, feed_update_to_proto, job_to_proto, spec_from_submit, state_filter
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -52,3 +52,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         events = self._coordinator.watch(current_principal(), _job_id(request.job_id), request.from_seq)
         async for event in events:
             yield event_to_proto(event)
+
+    async def WatchAccountJobs(
+        self, request: jobs_pb2.WatchAccountJobsRequest, context: Context
+    ) -> AsyncIterator[jobs_pb2.WatchAccountJobsResponse]:
+        async for update in self._coordinator.watch_account(current_principal()):
+            yield feed_update_to_proto(update)

@@ -67,6 +67,11 @@ class JobServiceStub:
                 request_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.WatchAccountJobs = channel.unary_stream(
+                '/aitbc.v1.JobService/WatchAccountJobs',
+                request_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -118,6 +123,19 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAccountJobs(self, request, context):
+        """Every job of the caller's account (every job at all, for an admin key) as
+        it changes: each state change, and a running job's progress at most four
+        times a second instead of every token chunk. The first message is
+        `started`; updates from then on reach the stream, nothing earlier is
+        replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
+        that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
+        WATCH_TOO_SLOW.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +163,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchJobRequest.FromString,
                     response_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'WatchAccountJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAccountJobs,
+                    request_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -290,6 +313,33 @@ class JobService:
             '/aitbc.v1.JobService/WatchJob',
             aitbc_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
             aitbc_dot_v1_dot_jobs__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAccountJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aitbc.v1.JobService/WatchAccountJobs',
+            aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.SerializeToString,
+            aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

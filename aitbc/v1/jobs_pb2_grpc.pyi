@@ -56,6 +56,15 @@ class JobServiceStub:
     """The job's events, in sequence order, from `from_seq` on: state changes and
     token chunks. The stream ends after the event that reaches a final state.
     """
+    WatchAccountJobs: _grpc.UnaryStreamMultiCallable[_jobs_pb2.WatchAccountJobsRequest, _jobs_pb2.WatchAccountJobsResponse]
+    """Every job of the caller's account (every job at all, for an admin key) as
+    it changes: each state change, and a running job's progress at most four
+    times a second instead of every token chunk. The first message is
+    `started`; updates from then on reach the stream, nothing earlier is
+    replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
+    that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
+    WATCH_TOO_SLOW.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -84,6 +93,15 @@ class JobServiceAsyncStub(JobServiceStub):
     WatchJob: _aio.UnaryStreamMultiCallable[_jobs_pb2.WatchJobRequest, _jobs_pb2.WatchJobResponse]  # type: ignore[assignment]
     """The job's events, in sequence order, from `from_seq` on: state changes and
     token chunks. The stream ends after the event that reaches a final state.
+    """
+    WatchAccountJobs: _aio.UnaryStreamMultiCallable[_jobs_pb2.WatchAccountJobsRequest, _jobs_pb2.WatchAccountJobsResponse]  # type: ignore[assignment]
+    """Every job of the caller's account (every job at all, for an admin key) as
+    it changes: each state change, and a running job's progress at most four
+    times a second instead of every token chunk. The first message is
+    `started`; updates from then on reach the stream, nothing earlier is
+    replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
+    that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
+    WATCH_TOO_SLOW.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -140,6 +158,21 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_jobs_pb2.WatchJobResponse], _abc.AsyncIterator[_jobs_pb2.WatchJobResponse]]:
         """The job's events, in sequence order, from `from_seq` on: state changes and
         token chunks. The stream ends after the event that reaches a final state.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchAccountJobs(
+        self,
+        request: _jobs_pb2.WatchAccountJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_jobs_pb2.WatchAccountJobsResponse], _abc.AsyncIterator[_jobs_pb2.WatchAccountJobsResponse]]:
+        """Every job of the caller's account (every job at all, for an admin key) as
+        it changes: each state change, and a running job's progress at most four
+        times a second instead of every token chunk. The first message is
+        `started`; updates from then on reach the stream, nothing earlier is
+        replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
+        that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
+        WATCH_TOO_SLOW.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -168,6 +168,14 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
             self.watch_cancelled.set()
             raise
 
+    async def WatchAccountJobs(
+        self, request: jobs_pb2.WatchAccountJobsRequest, context: Context
+    ) -> AsyncIterator[jobs_pb2.WatchAccountJobsResponse]:
+        """Live, and then silent: the SDK does not call it; the WebSocket opens it."""
+        await self._accept(request, context)
+        yield jobs_pb2.WatchAccountJobsResponse(started=T0)
+        await asyncio.Event().wait()
+
     async def _accept(self, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
         if metadata.get("x-api-key") != API_KEY:
