@@ -42,6 +42,14 @@ class JobClient:
         request = jobs_pb2.WatchJobRequest(job_id=job_id, from_seq=from_seq)
         return await self._coordinator.open_stream(_JOBS["WatchJob"], request, jobs_pb2.WatchJobResponse, api_key)
 
+    async def watch_account(self, api_key: str | None) -> MessageStream[jobs_pb2.WatchAccountJobsResponse]:
+        """Every job of the key's account as it changes; open once the coordinator says the feed is live
+        (its first message), so that nothing that happens after this returns is missed."""
+        request = jobs_pb2.WatchAccountJobsRequest()
+        return await self._coordinator.open_stream(
+            _JOBS["WatchAccountJobs"], request, jobs_pb2.WatchAccountJobsResponse, api_key
+        )
+
     async def authenticate(self, api_key: str | None) -> None:
         """Raise the coordinator's 401/403 for a key it does not accept.
 

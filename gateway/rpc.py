@@ -81,6 +81,10 @@ class MessageStream(Generic[M]):
         self._messages = messages
         self._first = first
 
+    def cancel(self) -> None:
+        """End the call, whether or not anyone started reading it."""
+        self._call.cancel()
+
     async def __aiter__(self) -> AsyncIterator[M]:
         try:
             if self._first is None:

@@ -8,7 +8,8 @@ one response message. Streams resume by convention: when the response has a
 
 An error after the stream started can only be reported in-band: SSE sends an
 `error` event, NDJSON a `{"error": {...}}` line, both with the usual
-`{"detail", "error_code"}` body.
+`{"detail", "error_code"}` body plus `status`, the HTTP status the error
+would have had.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ async def encode_stream(
             data = encode_json(to_json(message))
             yield sse_event(data, event_id=sequence_of(message)) if sse else data + "\n"
     except GatewayError as error:
-        body = error.body()
+        # The HTTP status the error would have had, since the response's own is 200 by now.
+        body = {**error.body(), "status": error.status}
         yield sse_event(encode_json(body), event="error") if sse else encode_json({"error": body}) + "\n"
 
 

@@ -2,6 +2,11 @@
 
 Frames are JSON text. docs/gateway.md has the protocol with examples; in short:
 
+Once authenticated, a many-jobs socket receives an `update` for every change
+to its account's jobs (WatchAccountJobs: state changes, and progress at most
+four times a second per job) without asking; subscriptions add a job's full
+event stream, tokens included.
+
 client → gateway (`id` is optional and echoed in the reply):
     {"type": "auth", "api_key": KEY}           first frame, unless a header carried the key
     {"type": "subscribe", "job_id": ID, "from_seq": N}
@@ -10,7 +15,9 @@ client → gateway (`id` is optional and echoed in the reply):
     {"type": "cancel", "job_id": ID}
 
 gateway → client:
-    {"type": "authenticated"}
+    {"type": "authenticated"}                   the account's updates flow from here on
+    {"type": "update", "job_id": ID, "event": {WatchJob JSON}}      a state change
+    {"type": "update", "job_id": ID, "progress": {JobProgress JSON}}
     {"type": "subscribed", "job_id": ID}        then its events, in order
     {"type": "event", "job_id": ID, "event": {WatchJob JSON}}
     {"type": "unsubscribed", "job_id": ID}
@@ -22,7 +29,8 @@ A subscription ends by itself after its job's final event. Closing the
 socket cancels no job. Close codes: 4000 + the HTTP status for a refused key
 (4401, 4403) or, on a single-job socket, for its job (4404); 1000 once a
 single job finished; 1009 for a message over the size limit; 1013 when the
-client reads too slowly or the coordinator is unavailable.
+client reads too slowly (or the account's updates fell behind) or the
+coordinator is unavailable.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from aitbc.v1 import jobs_pb2
 from gateway.errors import GatewayError, invalid_argument, payload_too_large
 from gateway.jobs import JobClient
 from gateway.limits import GatewayLimits
-from gateway.rpc import api_key_from_headers, check_api_key
+from gateway.rpc import MessageStream, api_key_from_headers, check_api_key
 from gateway.sender import CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, BoundedSender, SocketClosed
 from gateway.transcoding import message_from_json, message_to_json, parse_json
 
@@ -79,6 +87,7 @@ class JobSocket:
             stall_timeout=limits.ws_send_stall_seconds,
         )
         self._api_key: str | None = None
+        self._account: MessageStream[jobs_pb2.WatchAccountJobsResponse] | None = None
         self._subscriptions: dict[str, asyncio.Task[GatewayError | None]] = {}
         self._requests: set[asyncio.Task[None]] = set()
 
@@ -93,9 +102,11 @@ class JobSocket:
         await self._websocket.accept()
         self._sender.start()
         try:
-            if await self._authenticate():
+            if await self._authenticate(follow_account=job_id is None):
                 await self._serve_authenticated(job_id, from_seq)
         finally:
+            if self._account is not None:
+                self._account.cancel()
             for task in (*self._subscriptions.values(), *self._requests):
                 task.cancel()
             await asyncio.gather(*self._subscriptions.values(), *self._requests, return_exceptions=True)
@@ -119,6 +130,8 @@ class JobSocket:
         }
         if single is not None:
             waits.add(single)
+        if self._account is not None:
+            waits.add(asyncio.ensure_future(self._follow_account(self._account)))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -129,7 +142,8 @@ class JobSocket:
             ended_by = single.result()
             await self._sender.close(CLOSE_NORMAL if ended_by is None else close_code(ended_by), "job finished")
 
-    async def _authenticate(self) -> bool:
+    async def _authenticate(self, *, follow_account: bool) -> bool:
+        """Check the key (by opening the account's updates, with `follow_account`); False once refused."""
         request_id = None
         self._api_key = api_key_from_headers(self._websocket.headers)
         if self._api_key is None:
@@ -143,13 +157,30 @@ class JobSocket:
             request_id = frame.get("id")
             self._api_key = frame["api_key"]
         try:
-            await self._jobs.authenticate(check_api_key(self._api_key))
+            if follow_account:
+                self._account = await self._jobs.watch_account(check_api_key(self._api_key))
+            else:
+                await self._jobs.authenticate(check_api_key(self._api_key))
         except GatewayError as error:
             await self._sender.put(error_frame(error, **_echo(request_id)))
             await self._sender.close(close_code(error), error.error_code)
             return False
         await self._sender.put({"type": "authenticated", **_echo(request_id)})
         return True
+
+    async def _follow_account(self, updates: MessageStream[jobs_pb2.WatchAccountJobsResponse]) -> None:
+        """Pass the account's updates on until the socket closes; updates that end close it (1013, 1011)."""
+        try:
+            async for update in updates:
+                if update.WhichOneof("update") != "started":
+                    await self._sender.put({"type": "update", **message_to_json(update)})
+            raise GatewayError(503, "UNAVAILABLE", "the coordinator ended the account's updates; reconnect")
+        except GatewayError as error:
+            with contextlib.suppress(SocketClosed):
+                await self._sender.put(error_frame(error))
+                await self._sender.close(close_code(error), error.error_code)
+        except SocketClosed:
+            pass
 
     async def _next_frame(self) -> Frame | None:
         """The next JSON object from the client; None once it disconnected or was disconnected for sending

@@ -31,8 +31,12 @@ async def socket(
 
 
 async def receive(connection: ClientConnection) -> dict[str, Any]:
-    frame: dict[str, Any] = json.loads(await asyncio.wait_for(connection.recv(), RECEIVE_TIMEOUT))
-    return frame
+    """The next frame other than the account's `update`s, which interleave with the rest and have tests
+    of their own (test_websocket_account.py)."""
+    while True:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(connection.recv(), RECEIVE_TIMEOUT))
+        if frame["type"] != "update":
+            return frame
 
 
 async def send(connection: ClientConnection, frame: dict[str, Any]) -> None:
