@@ -17,30 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-# The SDK's decoder, so that the gateway and the SDK read a rich status alike.
-from aitbc.client._status import status_details
+# The SDK's decoder and status table, so that the gateway and the SDK read a rich status alike.
+from aitbc.client._status import HTTP_STATUS, status_details
 
+# One table with the SDK, which reads the statuses back into codes (`aitbc.client._status`).
 HTTP_STATUS_FOR_CODE: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.OK: 200,
-    # 499 "client closed request", as in google.rpc.Code.
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    # google.rpc.Code says 400; the coordinator uses it for state conflicts
-    # (cancelling a finished job), which HTTP calls 409.
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode[code.name]: status for code, status in HTTP_STATUS.items()
 }
 
 # Seconds a client is asked to wait after a 429 whose status carries no RetryInfo.

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.limits import read_body
 from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
-from gateway.rpc import CoordinatorClient, require_api_key
+from gateway.rpc import CoordinatorClient, require_api_key, timeout_from_headers
 from gateway.streaming import (
     NDJSON_MEDIA_TYPE,
     SSE_MEDIA_TYPE,
@@ -66,6 +66,7 @@ class AnnotatedRoutes(BaseRoute):
     async def _respond(self, request: Request, found: RouteMatch) -> Response:
         # Every aitbc.v1 method needs a key: without one, nothing else about the request matters.
         api_key = require_api_key(request.headers)
+        timeout = timeout_from_headers(request.headers)
         route = found.route
         # A route without a body ignores one; it is not read (and uvicorn discards it).
         body = await read_body(request, self._max_body_bytes) if route.body else b""
@@ -77,10 +78,10 @@ class AnnotatedRoutes(BaseRoute):
             return response_to_json(route, response)
 
         if route.server_streaming:
-            stream = await self._coordinator.open_stream(route.method, message, response_type, api_key)
+            stream = await self._coordinator.open_stream(route.method, message, response_type, api_key, timeout)
             sse = wants_sse(request.headers)
             return EventStreamResponse(
                 encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE
             )
-        response = await self._coordinator.unary(route.method, message, response_type, api_key)
+        response = await self._coordinator.unary(route.method, message, response_type, api_key, timeout)
         return JSONResponse(to_json(response), status_code=route.success_status)

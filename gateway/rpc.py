@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.datastructures import Headers
 
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
-from gateway.errors import from_rpc_error, unauthenticated
+from gateway.errors import from_rpc_error, invalid_argument, unauthenticated
 
 M = TypeVar("M", bound=Message)
 
@@ -58,6 +58,24 @@ def require_api_key(headers: Headers) -> str:
     if key is None:
         raise unauthenticated(MISSING_KEY)
     return check_api_key(key)
+
+
+# grpc-gateway's header for a call's deadline, in gRPC's format: up to 8 digits and a unit.
+TIMEOUT_HEADER: Final = "grpc-timeout"
+_TIMEOUT_UNITS: Final = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def timeout_from_headers(headers: Headers) -> float | None:
+    """The deadline a `Grpc-Timeout` header asks for, in seconds; None without one, 400 for a bad one."""
+    value = headers.get(TIMEOUT_HEADER)
+    if value is None:
+        return None
+    digits, unit = value[:-1], value[-1:]
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 8 and unit in _TIMEOUT_UNITS):
+        raise invalid_argument(
+            f"Grpc-Timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n), got {value[:20]!r}", TIMEOUT_HEADER
+        )
+    return int(digits) * _TIMEOUT_UNITS[unit]
 
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
@@ -120,25 +138,40 @@ class CoordinatorClient:
             raise RuntimeError("the coordinator channel is not open: run the app with its lifespan")
         return self._channel
 
-    async def unary(self, method: MethodDescriptor, request: Message, response_type: type[M], api_key: str | None) -> M:
+    async def unary(
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        response_type: type[M],
+        api_key: str | None,
+        timeout_s: float | None = None,
+    ) -> M:
+        """Call `method`; within `timeout_s` seconds where the client asked for less than UNARY_TIMEOUT."""
+        timeout = UNARY_TIMEOUT if timeout_s is None else min(timeout_s, UNARY_TIMEOUT)
         call = self.channel.unary_unary(
             _rpc_path(method),
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
         )
         try:
-            return await call(request, metadata=_metadata(api_key), timeout=UNARY_TIMEOUT)
+            return await call(request, metadata=_metadata(api_key), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
 
     async def open_stream(
-        self, method: MethodDescriptor, request: Message, response_type: type[M], api_key: str | None
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        response_type: type[M],
+        api_key: str | None,
+        timeout_s: float | None = None,
     ) -> MessageStream[M]:
+        """Start a server-streaming call, ending with DEADLINE_EXCEEDED after `timeout_s` seconds if given."""
         call = self.channel.unary_stream(
             _rpc_path(method),
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
-        )(request, metadata=_metadata(api_key))
+        )(request, metadata=_metadata(api_key), timeout=timeout_s)
         messages = aiter(call)
         try:
             first = await anext(messages, None)

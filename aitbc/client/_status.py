@@ -1,7 +1,9 @@
-"""gRPC status codes without grpc, and the one decoder of the coordinator's rich status.
+"""gRPC status codes without grpc, their HTTP statuses, and the one decoder of the coordinator's rich status.
 
 The SDK (`AitbcApiError`) and the HTTP gateway both read the `google.rpc.Status` a failed call carries in
 its `grpc-status-details-bin` trailer; they decode it here so that both read the same details the same way.
+The gateway answers each code with the HTTP status in `HTTP_STATUS`, and the SDK's HTTP transport reads
+it back with `code_for_http`: one table for both directions.
 """
 
 from __future__ import annotations
@@ -41,6 +43,51 @@ class StatusCode(enum.Enum):
     @classmethod
     def from_grpc(cls, code: grpc.StatusCode) -> StatusCode:
         return cls[code.name]
+
+
+# The HTTP status of each code, as the gateway answers it and the SDK reads it back: google.rpc.Code's
+# table, except that FAILED_PRECONDITION is 409, not 400 (the coordinator uses it for state conflicts,
+# such as cancelling a finished job, which HTTP calls 409). 499 is "client closed request".
+HTTP_STATUS: dict[StatusCode, int] = {
+    StatusCode.OK: 200,
+    StatusCode.CANCELLED: 499,
+    StatusCode.UNKNOWN: 500,
+    StatusCode.INVALID_ARGUMENT: 400,
+    StatusCode.DEADLINE_EXCEEDED: 504,
+    StatusCode.NOT_FOUND: 404,
+    StatusCode.ALREADY_EXISTS: 409,
+    StatusCode.PERMISSION_DENIED: 403,
+    StatusCode.RESOURCE_EXHAUSTED: 429,
+    StatusCode.FAILED_PRECONDITION: 409,
+    StatusCode.ABORTED: 409,
+    StatusCode.OUT_OF_RANGE: 400,
+    StatusCode.UNIMPLEMENTED: 501,
+    StatusCode.INTERNAL: 500,
+    StatusCode.UNAVAILABLE: 503,
+    StatusCode.DATA_LOSS: 500,
+    StatusCode.UNAUTHENTICATED: 401,
+}
+
+# Back from HTTP: where several codes share a status, the one the coordinator uses; and the statuses
+# the gateway answers on its own (405 no such method, 413 too large) or a proxy does (502).
+_CODE_FOR_HTTP: dict[int, StatusCode] = {
+    **{status: code for code, status in HTTP_STATUS.items()},
+    400: StatusCode.INVALID_ARGUMENT,
+    409: StatusCode.FAILED_PRECONDITION,
+    500: StatusCode.INTERNAL,
+    405: StatusCode.UNIMPLEMENTED,
+    413: StatusCode.RESOURCE_EXHAUSTED,
+    502: StatusCode.UNAVAILABLE,
+}
+
+
+def code_for_http(status: int, error_code: str | None = None) -> StatusCode:
+    """The code an HTTP error stands for. `error_code` (the body's) wins where it names a code that
+    answers `status`: a reason-less ABORTED is still ABORTED, not the FAILED_PRECONDITION 409 usually is."""
+    named = StatusCode.__members__.get(error_code or "")
+    if named is not None and HTTP_STATUS[named] == status:
+        return named
+    return _CODE_FOR_HTTP.get(status, StatusCode.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,3 +118,15 @@ async def test_disconnecting_a_watcher_cancels_nothing(http: httpx.AsyncClient, 
     await assigned(miner)
     await run_to_completion(miner, job_id, "still", " here")
     assert (await job_in_state(http, job_id, "completed"))["result"] == "still here"
+
+
+async def test_grpc_timeout_ends_a_stream_in_band_with_its_status(http: httpx.AsyncClient) -> None:
+    job_id = str((await submit(http))["job_id"])
+    # Pending, no miner: the stream sends its first event, then waits until the deadline.
+    headers = {**SSE, "Grpc-Timeout": "200m"}
+    async with http.stream("GET", f"/v1/jobs/{job_id}/stream", headers=headers) as response:
+        events = [event async for event in sse_events(response)]
+    assert [event.event for event in events] == [None, "error"]
+    assert (events[1].data["error_code"], events[1].data["status"]) == ("DEADLINE_EXCEEDED", 504)
+    bad = await http.get(f"/v1/jobs/{job_id}", headers={"Grpc-Timeout": "soon"})
+    assert (bad.status_code, bad.json()["field"]) == (400, "grpc-timeout")
