@@ -2,13 +2,14 @@
 
     from aitbc_sdk import AITBCClient
 
-    client = AITBCClient(api_url="http://127.0.0.1:50051", api_key="...")
+    client = AITBCClient(api_url="https://aitbc.bubuit.net/api", api_key="...")
     job = client.submit_job(prompt="What is the capital of France?", params={"max_tokens": 100})
     print(client.wait_for_job(job.id, timeout=60).output)
 
-`api_url` names the coordinator's **gRPC** endpoint, not an HTTP base URL. It may be "HOST:PORT",
-"http://HOST:PORT", "grpc://HOST:PORT" (plaintext, default port 50051) or "https://HOST[:PORT]" and
-"grpcs://HOST[:PORT]" (TLS, default port 443). A path such as the seed's `/api` is ignored.
+An `http://` or `https://` `api_url` is the HTTP gateway's base URL, the seed's spelling: the client
+talks REST and Server-Sent Events to it. "HOST:PORT", "grpc://HOST[:PORT]" (plaintext, default port
+50051) and "grpcs://HOST[:PORT]" (TLS, default port 443) name the coordinator's gRPC endpoint instead.
+Either way the methods, results, errors and retries are the same.
 """
 
 from aitbc.client import AitbcApiError, Job, JobStatus, StatusCode

@@ -7,8 +7,10 @@
         for event in client.stream(job.job_id):
             print(event.text, end="", flush=True)
 
-`AsyncClient` offers the same methods for asyncio. Failed calls raise `AitbcApiError`, whose `code` is a
-`StatusCode` (the gRPC code by name, so that reading it needs no grpc import).
+`AsyncClient` offers the same methods for asyncio. Both talk gRPC to a coordinator ("HOST:PORT",
+"grpc[s]://...") or REST and Server-Sent Events to the HTTP gateway ("http[s]://HOST/api"), alike.
+Failed calls raise `AitbcApiError`, whose `code` is a `StatusCode` (the gRPC code by name, so that
+reading it needs no grpc import).
 """
 
 from aitbc.client._status import StatusCode

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from aitbc.client._convert import state_to_proto
 from aitbc.client.models import JobStatus, SamplingParams
-from aitbc.v1 import jobs_pb2
+from aitbc.v1 import jobs_pb2, models_pb2, network_pb2
+
+_JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].methods_by_name
+SUBMIT_JOB = _JOBS["SubmitJob"]
+GET_JOB = _JOBS["GetJob"]
+LIST_JOBS = _JOBS["ListJobs"]
+CANCEL_JOB = _JOBS["CancelJob"]
+WATCH_JOB = _JOBS["WatchJob"]
+LIST_MODELS = models_pb2.DESCRIPTOR.services_by_name["ModelService"].methods_by_name["ListModels"]
+LIST_MINERS = network_pb2.DESCRIPTOR.services_by_name["NetworkService"].methods_by_name["ListMiners"]
 
 _PARAM_NAMES = frozenset(field.name for field in dataclasses.fields(SamplingParams))
 
@@ -71,6 +81,11 @@ def submit_request(
         ttl = scheduling.ttl if isinstance(scheduling.ttl, timedelta) else timedelta(seconds=scheduling.ttl)
         request.ttl.FromTimedelta(ttl)
     return request
+
+
+def new_idempotency_key() -> str:
+    """The key the SDK gives a submit that has none, so that retrying it cannot make a second job."""
+    return f"aitbc-sdk-{uuid.uuid4().hex}"
 
 
 def list_request(status: JobStatus | str | None, limit: int | None, page_token: str | None) -> jobs_pb2.ListJobsRequest:

@@ -1,4 +1,4 @@
-"""The SDK's exception: every failed gRPC call surfaces as an `AitbcApiError`."""
+"""The SDK's exception: every failed call, over gRPC or HTTP, surfaces as an `AitbcApiError`."""
 
 from __future__ import annotations
 

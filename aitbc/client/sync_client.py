@@ -1,30 +1,53 @@
-"""The blocking client, on a sync gRPC channel."""
+"""The blocking client, over a gRPC channel or the HTTP gateway."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, Unpack
 
 import grpc
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
 
-from aitbc.client._channel import ChannelSettings
+from aitbc.client import _retry
+from aitbc.client._connection import Connection
 from aitbc.client._convert import as_dicts, event_from_proto, job_from_proto, page_from_proto
-from aitbc.client._requests import Scheduling, list_request, submit_request
-from aitbc.client.errors import deadline_as_timeout, translate_rpc_errors
+from aitbc.client._requests import (
+    CANCEL_JOB,
+    GET_JOB,
+    LIST_JOBS,
+    LIST_MINERS,
+    LIST_MODELS,
+    SUBMIT_JOB,
+    WATCH_JOB,
+    Scheduling,
+    list_request,
+    new_idempotency_key,
+    submit_request,
+)
+from aitbc.client._transport import M
+from aitbc.client.errors import AitbcApiError, deadline_as_timeout
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
 from aitbc.config import DEFAULT_MODEL
-from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, models_pb2, models_pb2_grpc, network_pb2, network_pb2_grpc
+from aitbc.v1 import jobs_pb2, models_pb2, network_pb2
 
 
 class Client:
     """A blocking client of the coordinator's `JobService`.
 
-    `target` is the coordinator's gRPC address, "HOST:PORT" (default `$AITBC_COORDINATOR`, else
-    127.0.0.1:50051); `api_key` defaults to `$AITBC_API_KEY`, else the key saved in `~/.aitbc`.
-    `timeout` bounds each unary call in seconds. Pass `credentials` (e.g. `grpc.ssl_channel_credentials()`)
-    for a TLS channel. Every failed call raises `AitbcApiError`. Use as a context manager, or `close()`.
+    `target` is where to call: a coordinator's gRPC address, "HOST:PORT" or "grpc[s]://HOST[:PORT]", or an
+    HTTP gateway's base URL, "http[s]://HOST[:PORT][/PATH]" (e.g. "https://aitbc.bubuit.net/api"), which is
+    called over REST and Server-Sent Events with the same methods, results and errors. The default is
+    `$AITBC_COORDINATOR`, else 127.0.0.1:50051. `api_key` defaults to `$AITBC_API_KEY`, else the key saved
+    in `~/.aitbc`. `timeout` bounds each unary call in seconds. Pass `credentials` (e.g.
+    `grpc.ssl_channel_credentials()`) for a TLS channel to a "HOST:PORT" target.
+
+    Calls that are safe to repeat are retried up to `max_retries` times when refused for now (429/503,
+    RESOURCE_EXHAUSTED/UNAVAILABLE) or when the connection fails, after the server's `Retry-After` or
+    else a short backoff. Every failed call raises `AitbcApiError`. Use as a context manager, or `close()`.
     """
 
     def __init__(
@@ -34,17 +57,16 @@ class Client:
         *,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
+        max_retries: int = 3,
     ) -> None:
-        self._settings = ChannelSettings.resolve(target, api_key, timeout, credentials)
-        self._channel = self._settings.open_channel()
-        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
-        self._models = models_pb2_grpc.ModelServiceStub(self._channel)
-        self._network = network_pb2_grpc.NetworkServiceStub(self._channel)
+        self._connection = Connection.resolve(target, api_key, timeout, credentials)
+        self._retry = _retry.RetryPolicy(max_retries)
+        self._transport = self._connection.open()
 
     @property
     def target(self) -> str:
-        """The coordinator address this client talks to."""
-        return self._settings.target
+        """Where this client calls: the coordinator's gRPC address, or the gateway's base URL."""
+        return self._transport.target
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r})"
@@ -58,8 +80,14 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        self._channel.close()
+        """Close the connection; calls in flight are cancelled."""
+        self._transport.close()
+
+    def _unary(self, method: MethodDescriptor, request: Message, response_type: type[M], *, retry: bool = True) -> M:
+        def attempt() -> M:
+            return self._transport.unary(method, request, response_type, self._connection.timeout)
+
+        return _retry.call(self._retry, method.name, attempt) if retry else attempt()
 
     def submit_job(
         self,
@@ -80,32 +108,33 @@ class Client:
         keyword arguments, the latter winning. An unknown parameter name raises `ValueError`.
 
         Scheduling: with no online miner able to run the job the coordinator refuses it (UNAVAILABLE,
-        reason NO_ELIGIBLE_MINER) unless `queue_if_unavailable`; `priority` is "high", "normal" or "low";
-        `max_price` caps the estimated cost in AIT credits; a retry with the same `idempotency_key` returns
-        the same job; `ttl` (seconds or a timedelta) bounds how long it may wait for a miner.
+        reason NO_ELIGIBLE_MINER, never retried) unless `queue_if_unavailable`; `priority` is "high",
+        "normal" or "low"; `max_price` caps the estimated cost in AIT credits; a retry with the same
+        `idempotency_key` returns the same job; `ttl` (seconds or a timedelta) bounds how long it may wait
+        for a miner. Without an `idempotency_key` (and with retries on), the SDK gives the submit one of
+        its own, "aitbc-sdk-" and 32 hex digits, so that retrying it cannot create a second job.
         """
+        if idempotency_key is None and self._retry.max_retries:
+            idempotency_key = new_idempotency_key()
         scheduling = Scheduling(queue_if_unavailable, priority, max_price, idempotency_key, ttl)
         request = submit_request(prompt, model, params, param_kwargs, scheduling)
-        with translate_rpc_errors():
-            response = self._stub.SubmitJob(request, **self._settings.unary_options)
+        # Only a submit with a key is safe to repeat: the coordinator answers a repeat with the same job.
+        response = self._unary(SUBMIT_JOB, request, jobs_pb2.SubmitJobResponse, retry=bool(idempotency_key))
         return job_from_proto(response.job)
 
     def list_models(self) -> list[dict[str, Any]]:
         """The model catalog, each entry with the online miners serving it and their free slots."""
-        with translate_rpc_errors():
-            response = self._models.ListModels(models_pb2.ListModelsRequest(), **self._settings.unary_options)
+        response = self._unary(LIST_MODELS, models_pb2.ListModelsRequest(), models_pb2.ListModelsResponse)
         return as_dicts(response.data)
 
     def list_miners(self) -> list[dict[str, Any]]:
         """Miners the coordinator knows, online ones first, with their reputation (0..10000)."""
-        with translate_rpc_errors():
-            response = self._network.ListMiners(network_pb2.ListMinersRequest(), **self._settings.unary_options)
+        response = self._unary(LIST_MINERS, network_pb2.ListMinersRequest(), network_pb2.ListMinersResponse)
         return as_dicts(response.miners)
 
     def get_job(self, job_id: str) -> Job:
         """One job, with its output so far."""
-        with translate_rpc_errors():
-            response = self._stub.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), **self._settings.unary_options)
+        response = self._unary(GET_JOB, jobs_pb2.GetJobRequest(job_id=job_id), jobs_pb2.GetJobResponse)
         return job_from_proto(response.job)
 
     def list_jobs(
@@ -113,9 +142,7 @@ class Client:
     ) -> JobPage:
         """One page of the caller's jobs, newest first, optionally only those in `status`."""
         request = list_request(status, limit, page_token)
-        with translate_rpc_errors():
-            response = self._stub.ListJobs(request, **self._settings.unary_options)
-        return page_from_proto(response)
+        return page_from_proto(self._unary(LIST_JOBS, request, jobs_pb2.ListJobsResponse))
 
     def iter_jobs(self, status: JobStatus | str | None = None) -> Iterator[Job]:
         """Every one of the caller's jobs, newest first, fetching further pages as needed."""
@@ -128,15 +155,18 @@ class Client:
             page_token = page.next_page_token
 
     def cancel_job(self, job_id: str) -> Job:
-        """Cancel an unfinished job; the returned job says how many tokens were produced (and charged)."""
-        with translate_rpc_errors():
-            response = self._stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id), **self._settings.unary_options)
-        return job_from_proto(response.job)
+        """Cancel an unfinished job; the returned job says how many tokens were produced (and charged).
+
+        Not retried: a repeat of a cancel that went through would fail as JOB_NOT_CANCELABLE.
+        """
+        request = jobs_pb2.CancelJobRequest(job_id=job_id)
+        return job_from_proto(self._unary(CANCEL_JOB, request, jobs_pb2.CancelJobResponse, retry=False).job)
 
     def stream(self, job_id: str, from_seq: int = 0) -> Generator[JobEvent, None, None]:
         """The job's events in sequence order, from `from_seq` on, ending with the one that reaches a final state.
 
-        Pass the last seen `seq` + 1 as `from_seq` to resume a broken stream without repeats. To stop
+        A connection that breaks is resumed after the last event seen, without repeats or gaps (retried as
+        other calls are). To resume later yourself, pass the last seen `seq` + 1 as `from_seq`. To stop
         listening early, `close()` the generator, which ends the call.
         """
         return self._watch(job_id, from_seq, timeout_s=None)
@@ -152,15 +182,26 @@ class Client:
         return self.get_job(job_id)
 
     def _watch(self, job_id: str, from_seq: int, timeout_s: float | None) -> Generator[JobEvent, None, None]:
-        request = jobs_pb2.WatchJobRequest(job_id=job_id, from_seq=from_seq)
-        call = self._stub.WatchJob(request, **self._settings.call_options(timeout_s))
-        try:
-            with translate_rpc_errors():
-                for response in call:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        retries = _retry.Retries(self._retry, "WatchJob")
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            request = jobs_pb2.WatchJobRequest(job_id=job_id, from_seq=from_seq)
+            events = self._transport.stream(WATCH_JOB, request, jobs_pb2.WatchJobResponse, remaining)
+            try:
+                for response in events:
                     event = event_from_proto(response)
+                    retries.reset()
                     yield event
+                    from_seq = event.seq + 1
                     if event.is_final:
                         return
-        finally:
-            # Ends the RPC when the consumer stops early or the final event was not the last one sent.
-            call.cancel()
+                return
+            except AitbcApiError as error:
+                delay = retries.delay(error)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise _retry.too_late(error) from error
+                _retry.sleep(delay)
+            finally:
+                # Ends the call when the reader stops early or the final event was not the last one sent.
+                events.close()

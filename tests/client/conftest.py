@@ -1,4 +1,10 @@
-"""Fixtures: an isolated AITBC environment and the fake coordinator, in the test's loop or on a thread."""
+"""Fixtures: an isolated AITBC environment, and the fake coordinator in the test's loop or on a thread,
+reached over either transport.
+
+`aio_target` and `thread_target` are parametrised: the fake's gRPC address, and the base URL
+(`http://HOST:PORT/api`, the seed's form) of the real gateway in front of it. Tests of the SDK take
+those, so that every one of them runs over both transports and the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from aitbc import config
+from tests.gateway.conftest import running_gateway
 
 from .fake_coordinator import BackgroundServer, FakeJobService, start_server
+
+TRANSPORTS = ["grpc", "http"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +34,13 @@ def fake() -> FakeJobService:
     return FakeJobService()
 
 
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Which wire an SDK test runs over: "grpc" or "http"."""
+    param: str = request.param
+    return param
+
+
 @pytest.fixture
 async def aio_address(fake: FakeJobService) -> AsyncIterator[str]:
     """The fake served in the test's own event loop, for `AsyncClient` tests."""
@@ -34,8 +50,38 @@ async def aio_address(fake: FakeJobService) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def thread_address(fake: FakeJobService) -> Iterator[str]:
-    """The fake served from a background thread, for the blocking `Client` and the CLI."""
+async def aio_target(aio_address: str, transport: str) -> AsyncIterator[str]:
+    """The fake in the test's loop, as an `AsyncClient` target over `transport`."""
+    if transport == "grpc":
+        yield aio_address
+        return
+    async with running_gateway(aio_address) as gateway:
+        yield f"http://{gateway}/api"
+
+
+@pytest.fixture
+def background_server(fake: FakeJobService) -> Iterator[BackgroundServer]:
     server = BackgroundServer(fake)
-    yield server.address
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def thread_address(background_server: BackgroundServer) -> str:
+    """The fake served from a background thread, for the blocking `Client` and the CLI."""
+    return background_server.address
+
+
+@pytest.fixture
+def thread_target(background_server: BackgroundServer, transport: str) -> Iterator[str]:
+    """The fake on a background thread, as a `Client` target over `transport` (the gateway, if any, is
+    served from the same thread's loop)."""
+    if transport == "grpc":
+        yield background_server.address
+        return
+    gateway = running_gateway(background_server.address)
+    address = background_server.run(gateway.__aenter__())
+    try:
+        yield f"http://{address}/api"
+    finally:
+        background_server.run(gateway.__aexit__(None, None, None))

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
+
+T = TypeVar("T")
 
 API_KEY = "test-client-key"
 T0 = datetime(2026, 2, 13, 10, 0, tzinfo=UTC)
@@ -51,12 +53,19 @@ def _completed_history(text: str) -> list[jobs_pb2.WatchJobResponse]:
     ]
 
 
-def rich_status(code: grpc.StatusCode, reason: str, message: str, field: str | None = None) -> grpc.Status:
-    """A status carrying `google.rpc.ErrorInfo`, the way the coordinator reports errors."""
+def rich_status(
+    code: grpc.StatusCode, reason: str, message: str, field: str | None = None, retry_after: int | None = None
+) -> grpc.Status:
+    """A status carrying `google.rpc.ErrorInfo` (and `RetryInfo`), the way the coordinator reports errors."""
     info = error_details_pb2.ErrorInfo(reason=reason, domain="aitbc.v1", metadata={"field": field} if field else {})
     detail = any_pb2.Any()
     detail.Pack(info)
-    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
+    details = [detail]
+    if retry_after is not None:
+        retry = any_pb2.Any()
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after)))
+        details.append(retry)
+    status: grpc.Status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
     return status
 
 
@@ -108,6 +117,10 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         # Set when a watch handler is cancelled because the client ended the call; threading.Event because
         # sync-client tests wait for it from another thread than the server's loop.
         self.watch_cancelled = threading.Event()
+        # Statuses the next calls of a method (by name) fail with, one per call, after being recorded.
+        self.failures: dict[str, list[grpc.Status]] = {}
+        # Watches of these jobs fail with UNAVAILABLE after this many events, once each.
+        self.breaks: dict[str, int] = {}
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: Context) -> jobs_pb2.SubmitJobResponse:
         await self._accept(request, context)
@@ -157,10 +170,16 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[jobs_pb2.WatchJobResponse]:
         await self._accept(request, context)
         await self._find(request.job_id, context)
+        breaks_after = self.breaks.pop(request.job_id, None)
         try:
             for event in self.events[request.job_id]:
-                if event.seq >= request.from_seq:
-                    yield event
+                if event.seq < request.from_seq:
+                    continue
+                if breaks_after is not None and breaks_after == 0:
+                    # As a coordinator that went away mid-stream: plain UNAVAILABLE, no rich status.
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+                yield event
+                breaks_after = None if breaks_after is None else breaks_after - 1
             if request.job_id in self.held_open:
                 await asyncio.Event().wait()
         except (asyncio.CancelledError, GeneratorExit):
@@ -181,6 +200,9 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         if metadata.get("x-api-key") != API_KEY:
             await self._abort(context, rich_status(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "bad API key"))
         self.requests.append(request)
+        failures = self.failures.get(request.DESCRIPTOR.name.removesuffix("Request"), [])
+        if failures:
+            await self._abort(context, failures.pop(0))
 
     async def _find(self, job_id: str, context: Context) -> jobs_pb2.Job:
         if job_id == "job_plain_error":
@@ -214,6 +236,10 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-coordinator", daemon=True)
         self._thread.start()
         self._server, self.address = asyncio.run_coroutine_threadsafe(start_server(service), self._loop).result()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the server's loop (another server beside it, say) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._server.stop(None), self._loop).result()

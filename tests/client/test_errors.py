@@ -17,8 +17,8 @@ from .fake_coordinator import API_KEY, free_address, rich_status
 
 
 @pytest.fixture
-def client(thread_address: str) -> Iterator[Client]:
-    with Client(thread_address, API_KEY, timeout=10) as client:
+def client(thread_target: str) -> Iterator[Client]:
+    with Client(thread_target, API_KEY, timeout=10) as client:
         yield client
 
 
@@ -40,8 +40,9 @@ def test_plain_status_falls_back_to_the_code_name(client: Client) -> None:
     assert str(caught.value) == "INTERNAL: boom"
 
 
-def test_unreachable_coordinator_is_unavailable() -> None:
-    with Client(free_address(), API_KEY, timeout=10) as client, pytest.raises(AitbcApiError) as caught:
+@pytest.mark.parametrize("scheme", ["", "http://"], ids=["grpc", "http"])
+def test_unreachable_coordinator_is_unavailable(scheme: str) -> None:
+    with Client(scheme + free_address(), API_KEY, timeout=10) as client, pytest.raises(AitbcApiError) as caught:
         client.get_job("job_done")
     assert (caught.value.code, caught.value.reason) == (StatusCode.UNAVAILABLE, "UNAVAILABLE")
 

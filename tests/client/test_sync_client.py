@@ -1,10 +1,11 @@
-"""The blocking `Client` against the fake coordinator served from a background thread."""
+"""The blocking `Client` against the fake coordinator served from a background thread, over both transports."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from aitbc import config
@@ -15,8 +16,8 @@ from .fake_coordinator import API_KEY, SUBMITTED_JOB_ID, FakeJobService
 
 
 @pytest.fixture
-def client(thread_address: str) -> Iterator[Client]:
-    with Client(thread_address, API_KEY, timeout=10) as client:
+def client(thread_target: str) -> Iterator[Client]:
+    with Client(thread_target, API_KEY, timeout=10) as client:
         yield client
 
 
@@ -76,20 +77,27 @@ def test_errors_carry_reason_detail_and_field(client: Client) -> None:
     assert str(error) == "JOB_NOT_CANCELABLE: job job_done already finished"
 
 
-def test_target_and_key_default_to_the_environment(thread_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(config.ENV_COORDINATOR, thread_address)
+def test_target_and_key_default_to_the_environment(thread_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.ENV_COORDINATOR, thread_target)
     monkeypatch.setenv(config.ENV_API_KEY, API_KEY)
     with Client() as client:
-        assert client.target == thread_address
+        assert client.target == thread_target
         assert client.get_job("job_done").status == "completed"
 
 
-def test_key_defaults_to_the_saved_one(thread_address: str, tmp_path: Path) -> None:
+def test_key_defaults_to_the_saved_one(thread_target: str, tmp_path: Path) -> None:
     (tmp_path / config.CLIENT_KEY_FILE).write_text(f"{API_KEY}\n")
-    with Client(thread_address) as client:
+    with Client(thread_target) as client:
         assert client.get_job("job_done").status == "completed"
 
 
 def test_target_defaults_to_the_local_coordinator() -> None:
     with Client() as client:
         assert client.target == config.DEFAULT_GRPC_ADDRESS
+
+
+def test_targets_name_their_transport() -> None:
+    with Client("grpc://coordinator:7000") as grpc_client, Client("https://aitbc.bubuit.net/api/") as http_client:
+        assert (grpc_client.target, http_client.target) == ("coordinator:7000", "https://aitbc.bubuit.net/api")
+    with pytest.raises(ValueError, match="credentials are for gRPC targets"):
+        Client("https://aitbc.bubuit.net/api", credentials=grpc.ssl_channel_credentials())

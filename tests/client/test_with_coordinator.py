@@ -1,24 +1,30 @@
-"""The SDK and the CLI against the real coordinator, with a scripted miner: the contract end to end."""
+"""The SDK (over both transports) and the CLI against the real coordinator, with a scripted miner."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import pytest
 
 from aitbc.client import AitbcApiError, AsyncClient, JobEvent, StatusCode
 from tests.conftest import Keys
+from tests.gateway.conftest import running_gateway
 from tests.support.scripted_miner import ScriptedMiner
 
 from .cli_runner import run_cli
 
 
 @pytest.fixture
-async def client(target: str, keys: Keys) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(target, keys.client, timeout=10) as client:
-        yield client
+async def client(target: str, keys: Keys, transport: str) -> AsyncIterator[AsyncClient]:
+    """The SDK straight to the coordinator, or through the real gateway in front of it."""
+    async with AsyncExitStack() as stack:
+        sdk_target = target
+        if transport == "http":
+            sdk_target = f"http://{await stack.enter_async_context(running_gateway(target))}/api"
+        yield await stack.enter_async_context(AsyncClient(sdk_target, keys.client, timeout=10))
 
 
 async def collect(events: AsyncIterator[JobEvent]) -> list[JobEvent]:
