@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Generic, TypeVar
 
 import grpc
@@ -13,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.datastructures import Headers
 
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
-from gateway.errors import from_rpc_error
+from gateway.errors import GatewayError, from_rpc_error
 
 M = TypeVar("M", bound=Message)
 
@@ -22,6 +23,7 @@ M = TypeVar("M", bound=Message)
 # this is stuck, and the client gets a 504 instead of waiting forever.
 UNARY_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 2.0
+MISSING_KEY = "an API key is required: send it in the X-Api-Key header, or as Authorization: Bearer KEY"
 
 
 def api_key_from_headers(headers: Headers) -> str | None:
@@ -35,7 +37,10 @@ def api_key_from_headers(headers: Headers) -> str | None:
 
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
-    return ((API_KEY_METADATA, api_key),) if api_key else ()
+    if not api_key:
+        # Every aitbc.v1 call needs a key; said here in HTTP's terms (the coordinator's words name gRPC metadata).
+        raise GatewayError(HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", MISSING_KEY)
+    return ((API_KEY_METADATA, api_key),)
 
 
 def _rpc_path(method: MethodDescriptor) -> str:

@@ -6,6 +6,7 @@ they never touch metadata or statuses themselves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -17,7 +18,7 @@ import grpc.aio
 
 from aitbc.config import API_KEY_METADATA
 from aitbc.coordinator.auth import Authenticator
-from aitbc.domain.errors import AitbcError
+from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.keys import Principal
 from aitbc.services.errors import internal_status, rich_status
 
@@ -88,8 +89,10 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_streaming(self, behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[..., Any]:
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with self._authenticated_call(context, behavior):
-                async for response in behavior(request, context):
-                    yield response
+                # Registered right after authenticating, with no await between: a revocation cannot slip past.
+                with self._auth.stream_of(current_principal()) as revoked:
+                    async for response in _until_revoked(behavior(request, context), revoked):
+                        yield response
 
         return streaming
 
@@ -106,3 +109,37 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
         except Exception:
             log.exception("unhandled error in %s", behavior)
             await _abort(context, internal_status())
+
+
+async def _until_revoked(responses: AsyncIterator[Any], revoked: asyncio.Event) -> AsyncIterator[Any]:
+    """`responses` until the stream's key is revoked; then the servicer is cancelled and UNAUTHENTICATED raised.
+
+    Each step runs in a task of its own so that a revocation interrupts a stream that waits for its next
+    message (an idle watch, a miner between jobs) at once. The tasks copy the call's context, principal included.
+    """
+    iterator = aiter(responses)
+    revocation = asyncio.ensure_future(revoked.wait())
+    step: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(iterator))
+            await asyncio.wait({step, revocation}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                raise AitbcError(Reason.UNAUTHENTICATED, "the API key was revoked")
+            try:
+                response = step.result()
+            except StopAsyncIteration:
+                return
+            yield response
+    finally:
+        revocation.cancel()
+        if step is not None and not step.done():
+            # The servicer runs its own cleanup (a miner's jobs are requeued) as it is cancelled.
+            step.cancel()
+            await asyncio.wait({step})
+            if not step.cancelled():
+                step.exception()  # retrieved: the servicer's own failure while stopping matters no more
+        # An async generator left at a yield is otherwise closed only by garbage collection.
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
