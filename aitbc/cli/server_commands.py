@@ -77,7 +77,9 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         "--backend", choices=["llama.cpp", "synthetic"], default="llama.cpp", help="the miner's (default: %(default)s)"
     )
     up.add_argument(
-        "--model", metavar="PATH", help="llama.cpp: a GGUF file to serve (default: the bundled SmolLM2-135M-Instruct)"
+        "--model",
+        metavar="PATH",
+        help="llama.cpp: a GGUF file to serve, with --model-name (default: the bundled SmolLM2-135M-Instruct)",
     )
     up.add_argument(
         "--model-name",
@@ -206,6 +208,9 @@ def _run_stack(ns: argparse.Namespace) -> int:
     if ns.backend == "synthetic" and (ns.model or ns.model_name):
         print("aitbc up: error: --model and --model-name apply to the llama.cpp backend", file=sys.stderr)
         return 2
+    if ns.model and not ns.model_name:
+        print("aitbc up: error: --model needs --model-name: the catalog id or alias it is served as", file=sys.stderr)
+        return 2
     if ns.backend != "synthetic" and ns.tokens_per_second is not None:
         print("aitbc up: error: --tokens-per-second applies to the synthetic backend", file=sys.stderr)
         return 2
@@ -275,7 +280,9 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
         await asyncio.wait({connected, miner_task}, return_when=asyncio.FIRST_COMPLETED)
         stop = asyncio.create_task(wait_for_shutdown_signal())
         if not miner_task.done():
-            _print_banner(home, ns.listen, ns.http, ns.backend, list(backend.models), default_model, client_key, grace)
+            # The port bound, which differs from the one asked for when that was 0.
+            listening = f"{ns.listen.rpartition(':')[0]}:{running.port}"
+            _print_banner(home, listening, ns.http, ns.backend, list(backend.models), default_model, client_key, grace)
             await asyncio.wait({stop, miner_task}, return_when=asyncio.FIRST_COMPLETED)
         if miner_task.done():
             stop.cancel()
@@ -350,6 +357,7 @@ def _print_banner(
 ) -> None:
     key_file = home / config.CLIENT_KEY_FILE
     aitbc = _aitbc_command()
+    activate = f"\n  (or `source {Path(aitbc).parent}/activate` first, then just `aitbc`)" if "/" in aitbc else ""
     print(
         f"""
 AITBC is running.
@@ -361,7 +369,7 @@ AITBC is running.
                       (saved in {key_file}; the aitbc CLI and SDK use it by default)
 
 Submit a job from another terminal:
-  {aitbc} submit "Explain machine learning in simple terms" --max-tokens 64 --stream
+  {aitbc} submit "Explain machine learning in simple terms" --max-tokens 64 --stream{activate}
 or over HTTP:
   curl -s http://{http}/v1/jobs -H "X-Api-Key: $(cat {key_file})" \\
        -d '{{"prompt": "Hello, world!", "params": {{"max_tokens": 50}}}}'

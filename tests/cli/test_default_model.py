@@ -96,3 +96,9 @@ async def test_up_refuses_model_options_the_synthetic_backend_cannot_use(
 ) -> None:
     assert await aitbc("up", "--backend", "synthetic", "--model-name", "llama3.2") == 2
     assert capsys.readouterr().err == "aitbc up: error: --model and --model-name apply to the llama.cpp backend\n"
+
+
+async def test_a_gguf_file_needs_the_name_it_is_served_as(aitbc: Aitbc, capsys: pytest.CaptureFixture[str]) -> None:
+    # Otherwise it would be advertised as the bundled SmolLM2: clients would get another model than they asked for.
+    assert await aitbc("up", "--model", "/models/Llama-3.2-1B-Instruct-Q4_K_M.gguf") == 2
+    assert "--model needs --model-name" in capsys.readouterr().err
