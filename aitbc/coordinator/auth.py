@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -37,8 +37,8 @@ class Authenticator:
         # Keys revoked while this process runs. A check that read the store just before a revocation committed
         # must not put the key back into `_known`; revocation is final, so the set only grows.
         self._revoked: set[str] = set()
-        # Per key id, an event for each open stream it authenticated; revoking the key sets them.
-        self._streams: dict[str, set[asyncio.Event]] = {}
+        # Per key id, a callback for each open stream it authenticated; revoking the key calls them.
+        self._streams: dict[str, list[Callable[[], None]]] = {}
         self._used: dict[str, datetime] = {}
         self._writer: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
@@ -58,15 +58,15 @@ class Authenticator:
         return principal
 
     @contextlib.contextmanager
-    def stream_of(self, principal: Principal) -> Iterator[asyncio.Event]:
-        """For the life of a stream the key opened: an event set if the key is revoked meanwhile."""
-        revoked = asyncio.Event()
-        streams = self._streams.setdefault(principal.key_id, set())
-        streams.add(revoked)
+    def stream_of(self, principal: Principal, on_revoked: Callable[[], None]) -> Iterator[None]:
+        """For the life of a stream the key opened: `on_revoked` is called if the key is revoked meanwhile."""
+        streams = self._streams.setdefault(principal.key_id, [])
+        streams.append(on_revoked)
         try:
-            yield revoked
+            yield
         finally:
-            streams.discard(revoked)
+            with contextlib.suppress(ValueError):
+                streams.remove(on_revoked)
             if not streams:
                 self._streams.pop(principal.key_id, None)
             # A stream can be open for hours: its end is a use too.
@@ -104,8 +104,8 @@ class Authenticator:
         self._revoked.add(revoked_key_id)
         for key_hash in [key for key, known in self._known.items() if known.key_id == revoked_key_id]:
             del self._known[key_hash]
-        for stream in self._streams.pop(revoked_key_id, set()):
-            stream.set()
+        for end_stream in self._streams.pop(revoked_key_id, []):
+            end_stream()
 
     # Last use, written behind
 

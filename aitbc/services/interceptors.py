@@ -89,10 +89,8 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_streaming(self, behavior: Callable[[Any, Context], AsyncIterator[Any]]) -> Callable[..., Any]:
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with self._authenticated_call(context, behavior):
-                # Registered right after authenticating, with no await between: a revocation cannot slip past.
-                with self._auth.stream_of(current_principal()) as revoked:
-                    async for response in _until_revoked(behavior(request, context), revoked):
-                        yield response
+                async for response in _until_revoked(self._auth, current_principal(), behavior(request, context)):
+                    yield response
 
         return streaming
 
@@ -111,35 +109,57 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
             await _abort(context, internal_status())
 
 
-async def _until_revoked(responses: AsyncIterator[Any], revoked: asyncio.Event) -> AsyncIterator[Any]:
+# What the pump hands the stream: a response, the end, the servicer's error, or the key's revocation.
+_Item: TypeAlias = tuple[str, Any]
+_REVOKED: _Item = ("revoked", None)
+
+
+async def _until_revoked(
+    auth: Authenticator, principal: Principal, responses: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
     """`responses` until the stream's key is revoked; then the servicer is cancelled and UNAUTHENTICATED raised.
 
-    Each step runs in a task of its own so that a revocation interrupts a stream that waits for its next
-    message (an idle watch, a miner between jobs) at once. The tasks copy the call's context, principal included.
+    A pump task runs the servicer's generator into a one-slot queue; revoking the key cancels the pump and
+    puts the revocation in the queue. So a stream waiting for its next message (an idle watch, a miner between
+    jobs) ends at once, and each message costs a queue hand-over, not a task. The pump copies the call's
+    context, principal included.
     """
-    iterator = aiter(responses)
-    revocation = asyncio.ensure_future(revoked.wait())
-    step: asyncio.Future[Any] | None = None
+    queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=1)
+    pump = asyncio.create_task(_pump(responses, queue), name="stream pump")
+
+    def revoke() -> None:
+        pump.cancel()
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(_REVOKED)
+
     try:
-        while True:
-            step = asyncio.ensure_future(anext(iterator))
-            await asyncio.wait({step, revocation}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                raise AitbcError(Reason.UNAUTHENTICATED, "the API key was revoked")
-            try:
-                response = step.result()
-            except StopAsyncIteration:
-                return
-            yield response
+        # Registered with no await since the key was checked: a revocation cannot slip in between.
+        with auth.stream_of(principal, revoke):
+            while True:
+                kind, value = await queue.get()
+                if kind == "next":
+                    yield value
+                elif kind == "end":
+                    return
+                elif kind == "error":
+                    raise value
+                else:
+                    raise AitbcError(Reason.UNAUTHENTICATED, "the API key was revoked")
     finally:
-        revocation.cancel()
-        if step is not None and not step.done():
-            # The servicer runs its own cleanup (a miner's jobs are requeued) as it is cancelled.
-            step.cancel()
-            await asyncio.wait({step})
-            if not step.cancelled():
-                step.exception()  # retrieved: the servicer's own failure while stopping matters no more
-        # An async generator left at a yield is otherwise closed only by garbage collection.
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if not pump.done():
+            pump.cancel()
+        # The servicer runs its own cleanup (a miner's jobs are requeued) as it is cancelled.
+        await asyncio.wait({pump})
+        if not pump.cancelled():
+            pump.exception()  # retrieved, so asyncio does not log what matters no more
+
+
+async def _pump(responses: AsyncIterator[Any], queue: asyncio.Queue[_Item]) -> None:
+    try:
+        async for response in responses:
+            await queue.put(("next", response))
+    except Exception as error:
+        await queue.put(("error", error))
+    else:
+        await queue.put(("end", None))
