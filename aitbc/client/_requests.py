@@ -34,7 +34,7 @@ _PRIORITIES = {
 
 def submit_request(
     prompt: str,
-    model: str,
+    model: str | None,
     params: SamplingParams | Mapping[str, Any] | None,
     overrides: Mapping[str, Any],
     scheduling: Scheduling = Scheduling(),
@@ -55,7 +55,8 @@ def submit_request(
     sampling = jobs_pb2.SamplingParams(**given)
     request = jobs_pb2.SubmitJobRequest(
         prompt=prompt,
-        model=model,
+        # Unset: the coordinator applies its default model.
+        model=model or "",
         params=sampling,
         queue_if_unavailable=scheduling.queue_if_unavailable,
         idempotency_key=scheduling.idempotency_key or "",

@@ -14,8 +14,16 @@ from aitbc.client._convert import as_dicts, event_from_proto, job_from_proto, pa
 from aitbc.client._requests import Scheduling, list_request, submit_request
 from aitbc.client.errors import deadline_as_timeout, translate_rpc_errors
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
-from aitbc.config import DEFAULT_MODEL
-from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, models_pb2, models_pb2_grpc, network_pb2, network_pb2_grpc
+from aitbc.v1 import (
+    jobs_pb2,
+    jobs_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+)
 
 
 class AsyncClient:
@@ -40,6 +48,7 @@ class AsyncClient:
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._models = models_pb2_grpc.ModelServiceStub(self._channel)
         self._network = network_pb2_grpc.NetworkServiceStub(self._channel)
+        self._keys = keys_pb2_grpc.KeyServiceStub(self._channel)
 
     @property
     def target(self) -> str:
@@ -64,7 +73,7 @@ class AsyncClient:
     async def submit_job(
         self,
         prompt: str,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         params: SamplingParams | Mapping[str, Any] | None = None,
         *,
         queue_if_unavailable: bool = False,
@@ -75,6 +84,9 @@ class AsyncClient:
         **param_kwargs: Unpack[SamplingOptions],
     ) -> Job:
         """Queue a job and route it; it is durable once this returns.
+
+        `model` is a catalog id or alias (`aitbc models` lists them); None runs the job on the coordinator's
+        default model.
 
         Sampling parameters (`max_tokens`, `temperature`, `top_p`, `stream`) come from `params` and/or
         keyword arguments, the latter winning. An unknown parameter name raises `ValueError`.
@@ -95,6 +107,23 @@ class AsyncClient:
         with translate_rpc_errors():
             response = await self._models.ListModels(models_pb2.ListModelsRequest(), **self._settings.unary_options)
         return as_dicts(response.data)
+
+    async def list_api_keys(self) -> list[dict[str, Any]]:
+        """The API keys of the caller's account (every key for an admin key): id, role, created, last used, revoked.
+
+        Keys themselves are never stored, so never listed; each is named by its `key_id`.
+        """
+        with translate_rpc_errors():
+            response = await self._keys.ListApiKeys(keys_pb2.ListApiKeysRequest(), **self._settings.unary_options)
+        return as_dicts(response.keys)
+
+    async def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key of the caller's account: it stops working at once, open streams included. Final."""
+        request = keys_pb2.RevokeApiKeyRequest(key_id=key_id)
+        with translate_rpc_errors():
+            response = await self._keys.RevokeApiKey(request, **self._settings.unary_options)
+        [key] = as_dicts([response.key])
+        return key
 
     async def list_miners(self) -> list[dict[str, Any]]:
         """Miners the coordinator knows, online ones first, with their reputation (0..10000)."""

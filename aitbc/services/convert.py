@@ -7,7 +7,6 @@ from datetime import datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
@@ -47,7 +46,8 @@ def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
+def spec_from_submit(request: jobs_pb2.SubmitJobRequest, *, default_model: str) -> JobSpec:
+    """The job a SubmitJob asks for; a request that names no model gets `default_model`."""
     params = request.params
     sampling = SamplingParams.build(
         max_tokens=params.max_tokens if params.HasField("max_tokens") else None,
@@ -58,7 +58,7 @@ def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
     )
     return JobSpec.build(
         prompt=request.prompt,
-        model=request.model or DEFAULT_MODEL,
+        model=request.model or default_model,
         params=sampling,
         messages=tuple(ChatMessage(role=m.role, content=m.content) for m in request.messages),
         raw=request.raw,
