@@ -26,6 +26,7 @@ from aitbc.domain.errors import AitbcError
 from aitbc.domain.keys import Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import start_coordinator
+from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,8 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
-    except OSError as exc:
-        print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
+    except (OSError, StoreUnavailableError) as exc:
+        print(f"aitbc coordinator: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -221,8 +222,8 @@ def _run_stack(ns: argparse.Namespace) -> int:
         options["tokens_per_second"] = ns.tokens_per_second
     try:
         asyncio.run(_serve_stack(ns, options))
-    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError) as exc:
-        print(f"aitbc up: error: {exc}", file=sys.stderr)
+    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError, StoreUnavailableError) as exc:
+        print(f"aitbc up: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -379,3 +380,11 @@ Ctrl-C stops everything: running jobs get up to {grace:g}s to finish, the rest r
 """,
         flush=True,
     )
+
+
+def _one_line(error: Exception) -> str:
+    """An error as one line; a store that cannot be written says where it is and what to do."""
+    text = " ".join(str(error).split())
+    if isinstance(error, StoreUnavailableError):
+        text += "; free some disk space (or fix the file's permissions) and start again"
+    return text

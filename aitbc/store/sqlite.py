@@ -46,13 +46,20 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteStore:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
+        """Open (creating and migrating) the store; StoreUnavailableError if the file cannot be opened or written."""
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(str(path), isolation_level=None)
+        except (sqlite3.OperationalError, OSError) as error:
+            raise StoreUnavailableError(f"cannot open the store {path}: {error}") from error
         connection.row_factory = aiosqlite.Row
         store = cls(connection)
         try:
             await store._configure()
+        except (sqlite3.OperationalError, OSError) as error:
+            await connection.close()
+            raise StoreUnavailableError(f"cannot prepare the store {path}: {error}") from error
         except BaseException:
             await connection.close()
             raise
