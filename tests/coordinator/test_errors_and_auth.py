@@ -244,3 +244,29 @@ async def test_list_rejects_bad_arguments(keys: Keys, jobs_stub: Stub) -> None:
             jobs_stub.ListJobs(request, metadata=key(keys.client)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
         )
         assert info.metadata["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("report", "field"),
+    [
+        (miner_pb2.ConnectRequest(started=miner_pb2.JobStarted(attempt=1, prompt_tokens=-1)), "started.prompt_tokens"),
+        (miner_pb2.ConnectRequest(done=miner_pb2.JobDone(attempt=1, completion_tokens=-5)), "done.completion_tokens"),
+        (miner_pb2.ConnectRequest(done=miner_pb2.JobDone(attempt=1, prompt_tokens=1 << 30)), "done.prompt_tokens"),
+    ],
+)
+async def test_token_counts_a_miner_reports_must_be_in_range(
+    target: str, keys: Keys, jobs_stub: Stub, report: miner_pb2.ConnectRequest, field: str
+) -> None:
+    job = (
+        await jobs_stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", model="x"), metadata=key(keys.client)
+        )
+    ).job
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.hello("counting", ["x"])
+        await miner.expect("assign")
+        which = report.WhichOneof("msg")
+        getattr(report, which).job_id = job.job_id
+        await miner.send(report)
+        assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT
+        assert await miner.error_field() == field
