@@ -38,7 +38,7 @@ PRIORITY_FROM_PROTO: dict[int, Priority] = {
 }
 
 
-def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     if moment is None:
         return None
     stamp = timestamp_pb2.Timestamp()
@@ -104,10 +104,10 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         result=record.result,
         progress=record.progress,
         miner_id=record.miner_id,
-        created_at=_timestamp(record.created_at),
-        started_at=_timestamp(record.started_at),
-        completed_at=_timestamp(record.completed_at),
-        estimated_completion=_timestamp(record.estimated_completion),
+        created_at=timestamp(record.created_at),
+        started_at=timestamp(record.started_at),
+        completed_at=timestamp(record.completed_at),
+        estimated_completion=timestamp(record.estimated_completion),
         attempt=record.attempt,
         usage=jobs_pb2.Usage(prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens),
         error=record.error,
@@ -120,17 +120,17 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
             estimated_cost=record.estimated_cost,
             input_hash=record.spec.input_hash(),
             queue_position=record.queue_position or 0,
-            estimated_start=_timestamp(record.estimated_start),
+            estimated_start=timestamp(record.estimated_start),
         ),
         priority=PRIORITY_TO_PROTO[record.spec.priority],
         max_price=record.spec.max_price,
         idempotency_key=record.spec.idempotency_key,
-        expires_at=_timestamp(record.expires_at),
+        expires_at=timestamp(record.expires_at),
     )
 
 
 def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
-    response = jobs_pb2.WatchJobResponse(seq=event.seq, time=_timestamp(event.time))
+    response = jobs_pb2.WatchJobResponse(seq=event.seq, time=timestamp(event.time))
     if event.kind is EventKind.TOKENS:
         response.tokens.CopyFrom(jobs_pb2.TokenChunk(text=event.text, token_count=event.token_count))
     else:
@@ -201,7 +201,7 @@ def available_job_to_proto(record: JobRecord) -> miner_pb2.AvailableJob:
         messages=messages_to_proto(spec.messages),
         raw=spec.raw,
         params=params_to_proto(spec.params),
-        created_at=_timestamp(record.created_at),
+        created_at=timestamp(record.created_at),
     )
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from aitbc.coordinator.auth import Authenticator
 from aitbc.domain.errors import invalid_argument
+from aitbc.services.convert import timestamp
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.store.base import ApiKeyRecord
 from aitbc.v1 import keys_pb2, keys_pb2_grpc
@@ -35,15 +32,7 @@ def _key(record: ApiKeyRecord) -> keys_pb2.ApiKey:
         key_id=record.key_id,
         role=record.role.value,
         owner_id=record.owner_id,
-        created_at=_timestamp(record.created_at),
-        last_used_at=_timestamp(record.last_used_at),
-        revoked_at=_timestamp(record.revoked_at),
+        created_at=timestamp(record.created_at),
+        last_used_at=timestamp(record.last_used_at),
+        revoked_at=timestamp(record.revoked_at),
     )
-
-
-def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
