@@ -22,6 +22,7 @@ from aitbc.store.base import ApiKeyRecord, Store
 
 log = logging.getLogger(__name__)
 
+MISSING_KEY = "an API key is required: send the metadata x-api-key: KEY or authorization: Bearer KEY"
 # How long uses of keys gather in memory before they are written.
 USE_WRITE_DELAY_SECONDS = 5.0
 
@@ -46,7 +47,10 @@ class Authenticator:
 
     async def authenticate(self, raw_key: str | None) -> Principal:
         if not raw_key:
-            raise AitbcError(Reason.UNAUTHENTICATED, "an API key is required in the x-api-key metadata")
+            raise AitbcError(
+                Reason.UNAUTHENTICATED,
+                "an API key is required: send x-api-key: KEY or authorization: Bearer KEY metadata",
+            )
         key_hash = hash_key(raw_key)
         principal = self._known.get(key_hash)
         if principal is None:

@@ -50,10 +50,16 @@ def current_principal() -> Principal:
 
 
 def _api_key(context: Context) -> str | None:
+    """`x-api-key: KEY`, else the standard `authorization: Bearer KEY` that gRPC clients in any language send."""
+    bearer = None
     for key, value in context.invocation_metadata() or ():
         if key == API_KEY_METADATA:
             return str(value)
-    return None
+        if key == "authorization":
+            scheme, _, credentials = str(value).partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                bearer = credentials.strip()
+    return bearer
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:

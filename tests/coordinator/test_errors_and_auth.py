@@ -152,6 +152,15 @@ async def test_bad_key_is_unauthenticated(jobs_stub: Stub, keys: Keys, metadata:
     )
 
 
+async def test_the_standard_bearer_metadata_carries_the_key(jobs_stub: Stub, keys: Keys) -> None:
+    request = S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi")
+    submitted = await jobs_stub.SubmitJob(request, metadata=(("authorization", f"Bearer {keys.client}"),))
+    assert submitted.job.status == S.JOB_STATE_PENDING
+    for wrong in (f"Basic {keys.client}", "Bearer ", f"Bearer{keys.client}"):
+        refused = jobs_stub.SubmitJob(request, metadata=(("authorization", wrong),))
+        await expect_error(refused, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+
+
 async def test_miner_key_cannot_submit(keys: Keys, jobs_stub: Stub) -> None:
     await expect_error(
         jobs_stub.SubmitJob(S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi"), metadata=key(keys.miner)),
