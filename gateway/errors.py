@@ -33,13 +33,22 @@ class GatewayError(Exception):
     """A failure as an HTTP client sees it: status, machine-readable code, message, the field at fault."""
 
     def __init__(
-        self, status: int, error_code: str, detail: str, *, field: str | None = None, retry_after: int | None = None
+        self,
+        status: int,
+        error_code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        advice: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.error_code = error_code
         self.detail = detail
         self.field = field
+        # The advice `detail` ends with, in API terms; surfaces without those fields (OpenAI) drop it.
+        self.advice = advice
         if retry_after is None and status == HTTPStatus.TOO_MANY_REQUESTS:
             retry_after = DEFAULT_RETRY_AFTER
         self.retry_after = retry_after
@@ -84,6 +93,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
         error.details() or code.name,
         field=details.field,
         retry_after=retry_after,
+        advice=details.advice,
     )
 
 

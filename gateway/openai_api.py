@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aitbc.client._status import without_advice
 from aitbc.v1 import jobs_pb2
 from gateway.errors import GatewayError, invalid_argument
 from gateway.jobs import JobClient, final_state
@@ -177,7 +178,9 @@ def openai_error_body(error: GatewayError) -> JsonObject:
         kind = "invalid_request_error"
     # SubmitJob's `params.max_tokens` is the OpenAI request's `max_tokens`, and so on.
     param = error.field.removeprefix("params.") if error.field else None
-    return {"error": {"message": error.detail, "type": kind, "param": param, "code": error.error_code.lower()}}
+    # The advice names SubmitJob fields (queue_if_unavailable) that an OpenAI request cannot carry.
+    message = without_advice(error.detail, error.advice)
+    return {"error": {"message": message, "type": kind, "param": param, "code": error.error_code.lower()}}
 
 
 def openai_error(error: GatewayError) -> JSONResponse:

@@ -22,12 +22,12 @@ M = TypeVar("M", bound=Message)
 # this is stuck, and the client gets a 504 instead of waiting forever.
 UNARY_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 2.0
+MISSING_KEY = "an API key is required: send it in the X-Api-Key header, or as Authorization: Bearer KEY"
 
 # The keys the coordinator mints are 55 characters. A longer string is not a
 # key, and one past gRPC's 16 KiB metadata limit would fail the call as
 # RESOURCE_EXHAUSTED, a 429 inviting the client to retry the same key.
 MAX_API_KEY_LENGTH: Final = 512
-MISSING_KEY = "an API key is required: send X-Api-Key: KEY or Authorization: Bearer KEY"
 
 
 def api_key_from_headers(headers: Headers) -> str | None:
@@ -79,7 +79,10 @@ def timeout_from_headers(headers: Headers) -> float | None:
 
 
 def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
-    return ((API_KEY_METADATA, api_key),) if api_key else ()
+    if not api_key:
+        # Every aitbc.v1 call needs a key; said here in HTTP's terms (the coordinator's words name gRPC metadata).
+        raise unauthenticated(MISSING_KEY)
+    return ((API_KEY_METADATA, api_key),)
 
 
 def _rpc_path(method: MethodDescriptor) -> str:

@@ -6,7 +6,10 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
-DEFAULT_DRAIN_GRACE_SECONDS = 30.0
+from aitbc.config import SHUTDOWN_GRACE_SECONDS
+
+# The coordinator waits as long for a draining miner as a miner gives its jobs (one number for both).
+DEFAULT_DRAIN_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS
 
 
 def default_miner_id() -> str:

@@ -26,6 +26,11 @@ from miner.model_files import SMOLLM2_MODEL_ID
 
 log = logging.getLogger(__name__)
 
+# Without a name, a GGUF file would be advertised as the bundled model's id: a lie to every client.
+GGUF_NEEDS_A_NAME = (
+    "--model with a GGUF file needs --model-name: the catalog id or alias it is served as (e.g. llama3.2)"
+)
+
 
 def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -46,13 +51,14 @@ def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="PATH_OR_NAME",
-        help=f"llama.cpp: a GGUF file, or {SMOLLM2_MODEL_ID} (the default, installed by `make install`)",
+        help=f"llama.cpp: a GGUF file (with --model-name), or {SMOLLM2_MODEL_ID} (the default, installed by"
+        " `make install`)",
     )
     parser.add_argument(
         "--model-name",
         metavar="ID",
-        help=f"the model id to advertise (default: {SMOLLM2_MODEL_ID} for llama.cpp, synthetic for synthetic,"
-        " the folder's name for exllamav2)",
+        help="the catalog id or alias to advertise the model as, e.g. llama3.2; required with a GGUF file"
+        f" (default: {SMOLLM2_MODEL_ID} for llama.cpp, synthetic for synthetic, the folder's name for exllamav2)",
     )
     parser.add_argument(
         "--model-dir", metavar="DIR", help="exllamav2: a folder with an EXL2 or FP16 Hugging Face model (required)"
@@ -112,6 +118,8 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
         if ns.backend == "exllamav2":
             options.update(_exllamav2_options(ns))
         elif ns.model is not None:
+            if ns.model != SMOLLM2_MODEL_ID and ns.model_name is None:
+                raise ValueError(GGUF_NEEDS_A_NAME)
             options["model"] = ns.model
         if ns.model_name is not None:
             options["model_name"] = ns.model_name

@@ -9,6 +9,8 @@ import sys
 from aitbc import __version__
 from aitbc.cli.client_commands import register_client_commands
 from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.completion import register_completion_command
+from aitbc.cli.key_commands import register_key_commands
 from aitbc.cli.server_commands import register_server_commands
 
 
@@ -18,11 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aitbc {__version__}")
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO"
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what the server commands log to stderr (default: %(default)s)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=CommandParser)
     register_server_commands(subparsers)
+    register_key_commands(subparsers)
     register_client_commands(subparsers)
+    register_completion_command(subparsers)
     return parser
 
 

@@ -21,9 +21,13 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._arguments_from = arguments_from
 
-    # argparse parses a chosen subcommand with this method, so every path to the options passes here.
-    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
+    def add_deferred_arguments(self) -> None:
+        """Add the command's deferred options now (once), for what lists every option (shell completion)."""
         if self._arguments_from is not None:
             add_arguments, self._arguments_from = self._arguments_from, None
             add_arguments(self)
+
+    # argparse parses a chosen subcommand with this method, so every path to the options passes here.
+    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
+        self.add_deferred_arguments()
         return super().parse_known_args(args, namespace)

@@ -1,4 +1,4 @@
-"""The `aitbc` CLI's server commands: coordinator, miner, up (the whole local stack), gateway, keys.
+"""The `aitbc` CLI's server commands: coordinator, miner, up (the whole local stack), gateway.
 
 The miner and the gateway packages load only in the commands that run them, and add their own options only
 when their command is parsed: every other command (`aitbc status`, for one) starts without them (and without
@@ -12,17 +12,21 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aitbc import config
-from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.command_parser import AddArguments, CommandParser
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
-from aitbc.coordinator.engine import CoordinatorConfig
-from aitbc.domain.keys import Principal, Role, hash_key
+from aitbc.coordinator.engine import CoordinatorConfig, ShutdownReport
+from aitbc.domain.catalog import Catalog
+from aitbc.domain.errors import AitbcError
+from aitbc.domain.keys import Role, hash_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
-from aitbc.services.server import RunningCoordinator, start_coordinator
+from aitbc.services.server import start_coordinator
+from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -31,53 +35,79 @@ log = logging.getLogger(__name__)
 SubParsers = argparse._SubParsersAction
 
 LOCAL_MINER_ID = "local-miner"
+# How long `aitbc up` waits for its own miner to connect before it announces the stack anyway.
+MINER_CONNECT_TIMEOUT = 30.0
+_GRACE_HELP = "seconds running jobs get to finish on Ctrl-C or SIGTERM; those still running are requeued"
 
 
 def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
-    coordinator = subparsers.add_parser("coordinator", help="run the coordinator (gRPC)")
+    def add(name: str, about: str, arguments_from: AddArguments | None = None) -> CommandParser:
+        parser: CommandParser = subparsers.add_parser(
+            name, help=about, description=about, arguments_from=arguments_from
+        )
+        return parser
+
+    coordinator = add("coordinator", "run the coordinator (gRPC) on the store in the data directory")
     coordinator.add_argument(
-        "--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="default: %(default)s"
+        "--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="gRPC address (default: %(default)s)"
     )
-    _add_home_argument(coordinator)
     coordinator.add_argument(
-        "--grace", type=float, default=10.0, help="seconds miners get to finish on shutdown (default: %(default)s)"
+        "--default-model",
+        default=config.DEFAULT_MODEL,
+        metavar="MODEL",
+        help="the model of jobs that name none: a catalog id or alias (default: %(default)s)",
+    )
+    add_home_argument(coordinator)
+    coordinator.add_argument(
+        "--grace", type=float, default=config.SHUTDOWN_GRACE_SECONDS, help=f"{_GRACE_HELP} (default: %(default)g)"
     )
     coordinator.set_defaults(handler=_run_coordinator)
 
-    miner = subparsers.add_parser(
-        "miner", help="run a miner that connects to a coordinator", arguments_from=_add_miner_arguments
-    )
+    miner = add("miner", "run a miner that connects to a coordinator", arguments_from=_add_miner_arguments)
     miner.set_defaults(handler=_run_miner)
 
-    up = subparsers.add_parser(
-        "up", help="run the whole stack locally: coordinator and a miner (what `make run` starts)"
+    up = add("up", "run the whole stack locally: coordinator, gateway and a miner (what `make run` starts)")
+    up.add_argument(
+        "--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="gRPC address (default: %(default)s)"
     )
-    up.add_argument("--listen", default=config.DEFAULT_GRPC_ADDRESS, metavar="HOST:PORT", help="gRPC address")
-    up.add_argument("--http", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP gateway address")
+    up.add_argument(
+        "--http", default=config.DEFAULT_HTTP_ADDRESS, metavar="HOST:PORT", help="HTTP address (default: %(default)s)"
+    )
     # The GPU backend needs options of its own; run it with `aitbc miner --backend exllamav2`.
-    up.add_argument("--backend", choices=["llama.cpp", "synthetic"], default="llama.cpp", help="default: %(default)s")
-    up.add_argument("--model", metavar="PATH", help="llama.cpp: a GGUF file (default: SmolLM2-135M-Instruct)")
-    up.add_argument("--max-concurrency", type=int, default=1, metavar="N", help="the miner's jobs at once")
-    up.add_argument("--grace", type=float, default=10.0, help="seconds jobs get to finish on Ctrl-C")
-    _add_home_argument(up)
+    up.add_argument(
+        "--backend", choices=["llama.cpp", "synthetic"], default="llama.cpp", help="the miner's (default: %(default)s)"
+    )
+    up.add_argument(
+        "--model",
+        metavar="PATH",
+        help="llama.cpp: a GGUF file to serve, with --model-name (default: the bundled SmolLM2-135M-Instruct)",
+    )
+    up.add_argument(
+        "--model-name",
+        metavar="ID",
+        help="llama.cpp: the catalog id or alias to serve the model as, e.g. llama3.2 (default: smollm2-135m-instruct)",
+    )
+    up.add_argument(
+        "--tokens-per-second",
+        type=float,
+        metavar="R",
+        help="synthetic: the made-up output's pace, 0 for unpaced (default: 50)",
+    )
+    up.add_argument(
+        "--max-concurrency", type=int, default=1, metavar="N", help="the miner's jobs at once (default: %(default)s)"
+    )
+    up.add_argument(
+        "--grace", type=float, default=config.SHUTDOWN_GRACE_SECONDS, help=f"{_GRACE_HELP} (default: %(default)g)"
+    )
+    add_home_argument(up)
     up.set_defaults(handler=_run_stack)
 
-    gateway = subparsers.add_parser(
+    gateway = add(
         "gateway",
-        help="run the HTTP gateway (REST, SSE, WebSocket, OpenAI API)",
+        "run the HTTP gateway (REST, SSE, WebSocket, OpenAI API) in front of a coordinator",
         arguments_from=_add_gateway_arguments,
     )
     gateway.set_defaults(handler=_run_gateway)
-
-    keys = subparsers.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    create = key_commands.add_parser(
-        "create", help="create an API key in the store under AITBC_HOME (no coordinator needed)"
-    )
-    create.add_argument("--role", choices=[role.value for role in Role], default=Role.CLIENT.value)
-    create.add_argument("--owner", help="account the key acts for; default: a new account of its own")
-    _add_home_argument(create)
-    create.set_defaults(handler=_create_key)
 
 
 def _add_miner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,44 +122,38 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
     add_gateway_arguments(parser)
 
 
-def _add_home_argument(parser: argparse.ArgumentParser) -> None:
+def add_home_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help=f"data directory (default: ${config.ENV_HOME}, else ~/.aitbc)"
     )
 
 
-def _home(ns: argparse.Namespace) -> Path:
+def home_of(ns: argparse.Namespace) -> Path:
     home: Path = ns.home or config.aitbc_home()
     return home
 
 
-def _create_key(ns: argparse.Namespace) -> int:
-    raw_key, principal = asyncio.run(mint_key(_home(ns) / config.DATABASE_FILE, Role(ns.role), ns.owner))
-    print(raw_key)
-    print(f"created {principal.role} key {principal.key_id} for account {principal.owner_id}", file=sys.stderr)
-    return 0
-
-
-async def mint_key(database: Path, role: Role, owner: str | None = None) -> tuple[str, Principal]:
-    store = await SqliteStore.open(database)
+def _coordinator_config(catalog: Catalog, default_model: str) -> CoordinatorConfig:
+    """The coordinator's settings; ValueError when the default model is not in the catalog."""
     try:
-        return await create_api_key(store, role, datetime.now(UTC), owner)
-    finally:
-        await store.close()
-
-
-def _coordinator_config(home: Path) -> CoordinatorConfig:
-    return CoordinatorConfig(catalog=load_catalog(home))
+        entry = catalog.resolve(default_model)
+    except AitbcError as error:
+        raise ValueError(f"--default-model: {error.message.removeprefix('model: ')}") from None
+    return CoordinatorConfig(catalog=catalog, default_model=entry.id)
 
 
 def _run_coordinator(ns: argparse.Namespace) -> int:
-    home = _home(ns)
+    home = home_of(ns)
     try:
-        coordinator_config = _coordinator_config(home)
-    except CatalogFileError as exc:
+        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model)
+    except (CatalogFileError, ValueError) as exc:
         print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
+    try:
+        asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
+    except (OSError, StoreUnavailableError) as exc:
+        print(f"aitbc coordinator: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -137,8 +161,27 @@ async def _serve_coordinator(database: Path, listen: str, grace: float, coordina
     running = await start_coordinator(database, listen, coordinator_config)
     log.info("coordinator serving on %s (store %s)", listen, database)
     await wait_for_shutdown_signal()
-    log.info("draining miners for up to %gs", grace)
-    await running.stop(grace)
+    _say(f"stopping: running jobs get up to {grace:g}s to finish (press Ctrl-C again to stop at once)")
+    _report_shutdown(await running.stop(grace))
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _report_shutdown(report: ShutdownReport) -> None:
+    """What became of unfinished jobs (every one is stored and resumes on the next start), then a last line."""
+    if report.requeued:
+        them = "it resumes" if report.requeued == 1 else "they resume"
+        _say(f"{_jobs(report.requeued)} requeued; {them} on the next start")
+    if report.queued:
+        verb = "waits" if report.queued == 1 else "wait"
+        _say(f"{_jobs(report.queued, 'queued ')} {verb} for the next start")
+    _say("stopped")
+
+
+def _jobs(count: int, kind: str = "") -> str:
+    return f"{count} {kind}job{'' if count == 1 else 's'}"
 
 
 def _run_miner(ns: argparse.Namespace) -> int:
@@ -163,11 +206,24 @@ def _run_miner(ns: argparse.Namespace) -> int:
 def _run_stack(ns: argparse.Namespace) -> int:
     from miner.agent import CoordinatorRejectedError
 
+    if ns.backend == "synthetic" and (ns.model or ns.model_name):
+        print("aitbc up: error: --model and --model-name apply to the llama.cpp backend", file=sys.stderr)
+        return 2
+    if ns.model and not ns.model_name:
+        print("aitbc up: error: --model needs --model-name: the catalog id or alias it is served as", file=sys.stderr)
+        return 2
+    if ns.backend != "synthetic" and ns.tokens_per_second is not None:
+        print("aitbc up: error: --tokens-per-second applies to the synthetic backend", file=sys.stderr)
+        return 2
     options: dict[str, object] = {"model": ns.model} if ns.model else {}
+    if ns.model_name:
+        options["model_name"] = ns.model_name
+    if ns.tokens_per_second is not None:
+        options["tokens_per_second"] = ns.tokens_per_second
     try:
-        asyncio.run(_serve_stack(_home(ns), ns.listen, ns.http, ns.backend, options, ns.max_concurrency, ns.grace))
-    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError) as exc:
-        print(f"aitbc up: error: {exc}", file=sys.stderr)
+        asyncio.run(_serve_stack(ns, options))
+    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError, StoreUnavailableError) as exc:
+        print(f"aitbc up: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
@@ -180,68 +236,74 @@ def _run_gateway(ns: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve_stack(
-    home: Path,
-    listen: str,
-    http: str,
-    backend_name: str,
-    backend_options: dict[str, object],
-    slots: int,
-    grace: float,
-) -> None:
+def served_default(catalog: Catalog, served: Sequence[str]) -> str:
+    """The catalog id of the first model the local miner serves: what a job that names none should run on."""
+    known = [model_id for name in served if (model_id := catalog.canonical(name)) is not None]
+    # An unknown model makes the coordinator refuse the miner, which then says why.
+    return known[0] if known else config.DEFAULT_MODEL
+
+
+async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object]) -> None:
     from gateway.main import EmbeddedGateway
     from miner.agent import MinerAgent
     from miner.backends.registry import create_backend
     from miner.config import MinerConfig
 
+    home, grace = home_of(ns), ns.grace
     database = home / config.DATABASE_FILE
+    catalog = load_catalog(home)
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
     miner_key = await _reuse_or_mint_key(database, home / config.MINER_KEY_FILE, Role.MINER)
-    log.info("loading the %s backend", backend_name)
-    backend = await asyncio.to_thread(create_backend, backend_name, backend_options)
+    log.info("loading the %s backend", ns.backend)
+    backend = await asyncio.to_thread(create_backend, ns.backend, backend_options)
     try:
-        running = await _start_coordinator_or_explain(database, listen, _coordinator_config(home))
+        default_model = served_default(catalog, backend.models)
+        coordinator_config = CoordinatorConfig(catalog=catalog, default_model=default_model)
+        running = await start_coordinator(database, ns.listen, coordinator_config)
         miner_config = MinerConfig(
-            coordinator=f"127.0.0.1:{running.port}", api_key=miner_key, miner_id=LOCAL_MINER_ID, max_concurrency=slots
+            coordinator=f"127.0.0.1:{running.port}",
+            api_key=miner_key,
+            miner_id=LOCAL_MINER_ID,
+            max_concurrency=ns.max_concurrency,
+            # The same grace as the coordinator's, so that what the miner's log says is what happens.
+            drain_grace_seconds=grace,
         )
         agent = MinerAgent(miner_config, backend)
         miner_task = asyncio.create_task(agent.run(), name="local miner")
-        gateway = EmbeddedGateway(f"127.0.0.1:{running.port}", http)
+        gateway = EmbeddedGateway(f"127.0.0.1:{running.port}", ns.http)
         try:
             await gateway.start()
         except OSError:
             agent.stop()
             await running.stop(0)
             raise
-        _print_banner(home, listen, http, backend_name, list(backend.models), client_key)
+        # The banner invites a submit, which fails fast while no miner serves the model: wait for the miner.
+        connected = asyncio.create_task(running.coordinator.wait_for_miner(LOCAL_MINER_ID, MINER_CONNECT_TIMEOUT))
+        await asyncio.wait({connected, miner_task}, return_when=asyncio.FIRST_COMPLETED)
         stop = asyncio.create_task(wait_for_shutdown_signal())
-        await asyncio.wait({stop, miner_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not miner_task.done():
+            # The port bound, which differs from the one asked for when that was 0.
+            listening = f"{ns.listen.rpartition(':')[0]}:{running.port}"
+            _print_banner(home, listening, ns.http, ns.backend, list(backend.models), default_model, client_key, grace)
+            await asyncio.wait({stop, miner_task}, return_when=asyncio.FIRST_COMPLETED)
         if miner_task.done():
             stop.cancel()
+            connected.cancel()
             log.error("the local miner stopped: %s", miner_task.exception() or "it returned")
         else:
-            log.info("letting running jobs finish for up to %gs", grace)
+            _say(f"stopping: running jobs get up to {grace:g}s to finish (press Ctrl-C again to stop at once)")
         # The local miner drains (finishes its jobs, then leaves) while the
         # coordinator waits for it before closing.
         await gateway.stop()
         draining = asyncio.create_task(agent.drain())
-        await running.stop(grace)
+        report = await running.stop(grace)
         agent.stop()
         await draining
         with contextlib.suppress(Exception):
             await miner_task
+        _report_shutdown(report)
     finally:
         await backend.close()
-
-
-async def _start_coordinator_or_explain(
-    database: Path, listen: str, coordinator_config: CoordinatorConfig
-) -> RunningCoordinator:
-    try:
-        return await start_coordinator(database, listen, coordinator_config)
-    except RuntimeError as exc:
-        # grpc reports a taken port as a RuntimeError about binding.
-        raise OSError(f"cannot listen on {listen} ({exc}); is another coordinator running? Try --listen") from exc
 
 
 async def _reuse_or_mint_key(database: Path, key_file: Path, role: Role) -> str:
@@ -275,24 +337,54 @@ def _write_key(key_file: Path, raw_key: str) -> None:
     key_file.write_text(raw_key + "\n")
 
 
-def _print_banner(home: Path, listen: str, http: str, backend: str, models: list[str], client_key: str) -> None:
-    model = models[0] if models else "MODEL"
+def _aitbc_command() -> str:
+    """How to run this `aitbc` from the current directory: `.venv/bin/aitbc` after `make run`."""
+    script = Path(sys.executable).parent / "aitbc"
+    if not script.exists():
+        return "aitbc"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
+def _print_banner(
+    home: Path,
+    listen: str,
+    http: str,
+    backend: str,
+    models: list[str],
+    default_model: str,
+    client_key: str,
+    grace: float,
+) -> None:
+    key_file = home / config.CLIENT_KEY_FILE
+    aitbc = _aitbc_command()
+    activate = f"\n  (or `source {Path(aitbc).parent}/activate` first, then just `aitbc`)" if "/" in aitbc else ""
     print(
         f"""
 AITBC is running.
   coordinator (gRPC)  {listen}   store: {home / config.DATABASE_FILE}
-  gateway (HTTP)      http://{http}   REST /v1/jobs, OpenAI /v1/chat/completions, docs /docs
+  gateway (HTTP)      http://{http}   REST /v1/jobs, OpenAI /v1/chat/completions, /health, docs /docs
   miner               {LOCAL_MINER_ID}: {backend} serving {", ".join(models)}
+  default model       {default_model} (jobs that name no model run on it)
   client API key      {client_key}
-                      (saved in {home / config.CLIENT_KEY_FILE}; the aitbc CLI and SDK use it by default)
+                      (saved in {key_file}; the aitbc CLI and SDK use it by default)
 
 Submit a job from another terminal:
-  .venv/bin/aitbc submit "Explain machine learning in simple terms" --model {model} --max-tokens 64 --stream
+  {aitbc} submit "Explain machine learning in simple terms" --max-tokens 64 --stream{activate}
 or over HTTP:
-  curl -s http://{http}/v1/jobs -H "X-Api-Key: $(cat {home / config.CLIENT_KEY_FILE})" \\
-       -d '{{"prompt": "Hello, world!", "model": "{model}", "params": {{"max_tokens": 50}}}}'
+  curl -s http://{http}/v1/jobs -H "X-Api-Key: $(cat {key_file})" \\
+       -d '{{"prompt": "Hello, world!", "params": {{"max_tokens": 50}}}}'
 
-Ctrl-C stops everything (running jobs get to finish first).
+Ctrl-C stops everything: running jobs get up to {grace:g}s to finish, the rest resume on the next start.
 """,
         flush=True,
     )
+
+
+def _one_line(error: Exception) -> str:
+    """An error as one line; a store that cannot be written says where it is and what to do."""
+    text = " ".join(str(error).split())
+    if isinstance(error, StoreUnavailableError):
+        text += "; free some disk space (or fix the file's permissions) and start again"
+    return text

@@ -10,7 +10,7 @@ from typing import Any
 
 from aitbc.client._convert import state_to_proto
 from aitbc.client.models import JobStatus, SamplingParams
-from aitbc.v1 import jobs_pb2, models_pb2, network_pb2
+from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2
 
 _JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].methods_by_name
 SUBMIT_JOB = _JOBS["SubmitJob"]
@@ -20,6 +20,9 @@ CANCEL_JOB = _JOBS["CancelJob"]
 WATCH_JOB = _JOBS["WatchJob"]
 LIST_MODELS = models_pb2.DESCRIPTOR.services_by_name["ModelService"].methods_by_name["ListModels"]
 LIST_MINERS = network_pb2.DESCRIPTOR.services_by_name["NetworkService"].methods_by_name["ListMiners"]
+_KEYS = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].methods_by_name
+LIST_API_KEYS = _KEYS["ListApiKeys"]
+REVOKE_API_KEY = _KEYS["RevokeApiKey"]
 
 _PARAM_NAMES = frozenset(field.name for field in dataclasses.fields(SamplingParams))
 
@@ -44,7 +47,7 @@ _PRIORITIES = {
 
 def submit_request(
     prompt: str,
-    model: str,
+    model: str | None,
     params: SamplingParams | Mapping[str, Any] | None,
     overrides: Mapping[str, Any],
     scheduling: Scheduling = Scheduling(),
@@ -65,7 +68,8 @@ def submit_request(
     sampling = jobs_pb2.SamplingParams(**given)
     request = jobs_pb2.SubmitJobRequest(
         prompt=prompt,
-        model=model,
+        # Unset: the coordinator applies its default model.
+        model=model or "",
         params=sampling,
         queue_if_unavailable=scheduling.queue_if_unavailable,
         idempotency_key=scheduling.idempotency_key or "",

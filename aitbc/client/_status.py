@@ -95,12 +95,21 @@ class StatusDetails:
     """What a failed call's rich status says beyond its code and message; all None where it says nothing.
 
     `reason` is the `ErrorInfo` reason; `field` the request field at fault (`ErrorInfo` metadata "field",
-    else the first `BadRequest` field violation); `retry_delay` the `RetryInfo` delay in seconds.
+    else the first `BadRequest` field violation); `retry_delay` the `RetryInfo` delay in seconds; `advice`
+    what the message advises in API terms.
     """
 
     reason: str | None = None
     field: str | None = None
     retry_delay: float | None = None
+    # Advice in API terms that ends the message ("set queue_if_unavailable to wait for one"), `ErrorInfo`
+    # metadata "advice"; surfaces that word it their own way remove it with `without_advice`.
+    advice: str | None = None
+
+
+def without_advice(message: str, advice: str | None) -> str:
+    """`message` without the advice the coordinator appended to it (as "; " + advice)."""
+    return message.removesuffix(f"; {advice}") if advice else message
 
 
 def status_details(error: grpc.RpcError) -> StatusDetails:
@@ -119,6 +128,7 @@ def _decode(status: status_pb2.Status) -> StatusDetails:
     info_field: str | None = None
     violation_field: str | None = None
     retry_delay: float | None = None
+    advice: str | None = None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         bad_request = error_details_pb2.BadRequest()
@@ -126,8 +136,9 @@ def _decode(status: status_pb2.Status) -> StatusDetails:
         if detail.Unpack(info):
             reason = info.reason or None
             info_field = info.metadata.get("field") or None
+            advice = info.metadata.get("advice") or None
         elif detail.Unpack(bad_request):
             violation_field = next((v.field for v in bad_request.field_violations if v.field), None)
         elif detail.Unpack(retry):
             retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
-    return StatusDetails(reason, info_field or violation_field, retry_delay)
+    return StatusDetails(reason, info_field or violation_field, retry_delay, advice)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import grpc
 
-from aitbc.client._status import StatusCode, status_details
+from aitbc.client._status import StatusCode, status_details, without_advice
 
 
 class AitbcApiError(Exception):
@@ -17,7 +17,8 @@ class AitbcApiError(Exception):
     reason (`JOB_NOT_FOUND`, `INVALID_ARGUMENT`, `JOB_NOT_CANCELABLE`, ...) or, where the status carries none
     (e.g. an unreachable coordinator), the code's name (`UNAVAILABLE`). `field` names the offending request
     field where there is one. `retry_after` is how many seconds the coordinator asks to wait before trying
-    again (`google.rpc.RetryInfo`, e.g. with `QUEUE_FULL`), or None.
+    again (`google.rpc.RetryInfo`, e.g. with `QUEUE_FULL`), or None. `advice` is the advice that ends
+    `detail`, where there is one ("set queue_if_unavailable to wait for one"); `problem` is `detail` without it.
     """
 
     def __init__(
@@ -27,14 +28,21 @@ class AitbcApiError(Exception):
         detail: str,
         field: str | None = None,
         retry_after: float | None = None,
+        advice: str | None = None,
     ) -> None:
         # Every field goes to Exception's args, which is what pickling rebuilds the error from.
-        super().__init__(code, reason, detail, field, retry_after)
+        super().__init__(code, reason, detail, field, retry_after, advice)
         self.code = code
         self.reason = reason
         self.detail = detail
         self.field = field
         self.retry_after = retry_after
+        self.advice = advice
+
+    @property
+    def problem(self) -> str:
+        """`detail` without its advice: what is wrong, for a caller that says what to do its own way."""
+        return without_advice(self.detail, self.advice)
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}"
@@ -44,7 +52,8 @@ class AitbcApiError(Exception):
         """Decode a failed call (sync or grpc.aio), preferring the rich status in its trailing metadata."""
         code = StatusCode.from_grpc(error.code())
         details = status_details(error)
-        return cls(code, details.reason or code.name, error.details() or "", details.field, details.retry_delay)
+        detail = error.details() or ""
+        return cls(code, details.reason or code.name, detail, details.field, details.retry_delay, details.advice)
 
 
 @contextmanager

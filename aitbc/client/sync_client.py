@@ -18,9 +18,11 @@ from aitbc.client._convert import as_dicts, event_from_proto, job_from_proto, pa
 from aitbc.client._requests import (
     CANCEL_JOB,
     GET_JOB,
+    LIST_API_KEYS,
     LIST_JOBS,
     LIST_MINERS,
     LIST_MODELS,
+    REVOKE_API_KEY,
     SUBMIT_JOB,
     WATCH_JOB,
     Scheduling,
@@ -31,8 +33,7 @@ from aitbc.client._requests import (
 from aitbc.client._transport import M
 from aitbc.client.errors import AitbcApiError, deadline_as_timeout
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
-from aitbc.config import DEFAULT_MODEL
-from aitbc.v1 import jobs_pb2, models_pb2, network_pb2
+from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2
 
 
 class Client:
@@ -92,7 +93,7 @@ class Client:
     def submit_job(
         self,
         prompt: str,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         params: SamplingParams | Mapping[str, Any] | None = None,
         *,
         queue_if_unavailable: bool = False,
@@ -103,6 +104,9 @@ class Client:
         **param_kwargs: Unpack[SamplingOptions],
     ) -> Job:
         """Queue a job and route it; it is durable once this returns.
+
+        `model` is a catalog id or alias (`aitbc models` lists them); None runs the job on the coordinator's
+        default model.
 
         Sampling parameters (`max_tokens`, `temperature`, `top_p`, `stream`) come from `params` and/or
         keyword arguments, the latter winning. An unknown parameter name raises `ValueError`.
@@ -126,6 +130,24 @@ class Client:
         """The model catalog, each entry with the online miners serving it and their free slots."""
         response = self._unary(LIST_MODELS, models_pb2.ListModelsRequest(), models_pb2.ListModelsResponse)
         return as_dicts(response.data)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """The API keys of the caller's account (every key for an admin key): id, role, created, last used, revoked.
+
+        Keys themselves are never stored, so never listed; each is named by its `key_id`.
+        """
+        response = self._unary(LIST_API_KEYS, keys_pb2.ListApiKeysRequest(), keys_pb2.ListApiKeysResponse)
+        return as_dicts(response.keys)
+
+    def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke a key of the caller's account: it stops working at once, open streams included. Final.
+
+        Retried like a read: revoking a revoked key answers it again.
+        """
+        request = keys_pb2.RevokeApiKeyRequest(key_id=key_id)
+        response = self._unary(REVOKE_API_KEY, request, keys_pb2.RevokeApiKeyResponse)
+        [key] = as_dicts([response.key])
+        return key
 
     def list_miners(self) -> list[dict[str, Any]]:
         """Miners the coordinator knows, online ones first, with their reputation (0..10000)."""

@@ -80,8 +80,8 @@ class ClientJobs:
             return await self._replay(principal, existing, spec)
         route = self._dispatcher.route_request(spec)
         if not queue_if_unavailable and (unroutable := check_route(self._miners.candidates(), route)) is not None:
-            message = f"{unroutable.reason}; set queue_if_unavailable to wait for one"
-            raise AitbcError(Reason.NO_ELIGIBLE_MINER, message, field="model")
+            advice = "set queue_if_unavailable to wait for one"
+            raise AitbcError(Reason.NO_ELIGIBLE_MINER, unroutable.reason, field="model", advice=advice)
         self._dispatcher.queue.check_admission(principal.owner_id, retry_after_seconds=self._progress.retry_after())
         now = self._clock.now()
         record = JobRecord(

@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.account_feed import AccountFeed, FeedUpdate
 from aitbc.coordinator.client_jobs import ClientJobs
@@ -47,6 +48,8 @@ from aitbc.store.base import JobPage, MinerRecord, Store
 
 log = logging.getLogger(__name__)
 
+_ON_A_MINER = frozenset({JobState.ASSIGNED, JobState.RUNNING})
+
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorConfig:
@@ -65,6 +68,16 @@ class CoordinatorConfig:
     # RESOURCE_EXHAUSTED with a retry delay instead of a queue without bound.
     max_queued_per_client: int = 1000
     max_queued_total: int = 100_000
+    # The model a submit that names none runs on: a catalog id or alias.
+    default_model: str = DEFAULT_MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    """What a shutdown leaves for the next start: jobs cut off on a miner (requeued), and jobs still queued."""
+
+    requeued: int
+    queued: int
 
 
 class Coordinator:
@@ -153,13 +166,15 @@ class Coordinator:
         log.warning("failing %s: %s", record.job_id, error)
         await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=record.attempt)
 
-    async def shutdown(self, grace: float) -> None:
+    async def shutdown(self, grace: float) -> ShutdownReport:
         """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest.
 
         Drained miners close their streams once their jobs are done; waiting for
         that (rather than for their slots to empty) lets the final messages of
-        every job be processed before the server stops reading.
+        every job be processed before the server stops reading. Returns what is
+        left for the next start (every unfinished job is stored as pending).
         """
+        on_miners = {live.record.job_id for live in self._jobs if live.record.state in _ON_A_MINER}
         self._accepting = False
         self._miners.refuse_newcomers()
         self._reports.penalize_departures = False
@@ -179,6 +194,9 @@ class Coordinator:
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()
+        unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
+        requeued = sum(1 for job_id in unfinished if job_id in on_miners)
+        return ShutdownReport(requeued=requeued, queued=len(unfinished) - requeued)
 
     async def store_recovered(self) -> None:
         """Return once the store takes writes (at once if it never failed) and stranded jobs are repaired."""
@@ -187,6 +205,11 @@ class Coordinator:
     @property
     def heartbeat_interval(self) -> timedelta:
         return timedelta(seconds=self._config.heartbeat_interval)
+
+    @property
+    def default_model(self) -> str:
+        """The model a submit that names none runs on."""
+        return self._config.default_model
 
     @property
     def reports(self) -> MinerReports:
@@ -243,6 +266,13 @@ class Coordinator:
         )
         self._dispatcher.wake()
         return session
+
+    async def wait_for_miner(self, miner_id: str, seconds: float) -> bool:
+        """Whether `miner_id` is connected within `seconds` (`aitbc up` waits for its own miner)."""
+        deadline = self.clock.monotonic() + seconds
+        while self._miners.get(miner_id) is None and (left := deadline - self.clock.monotonic()) > 0:
+            await self._miners.wait_changed(left)
+        return self._miners.get(miner_id) is not None
 
     def touch(self, session: MinerSession) -> None:
         """Any message from a miner is a sign of life that extends its leases."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from aitbc.coordinator.access import check_miner_owner, owns_miner
 from aitbc.coordinator.clock import Clock, Timer
@@ -42,7 +43,7 @@ class MinerRegistry:
         self._admitting = True
         self._sessions: dict[str, MinerSession] = {}
         self._lease_timers: dict[str, Timer] = {}
-        # Set (and replaced) whenever a miner leaves or frees a slot.
+        # Set (and replaced) whenever a miner joins, leaves or frees a slot.
         self._changed = asyncio.Event()
 
     def __iter__(self) -> Iterator[MinerSession]:
@@ -86,6 +87,7 @@ class MinerRegistry:
         self._sessions[info.miner_id] = session
         self._reputation.seen(session)
         self._arm_lease(session)
+        self.signal_changed()
         return session
 
     def previous(self, principal: Principal, miner_id: str) -> MinerSession | None:
@@ -131,6 +133,9 @@ class MinerRegistry:
             del self._sessions[session.miner_id]
             if (timer := self._lease_timers.pop(session.miner_id, None)) is not None:
                 timer.cancel()
+            # Listings show a connected miner's last heartbeat live; this keeps the last one once it is gone.
+            seen = self._clock.now() - timedelta(seconds=self._clock.monotonic() - session.last_seen)
+            self._reputation.last_seen_at(session.miner_id, seen)
             log.info("miner %s disconnected: %s", session.miner_id, reason)
             self.signal_changed()
         session.close()
@@ -170,7 +175,7 @@ class MinerRegistry:
         self._changed = asyncio.Event()
 
     async def wait_changed(self, seconds: float) -> None:
-        """Until a miner leaves or frees a slot, or `seconds` pass."""
+        """Until a miner joins, leaves or frees a slot, or `seconds` pass."""
         changed = self._changed
         with contextlib.suppress(TimeoutError):
             await self._clock.wait_for(changed.wait(), max(seconds, 0.0))

@@ -21,6 +21,7 @@ from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.store_health import StoreUnavailable
+from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges
@@ -52,6 +53,7 @@ class MinerReports:
         self.penalize_departures = True
 
     async def started(self, session: MinerSession, job_id: str, attempt: int, prompt_tokens: int) -> None:
+        _check_count("prompt_tokens", prompt_tokens)
         found = self._fenced(session, job_id, attempt)
         if found is None:
             return
@@ -92,6 +94,8 @@ class MinerReports:
         finish_reason: str,
     ) -> JobRecord | None:
         """Complete the job; None when the miner no longer holds it (or the store failed to take it)."""
+        _check_count("prompt_tokens", prompt_tokens)
+        _check_count("completion_tokens", completion_tokens)
         found = self._fenced(session, job_id, attempt)
         if found is None:
             return None
@@ -274,3 +278,16 @@ class MinerReports:
             ttft_seconds=(first - assignment.assigned_at).total_seconds() if first else 0.0,
         )
         self._progress.job_finished((now - assignment.assigned_at).total_seconds())
+
+
+# Far above any real job, far below what would overflow a stored count or a charge.
+MAX_REPORTED_TOKENS = 10_000_000
+
+
+def _check_count(field: str, value: int) -> None:
+    if not 0 <= value <= MAX_REPORTED_TOKENS:
+        raise AitbcError(
+            Reason.MINER_PROTOCOL_ERROR,
+            f"{field} must be between 0 and {MAX_REPORTED_TOKENS}, got {value}",
+            field=field,
+        )

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.miners import MinerSession
@@ -62,6 +63,12 @@ class ReputationBook:
             )
         )
 
+    def last_seen_at(self, miner_id: str, moment: datetime) -> None:
+        """Note a departing miner's last sign of life, which listings show while it is away."""
+        record = self._records.get(miner_id)
+        if record is not None and moment > record.last_seen:
+            self._put(replace(record, last_seen=moment))
+
     def completed(self, miner_id: str, *, tokens_per_second: float, ttft_seconds: float) -> None:
         now = self._clock.now()
         self._update(
@@ -79,7 +86,8 @@ class ReputationBook:
 
     def lease_expired(self, miner_id: str) -> None:
         now = self._clock.now()
-        self._update(miner_id, lambda stats: stats.with_lease_expiry(now))
+        # Its silence is why the lease ran out: the miner was last seen before now.
+        self._update(miner_id, lambda stats: stats.with_lease_expiry(now), seen=False)
 
     async def flush(self) -> None:
         """Write every pending update now and wait until it is stored."""
@@ -87,11 +95,12 @@ class ReputationBook:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
-    def _update(self, miner_id: str, change: Callable[[MinerStats], MinerStats]) -> None:
+    def _update(self, miner_id: str, change: Callable[[MinerStats], MinerStats], *, seen: bool = True) -> None:
         record = self._records.get(miner_id)
         if record is None:
             return  # only miners that said hello are tracked
-        self._put(replace(record, stats=change(record.stats), last_seen=self._clock.now()))
+        last_seen = self._clock.now() if seen else record.last_seen
+        self._put(replace(record, stats=change(record.stats), last_seen=last_seen))
 
     def _put(self, record: MinerRecord) -> None:
         self._records[record.miner_id] = record

@@ -99,6 +99,11 @@ class ModelEntry:
             if not (math.isfinite(price) and price >= 0):
                 raise ValueError(f"{field}: must be a finite price of at least 0, got {price}")
 
+    def is_named(self, name: str) -> bool:
+        """Whether `name` is this entry's id or one of its aliases (case-insensitively, as the catalog compares)."""
+        folded = name.casefold()
+        return folded == self.id.casefold() or any(folded == alias.casefold() for alias in self.aliases)
+
 
 class Catalog:
     """Model entries indexed by id and alias, case-insensitively; every name belongs to exactly one entry."""
@@ -276,10 +281,11 @@ DEFAULT_CATALOG = Catalog(
             price_output_per_1k=0.0002,
             description="SmolLM2 135M Instruct: tiny, runs on any CPU",
         ),
+        # Llama 3.2 1B and 3B run on a CPU with llama.cpp (a Q4 GGUF needs about 1 and 2.5 GB of RAM), so they
+        # ask for no GPU: the tier says what a model needs, and a GPU miner serving them qualifies all the same.
         ModelEntry(
             "llama-3.2-1b-instruct",
             aliases=("llama3.2", "llama3.2:1b"),
-            min_tier=1,
             context_length=131_072,
             price_input_per_1k=0.001,
             price_output_per_1k=0.002,
@@ -288,8 +294,6 @@ DEFAULT_CATALOG = Catalog(
         ModelEntry(
             "llama-3.2-3b-instruct",
             aliases=("llama3.2:3b",),
-            min_tier=1,
-            min_vram_bytes=6 * GIB,
             context_length=131_072,
             price_input_per_1k=0.002,
             price_output_per_1k=0.004,

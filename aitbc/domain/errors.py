@@ -25,30 +25,50 @@ class Reason(StrEnum):
     NO_ELIGIBLE_MINER = "NO_ELIGIBLE_MINER"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     WATCH_TOO_SLOW = "WATCH_TOO_SLOW"
+    KEY_NOT_FOUND = "KEY_NOT_FOUND"
 
 
 class AitbcError(Exception):
-    """A request the system refuses, with the reason a client can act on."""
+    """A request the system refuses, with the reason a client can act on.
+
+    `message` says what is wrong. `advice`, where there is one, says what to change in API terms ("set
+    queue_if_unavailable to wait for one"); it is kept apart because other surfaces say it their own way (the
+    CLI names its `--queue` flag, the OpenAI routes have no such field).
+    """
 
     def __init__(
-        self, reason: Reason, message: str, *, field: str | None = None, retry_after_seconds: float | None = None
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        field: str | None = None,
+        advice: str | None = None,
+        retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.field = field
+        self.advice = advice
         # Set where retrying later can succeed: a full queue, a failing store.
         self.retry_after_seconds = retry_after_seconds
 
     def __str__(self) -> str:
-        return f"{self.reason}: {self.message}"
+        return f"{self.reason}: {self.full_message}"
+
+    @property
+    def full_message(self) -> str:
+        """The message and the advice, as the API reports them."""
+        return f"{self.message}; {self.advice}" if self.advice else self.message
 
     def with_field(self, field: str) -> AitbcError:
         """The same error naming the field as a transport spells it (`models` is `hello.models` on a stream)."""
         message = self.message
         if self.field and message.startswith(f"{self.field}: "):
             message = f"{field}: {message[len(self.field) + 2 :]}"
-        return AitbcError(self.reason, message, field=field, retry_after_seconds=self.retry_after_seconds)
+        return AitbcError(
+            self.reason, message, field=field, advice=self.advice, retry_after_seconds=self.retry_after_seconds
+        )
 
 
 def invalid_argument(field: str, message: str) -> AitbcError:

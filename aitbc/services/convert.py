@@ -7,7 +7,6 @@ from datetime import datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.account_feed import FeedStarted, FeedUpdate, JobProgress
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.errors import invalid_argument
@@ -40,7 +39,7 @@ PRIORITY_FROM_PROTO: dict[int, Priority] = {
 }
 
 
-def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     if moment is None:
         return None
     stamp = timestamp_pb2.Timestamp()
@@ -48,7 +47,8 @@ def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
+def spec_from_submit(request: jobs_pb2.SubmitJobRequest, *, default_model: str) -> JobSpec:
+    """The job a SubmitJob asks for; a request that names no model gets `default_model`."""
     params = request.params
     sampling = SamplingParams.build(
         max_tokens=params.max_tokens if params.HasField("max_tokens") else None,
@@ -59,7 +59,7 @@ def spec_from_submit(request: jobs_pb2.SubmitJobRequest) -> JobSpec:
     )
     return JobSpec.build(
         prompt=request.prompt,
-        model=request.model or DEFAULT_MODEL,
+        model=request.model or default_model,
         params=sampling,
         messages=tuple(ChatMessage(role=m.role, content=m.content) for m in request.messages),
         raw=request.raw,
@@ -105,10 +105,10 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         result=record.result,
         progress=record.progress,
         miner_id=record.miner_id,
-        created_at=_timestamp(record.created_at),
-        started_at=_timestamp(record.started_at),
-        completed_at=_timestamp(record.completed_at),
-        estimated_completion=_timestamp(record.estimated_completion),
+        created_at=timestamp(record.created_at),
+        started_at=timestamp(record.started_at),
+        completed_at=timestamp(record.completed_at),
+        estimated_completion=timestamp(record.estimated_completion),
         attempt=record.attempt,
         usage=jobs_pb2.Usage(prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens),
         error=record.error,
@@ -121,17 +121,17 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
             estimated_cost=record.estimated_cost,
             input_hash=record.spec.input_hash(),
             queue_position=record.queue_position or 0,
-            estimated_start=_timestamp(record.estimated_start),
+            estimated_start=timestamp(record.estimated_start),
         ),
         priority=PRIORITY_TO_PROTO[record.spec.priority],
         max_price=record.spec.max_price,
         idempotency_key=record.spec.idempotency_key,
-        expires_at=_timestamp(record.expires_at),
+        expires_at=timestamp(record.expires_at),
     )
 
 
 def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
-    response = jobs_pb2.WatchJobResponse(seq=event.seq, time=_timestamp(event.time))
+    response = jobs_pb2.WatchJobResponse(seq=event.seq, time=timestamp(event.time))
     if event.kind is EventKind.TOKENS:
         response.tokens.CopyFrom(jobs_pb2.TokenChunk(text=event.text, token_count=event.token_count))
     else:
@@ -152,11 +152,11 @@ def event_to_proto(event: JobEvent) -> jobs_pb2.WatchJobResponse:
 def feed_update_to_proto(update: FeedUpdate) -> jobs_pb2.WatchAccountJobsResponse:
     match update:
         case FeedStarted(time=time):
-            return jobs_pb2.WatchAccountJobsResponse(started=_timestamp(time))
+            return jobs_pb2.WatchAccountJobsResponse(started=timestamp(time))
         case JobProgress():
             progress = jobs_pb2.JobProgress(
                 seq=update.seq,
-                time=_timestamp(update.time),
+                time=timestamp(update.time),
                 completion_tokens=update.completion_tokens,
                 progress=update.progress,
             )
@@ -218,7 +218,7 @@ def available_job_to_proto(record: JobRecord) -> miner_pb2.AvailableJob:
         messages=messages_to_proto(spec.messages),
         raw=spec.raw,
         params=params_to_proto(spec.params),
-        created_at=_timestamp(record.created_at),
+        created_at=timestamp(record.created_at),
     )
 
 

@@ -31,6 +31,7 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.NO_ELIGIBLE_MINER: grpc.StatusCode.UNAVAILABLE,
     Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.WATCH_TOO_SLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.KEY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 
@@ -40,11 +41,14 @@ def rich_status(error: AitbcError) -> grpc.Status:
     details = []
     if error.field:
         info.metadata["field"] = error.field
+    if error.advice:
+        # The message ends with "; " + the advice; clients that word it their own way strip it (aitbc.client).
+        info.metadata["advice"] = error.advice
     packed = any_pb2.Any()
     packed.Pack(info)
     details.append(packed)
     if error.reason is Reason.INVALID_ARGUMENT and error.field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.full_message)
         bad_request = any_pb2.Any()
         bad_request.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
         details.append(bad_request)
@@ -54,7 +58,7 @@ def rich_status(error: AitbcError) -> grpc.Status:
         retry_info = any_pb2.Any()
         retry_info.Pack(retry)
         details.append(retry_info)
-    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    status = status_pb2.Status(code=code.value[0], message=error.full_message, details=details)
     rich: grpc.Status = rpc_status.to_status(status)
     return rich
 

@@ -6,6 +6,7 @@ they never touch metadata or statuses themselves.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -49,10 +50,16 @@ def current_principal() -> Principal:
 
 
 def _api_key(context: Context) -> str | None:
+    """`x-api-key: KEY`, else the standard `authorization: Bearer KEY` that gRPC clients in any language send."""
+    bearer = None
     for key, value in context.invocation_metadata() or ():
         if key == API_KEY_METADATA:
             return str(value)
-    return None
+        if key == "authorization":
+            scheme, _, credentials = str(value).partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                bearer = credentials.strip()
+    return bearer
 
 
 async def _abort(context: Context, status: grpc.Status) -> None:
@@ -96,7 +103,8 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
     ) -> Callable[..., Any]:
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
             async with self._authenticated_call(context, behavior):
-                async for response in behavior(decode(request), context):
+                responses = behavior(decode(request), context)
+                async for response in _until_revoked(self._auth, current_principal(), responses):
                     yield response
 
         return streaming
@@ -139,3 +147,59 @@ def _decode_stream(decode: Callable[[Any], Any]) -> Callable[[AsyncIterator[Any]
             yield decode(raw)
 
     return decoded
+
+
+# What the pump hands the stream: a response, the end, the servicer's error, or the key's revocation.
+_Item: TypeAlias = tuple[str, Any]
+_REVOKED: _Item = ("revoked", None)
+
+
+async def _until_revoked(
+    auth: Authenticator, principal: Principal, responses: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """`responses` until the stream's key is revoked; then the servicer is cancelled and UNAUTHENTICATED raised.
+
+    A pump task runs the servicer's generator into a one-slot queue; revoking the key cancels the pump and
+    puts the revocation in the queue. So a stream waiting for its next message (an idle watch, a miner between
+    jobs) ends at once, and each message costs a queue hand-over, not a task. The pump copies the call's
+    context, principal included.
+    """
+    queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=1)
+    pump = asyncio.create_task(_pump(responses, queue), name="stream pump")
+
+    def revoke() -> None:
+        pump.cancel()
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(_REVOKED)
+
+    try:
+        # Registered with no await since the key was checked: a revocation cannot slip in between.
+        with auth.stream_of(principal, revoke):
+            while True:
+                kind, value = await queue.get()
+                if kind == "next":
+                    yield value
+                elif kind == "end":
+                    return
+                elif kind == "error":
+                    raise value
+                else:
+                    raise AitbcError(Reason.UNAUTHENTICATED, "the API key was revoked")
+    finally:
+        if not pump.done():
+            pump.cancel()
+        # The servicer runs its own cleanup (a miner's jobs are requeued) as it is cancelled.
+        await asyncio.wait({pump})
+        if not pump.cancelled():
+            pump.exception()  # retrieved, so asyncio does not log what matters no more
+
+
+async def _pump(responses: AsyncIterator[Any], queue: asyncio.Queue[_Item]) -> None:
+    try:
+        async for response in responses:
+            await queue.put(("next", response))
+    except Exception as error:
+        await queue.put(("error", error))
+    else:
+        await queue.put(("end", None))

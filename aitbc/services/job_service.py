@@ -22,8 +22,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._coordinator = coordinator
 
     async def SubmitJob(self, request: jobs_pb2.SubmitJobRequest, context: Context) -> jobs_pb2.SubmitJobResponse:
+        spec = spec_from_submit(request, default_model=self._coordinator.default_model)
         record = await self._coordinator.submit(
-            current_principal(), spec_from_submit(request), queue_if_unavailable=request.queue_if_unavailable
+            current_principal(), spec, queue_if_unavailable=request.queue_if_unavailable
         )
         return jobs_pb2.SubmitJobResponse(job=job_to_proto(record))
 

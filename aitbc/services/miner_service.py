@@ -34,6 +34,7 @@ HELLO_TIMEOUT_SECONDS = 10.0
 _HELLO_FIELDS = {
     name: f"hello.{name}" for name in ("miner_id", "models", "max_concurrency", "backend", "version", "gpus", "prices")
 }
+_DONE_FIELDS = {name: f"done.{name}" for name in ("prompt_tokens", "completion_tokens")}
 _REGISTRATION_FIELDS = {"models": "capabilities", "gpus": "gpu_info"}
 
 
@@ -92,7 +93,8 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                 coordinator.heartbeat(session, draining=request.heartbeat.draining)
             case "started":
                 started = request.started
-                await reports.started(session, started.job_id, started.attempt, started.prompt_tokens)
+                with wire_fields({"prompt_tokens": "started.prompt_tokens"}):
+                    await reports.started(session, started.job_id, started.attempt, started.prompt_tokens)
             case "tokens":
                 tokens = request.tokens
                 if tokens.token_count < 0:
@@ -100,15 +102,16 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                 await reports.tokens(session, tokens.job_id, tokens.attempt, tokens.text, tokens.token_count)
             case "done":
                 done = request.done
-                await reports.done(
-                    session,
-                    done.job_id,
-                    done.attempt,
-                    output=done.output,
-                    prompt_tokens=done.prompt_tokens,
-                    completion_tokens=done.completion_tokens,
-                    finish_reason=done.finish_reason,
-                )
+                with wire_fields(_DONE_FIELDS):
+                    await reports.done(
+                        session,
+                        done.job_id,
+                        done.attempt,
+                        output=done.output,
+                        prompt_tokens=done.prompt_tokens,
+                        completion_tokens=done.completion_tokens,
+                        finish_reason=done.finish_reason,
+                    )
             case "failed":
                 failed = request.failed
                 await reports.failed(

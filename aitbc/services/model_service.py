@@ -18,13 +18,17 @@ class ModelService(models_pb2_grpc.ModelServiceServicer):
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
+        default = self._coordinator.default_model
         return models_pb2.ListModelsResponse(
             object="list",
-            data=[_model(entry, offer) for entry, offer in self._coordinator.models(current_principal())],
+            data=[
+                _model(entry, offer, is_default=entry.is_named(default))
+                for entry, offer in self._coordinator.models(current_principal())
+            ],
         )
 
 
-def _model(entry: ModelEntry, offer: ModelOffer | None) -> models_pb2.Model:
+def _model(entry: ModelEntry, offer: ModelOffer | None, *, is_default: bool) -> models_pb2.Model:
     return models_pb2.Model(
         id=entry.id,
         object="model",
@@ -40,4 +44,5 @@ def _model(entry: ModelEntry, offer: ModelOffer | None) -> models_pb2.Model:
         price_input_per_1k=entry.price_input_per_1k,
         price_output_per_1k=entry.price_output_per_1k,
         description=entry.description,
+        is_default=is_default,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from google.protobuf import timestamp_pb2
 
 from aitbc.coordinator.engine import Coordinator
@@ -28,7 +30,7 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
     def _summary(self, record: MinerRecord, session: MinerSession | None) -> network_pb2.MinerSummary:
         stats = record.stats
         last_seen = timestamp_pb2.Timestamp()
-        last_seen.FromDatetime(record.last_seen)
+        last_seen.FromDatetime(record.last_seen if session is None else self._last_sign_of_life(session))
         summary = network_pb2.MinerSummary(
             miner_id=record.miner_id,
             online=session is not None,
@@ -56,3 +58,8 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
             summary.free_slots = session.free_slots
             summary.draining = session.draining
         return summary
+
+    def _last_sign_of_life(self, session: MinerSession) -> datetime:
+        """A connected miner's last heartbeat or message, in wall time (the session keeps it on the monotonic clock)."""
+        clock = self._coordinator.clock
+        return clock.now() - timedelta(seconds=clock.monotonic() - session.last_seen)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,12 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from aitbc.config import KEEPALIVE_PINGS
+from aitbc.config import KEEPALIVE_PINGS, SHUTDOWN_GRACE_SECONDS
 from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.clock import Clock
-from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
+from aitbc.coordinator.engine import Coordinator, CoordinatorConfig, ShutdownReport
 from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
+from aitbc.services.key_service import KeyService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
@@ -25,6 +28,8 @@ from aitbc.store.urls import open_store
 from aitbc.v1 import (
     jobs_pb2,
     jobs_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     miner_pb2,
     miner_pb2_grpc,
     models_pb2,
@@ -40,6 +45,7 @@ SERVICE_NAMES = (
     miner_pb2.DESCRIPTOR.services_by_name["MinerService"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+    keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -49,7 +55,33 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     *KEEPALIVE_PINGS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # gRPC sets SO_REUSEPORT on Linux by default: a second coordinator on a taken port would start and the two
+    # would split the connections (a miner could land on the other stack with a key it does not know).
+    ("grpc.so_reuseport", 0),
 ]
+
+
+class ListenError(OSError):
+    """The coordinator cannot listen on the address it was given; the message says why and what to do."""
+
+
+def _listen_error(listen: str) -> ListenError:
+    """Why `listen` cannot be bound: gRPC only says that binding failed, so try the address once more here."""
+    host, _, port = listen.rpartition(":")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as problem:
+        if problem.errno == errno.EADDRINUSE:
+            return ListenError(f"{listen} is already in use; stop the other coordinator or pass --listen")
+        return ListenError(f"cannot listen on {listen}: {problem.strerror or problem}")
+    except ValueError:
+        return ListenError(f"cannot listen on {listen}: expected HOST:PORT")
+    return ListenError(f"cannot listen on {listen}")
 
 
 @dataclass
@@ -59,13 +91,16 @@ class RunningCoordinator:
     coordinator: Coordinator
     store: Store
     health: HealthServicer
+    authenticator: Authenticator
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop taking work, let miners finish for up to `grace` seconds, then close."""
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> ShutdownReport:
+        """Stop taking work, let miners finish for up to `grace` seconds, then close; says what was left over."""
         await self.health.enter_graceful_shutdown()
-        await self.coordinator.shutdown(grace)
+        report = await self.coordinator.shutdown(grace)
         await self.server.stop(grace=1.0)
+        await self.authenticator.close()
         await self.store.close()
+        return report
 
 
 async def start_coordinator(
@@ -75,21 +110,29 @@ async def start_coordinator(
     *,
     clock: Clock | None = None,
 ) -> RunningCoordinator:
-    """Serve a coordinator on `listen` over `store` (a `Store`, or a path or URL to open); it owns the store."""
+    """Serve a coordinator on `listen` over `store` (a `Store`, or a path or URL to open); it owns the store.
+
+    Raises `ListenError` when `listen` cannot be bound (taken by another process, say).
+    """
     if isinstance(store, Path | str):
         store = await open_store(store)
     try:
         coordinator = Coordinator(store, config, clock=clock)
         await coordinator.start()
-        server = grpc.aio.server(interceptors=[AuthAndErrorsInterceptor(Authenticator(store))], options=SERVER_OPTIONS)
+        authenticator = Authenticator(store, clock)
+        server = grpc.aio.server(interceptors=[AuthAndErrorsInterceptor(authenticator)], options=SERVER_OPTIONS)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(coordinator), server)
         miner_pb2_grpc.add_MinerServiceServicer_to_server(MinerService(coordinator), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
         network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
+        keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyService(authenticator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
-        port = server.add_insecure_port(listen)
+        try:
+            port = server.add_insecure_port(listen)
+        except RuntimeError as exc:
+            raise _listen_error(listen) from exc
         await server.start()
     except BaseException:
         await store.close()
@@ -97,4 +140,6 @@ async def start_coordinator(
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("coordinator listening on port %d", port)
-    return RunningCoordinator(server=server, port=port, coordinator=coordinator, store=store, health=health)
+    return RunningCoordinator(
+        server=server, port=port, coordinator=coordinator, store=store, health=health, authenticator=authenticator
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -49,6 +49,18 @@ class MinerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A key as stored: its id, never the key or its hash."""
+
+    key_id: str
+    role: Role
+    owner_id: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[JobRecord]
     next_page_token: str
@@ -66,7 +78,23 @@ class Store(Protocol):
     # API keys
     async def add_api_key(self, key_hash: str, role: Role, owner_id: str, now: datetime) -> Principal: ...
 
-    async def principal_for(self, key_hash: str) -> Principal | None: ...
+    async def principal_for(self, key_hash: str) -> Principal | None:
+        """The principal of a key that exists and is not revoked."""
+        ...
+
+    async def api_keys(self, *, owner_id: str | None) -> list[ApiKeyRecord]:
+        """The keys of one account (None: of all accounts), oldest first."""
+        ...
+
+    async def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRecord | None:
+        """Revoke a key once (revoking it again keeps the first time); None when no key has that id."""
+        ...
+
+    async def record_key_use(self, last_used: Mapping[str, datetime]) -> None:
+        """Note when keys (by id) were last used; a time earlier than the one stored changes nothing."""
+        ...
 
     # Jobs
     async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:

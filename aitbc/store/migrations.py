@@ -91,6 +91,12 @@ MIGRATIONS: tuple[str, ...] = (
         at INTEGER NOT NULL
     );
     """,
+    # 4: revoked keys (never un-revoked: revoked_at is set once) and when each key was last used (written behind).
+    """
+    ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
+    ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+    CREATE INDEX api_keys_by_owner ON api_keys (owner_id, created_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

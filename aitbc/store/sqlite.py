@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,16 +19,18 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges, JobPage, MinerRecord, StoreUnavailableError
+from aitbc.store.base import ApiKeyRecord, JobChanges, JobPage, MinerRecord, StoreUnavailableError
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
+    KEY_COLUMNS,
     decode_page_token,
     encode_page_token,
     event_from_row,
     event_row,
     job_from_row,
+    key_from_row,
     micros,
     moment,
     placeholders,
@@ -44,13 +46,20 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteStore:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
+        """Open (creating and migrating) the store; StoreUnavailableError if the file cannot be opened or written."""
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(str(path), isolation_level=None)
+        except (sqlite3.OperationalError, OSError) as error:
+            raise StoreUnavailableError(f"cannot open the store {path}: {error}") from error
         connection.row_factory = aiosqlite.Row
         store = cls(connection)
         try:
             await store._configure()
+        except (sqlite3.OperationalError, OSError) as error:
+            await connection.close()
+            raise StoreUnavailableError(f"cannot prepare the store {path}: {error}") from error
         except BaseException:
             await connection.close()
             raise
@@ -128,12 +137,44 @@ class SqliteStore:
     async def principal_for(self, key_hash: str) -> Principal | None:
         async with (
             self._reading(),
-            self._db.execute("SELECT key_id, role, owner_id FROM api_keys WHERE key_hash = ?", (key_hash,)) as cursor,
+            self._db.execute(
+                "SELECT key_id, role, owner_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
+            ) as cursor,
         ):
             row = await cursor.fetchone()
         if row is None:
             return None
         return Principal(key_id=row["key_id"], role=Role(row["role"]), owner_id=row["owner_id"])
+
+    async def api_keys(self, *, owner_id: str | None) -> list[ApiKeyRecord]:
+        where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
+        sql = f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id"
+        async with self._reading(), self._db.execute(sql, args) as cursor:
+            rows = await cursor.fetchall()
+        return [key_from_row(row) for row in rows]
+
+    async def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        async with self._lock:
+            return await self._find_key(key_id)
+
+    async def _find_key(self, key_id: str) -> ApiKeyRecord | None:
+        async with self._db.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else key_from_row(row)
+
+    async def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRecord | None:
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (micros(now), key_id)
+            )
+            return await self._find_key(key_id)
+
+    async def record_key_use(self, last_used: Mapping[str, datetime]) -> None:
+        async with self._transaction():
+            await self._db.executemany(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE key_id = ?",
+                [(micros(moment), key_id) for key_id, moment in last_used.items()],
+            )
 
     # Jobs
 

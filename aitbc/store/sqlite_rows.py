@@ -13,8 +13,10 @@ import aiosqlite
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
+from aitbc.domain.keys import Role
 from aitbc.domain.priority import Priority
 from aitbc.domain.states import JobState
+from aitbc.store.base import ApiKeyRecord
 
 JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
@@ -22,6 +24,7 @@ JOB_COLUMNS = (
     " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation,"
     " excused_attempts"
 )
+KEY_COLUMNS = "key_id, role, owner_id, created_at, last_used_at, revoked_at"
 EVENT_COLUMNS = (
     "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
     " finish_reason"
@@ -83,6 +86,19 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
         updated_at=updated_at,
         started_at=moment(row["started_at"]),
         completed_at=moment(row["completed_at"]),
+    )
+
+
+def key_from_row(row: aiosqlite.Row) -> ApiKeyRecord:
+    created_at = moment(row["created_at"])
+    assert created_at is not None
+    return ApiKeyRecord(
+        key_id=row["key_id"],
+        role=Role(row["role"]),
+        owner_id=row["owner_id"],
+        created_at=created_at,
+        last_used_at=moment(row["last_used_at"]),
+        revoked_at=moment(row["revoked_at"]),
     )
 
 

@@ -12,7 +12,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "object", "created", "owned_by", "miners", "free_slots", "aliases", "kind", "min_tier", "min_vram_bytes", "context_length", "price_input_per_1k", "price_output_per_1k", "description")
+    __slots__ = ("id", "object", "created", "owned_by", "miners", "free_slots", "aliases", "kind", "min_tier", "min_vram_bytes", "context_length", "price_input_per_1k", "price_output_per_1k", "description", "is_default")
     ID_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Model(_message.Message):
     PRICE_INPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     PRICE_OUTPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     id: str
     object: str
     created: int
@@ -41,7 +42,8 @@ class Model(_message.Message):
     price_input_per_1k: float
     price_output_per_1k: float
     description: str
-    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., miners: _Optional[int] = ..., free_slots: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., min_tier: _Optional[int] = ..., min_vram_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., price_input_per_1k: _Optional[float] = ..., price_output_per_1k: _Optional[float] = ..., description: _Optional[str] = ...) -> None: ...
+    is_default: bool
+    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., miners: _Optional[int] = ..., free_slots: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., min_tier: _Optional[int] = ..., min_vram_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., price_input_per_1k: _Optional[float] = ..., price_output_per_1k: _Optional[float] = ..., description: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("object", "data")

@@ -27,7 +27,8 @@ def test_submit_prints_only_the_job_id(capsys: pytest.CaptureFixture[str], fake:
     assert capsys.readouterr().out == f"{SUBMITTED_JOB_ID}\n"
     request = fake.requests[-1]
     assert isinstance(request, jobs_pb2.SubmitJobRequest)
-    assert (request.prompt, request.model, request.params.max_tokens) == ("Write a story", "llama3.2", 500)
+    # No --model: the request names none, and the coordinator applies its default model.
+    assert (request.prompt, request.model, request.params.max_tokens) == ("Write a story", "", 500)
     assert not request.params.HasField("top_p")
 
 
@@ -89,8 +90,8 @@ def test_status_prints_the_seed_status_object(capsys: pytest.CaptureFixture[str]
         "created_at": "2026-02-13T10:00:00Z",
         "started_at": "2026-02-13T10:01:00Z",
         "completed_at": "2026-02-13T10:02:00Z",
-        "estimated_completion": None,
-        "error": None,
+        # As the REST API prints the job: an unset time is left out, an empty error is "".
+        "error": "",
     }
 
 

@@ -26,7 +26,8 @@ def test_submit_then_wait_for_the_result(client: Client, fake: FakeJobService) -
     assert (job.id, job.status) == (SUBMITTED_JOB_ID, "pending")
     request = fake.requests[-1]
     assert isinstance(request, jobs_pb2.SubmitJobRequest)
-    assert request.model == config.DEFAULT_MODEL
+    # No model named: the request leaves it unset and the coordinator applies its default model.
+    assert request.model == ""
     assert request.params.max_tokens == 100
     done = client.wait_for_job(job.id, timeout=10)
     assert (done.status, done.output) == ("completed", "echo: What is the capital of France?")

@@ -107,7 +107,7 @@ async def test_cli_submit_and_status(target: str, keys: Keys, capsys: pytest.Cap
     job_id = capsys.readouterr().out.strip()
     assert await asyncio.to_thread(run_cli, "client", "status", "--job-id", job_id, *connection) == 0
     status = json.loads(capsys.readouterr().out)
-    assert (status["job_id"], status["status"], status["miner_id"]) == (job_id, "pending", None)
+    assert (status["job_id"], status["status"], status["miner_id"]) == (job_id, "pending", "")
     assert status["created_at"].endswith("Z")
 
 

@@ -152,6 +152,15 @@ async def test_bad_key_is_unauthenticated(jobs_stub: Stub, keys: Keys, metadata:
     )
 
 
+async def test_the_standard_bearer_metadata_carries_the_key(jobs_stub: Stub, keys: Keys) -> None:
+    request = S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi")
+    submitted = await jobs_stub.SubmitJob(request, metadata=(("authorization", f"Bearer {keys.client}"),))
+    assert submitted.job.status == S.JOB_STATE_PENDING
+    for wrong in (f"Basic {keys.client}", "Bearer ", f"Bearer{keys.client}"):
+        refused = jobs_stub.SubmitJob(request, metadata=(("authorization", wrong),))
+        await expect_error(refused, grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+
+
 async def test_miner_key_cannot_submit(keys: Keys, jobs_stub: Stub) -> None:
     await expect_error(
         jobs_stub.SubmitJob(S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi"), metadata=key(keys.miner)),
@@ -244,3 +253,29 @@ async def test_list_rejects_bad_arguments(keys: Keys, jobs_stub: Stub) -> None:
             jobs_stub.ListJobs(request, metadata=key(keys.client)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"
         )
         assert info.metadata["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("report", "field"),
+    [
+        (miner_pb2.ConnectRequest(started=miner_pb2.JobStarted(attempt=1, prompt_tokens=-1)), "started.prompt_tokens"),
+        (miner_pb2.ConnectRequest(done=miner_pb2.JobDone(attempt=1, completion_tokens=-5)), "done.completion_tokens"),
+        (miner_pb2.ConnectRequest(done=miner_pb2.JobDone(attempt=1, prompt_tokens=1 << 30)), "done.prompt_tokens"),
+    ],
+)
+async def test_token_counts_a_miner_reports_must_be_in_range(
+    target: str, keys: Keys, jobs_stub: Stub, report: miner_pb2.ConnectRequest, field: str
+) -> None:
+    job = (
+        await jobs_stub.SubmitJob(
+            S.SubmitJobRequest(queue_if_unavailable=True, prompt="hi", model="x"), metadata=key(keys.client)
+        )
+    ).job
+    async with ScriptedMiner(target, keys.miner) as miner:
+        await miner.hello("counting", ["x"])
+        await miner.expect("assign")
+        which = report.WhichOneof("msg")
+        getattr(report, which).job_id = job.job_id
+        await miner.send(report)
+        assert await miner.status() == grpc.StatusCode.INVALID_ARGUMENT
+        assert await miner.error_field() == field

@@ -101,7 +101,7 @@ async def test_a_key_that_cannot_be_a_key_is_401(gateway: str, path: str) -> Non
 async def test_a_key_of_the_longest_length_reaches_the_coordinator(gateway: str) -> None:
     async with httpx.AsyncClient(base_url=f"http://{gateway}", headers={"X-Api-Key": "k" * 512}) as client:
         response = await client.get("/v1/jobs")
-    assert (response.status_code, response.json()["detail"]) == (401, "the API key is not valid")
+    assert (response.status_code, response.json()["detail"]) == (401, "the API key is not valid (unknown or revoked)")
 
 
 async def test_a_last_event_id_that_is_not_a_sequence_number_is_400(http: httpx.AsyncClient) -> None:

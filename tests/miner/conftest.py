@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from miner.backends.base import Backend
 from miner.backends.synthetic import SyntheticBackend
 from miner.config import MinerConfig
 
+from .exllamav2_fakes import write_model_dir
 from .fakes import (
     STEP_TIMEOUT,
     AgentFactory,
@@ -64,3 +66,9 @@ async def start_agent(config: MinerConfig) -> AsyncIterator[AgentFactory]:
     for running in started:
         running.agent.stop()
         await asyncio.wait_for(running.task, STEP_TIMEOUT)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A model folder's JSON files, as the ExLlamaV2 backend reads them (see exllamav2_fakes)."""
+    return write_model_dir(tmp_path)

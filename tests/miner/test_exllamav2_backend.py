@@ -43,15 +43,8 @@ from .exllamav2_fakes import (
     running,
     text_of,
     tokens_of,
-    write_model_dir,
 )
 from .fakes import STEP_TIMEOUT
-
-
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    return write_model_dir(tmp_path)
-
 
 # Importing.
 

@@ -18,23 +18,8 @@ from miner.backends.exllamav2_settings import (
 )
 from miner.main import add_miner_arguments, config_from_args
 
-from .exllamav2_fakes import (
-    EOS,
-    MODEL_ID,
-    generate,
-    request,
-    running,
-    text_of,
-    tokens_of,
-    write_model_dir,
-)
+from . import exllamav2_fakes as ex
 from .fakes import STEP_TIMEOUT
-
-
-@pytest.fixture
-def model_dir(tmp_path: Path) -> Path:
-    return write_model_dir(tmp_path)
-
 
 # Concurrency.
 
@@ -83,19 +68,19 @@ def test_cache_settings_that_cannot_work(settings: dict[str, Any], message: str)
 
 async def test_the_backend_advertises_its_plan_gpus_and_model(model_dir: Path) -> None:
     paged = CachePlan(paged=True, max_seq_len=256, cache_tokens=1024, batch_size=4)
-    async with running(model_dir, [EOS], plan=paged) as (backend, _):
-        assert (backend.backend_name, list(backend.models), backend.max_concurrency) == ("exllamav2", [MODEL_ID], 4)
+    async with ex.running(model_dir, [ex.EOS], plan=paged) as (backend, _):
+        assert (backend.backend_name, list(backend.models), backend.max_concurrency) == ("exllamav2", [ex.MODEL_ID], 4)
         assert backend.gpus() == [GpuInfo("NVIDIA H100 80GB HBM3", 85_520_809_984)]
-    async with running(model_dir, [EOS]) as (backend, _):
+    async with ex.running(model_dir, [ex.EOS]) as (backend, _):
         assert backend.max_concurrency == 1
 
 
 async def test_paged_jobs_run_in_one_batch_on_one_thread(model_dir: Path) -> None:
     paged = CachePlan(paged=True, max_seq_len=256, cache_tokens=1024, batch_size=4)
-    async with running(model_dir, ["x"], repeat=True, plan=paged, batch_of=4) as (backend, model):
-        outputs = await asyncio.gather(*(generate(backend, request(max_tokens=50)) for _ in range(4)))
+    async with ex.running(model_dir, ["x"], repeat=True, plan=paged, batch_of=4) as (backend, model):
+        outputs = await asyncio.gather(*(ex.generate(backend, ex.request(max_tokens=50)) for _ in range(4)))
 
-    assert [(text_of(chunks), tokens_of(chunks)) for chunks in outputs] == [("x" * 50, 50)] * 4
+    assert [(ex.text_of(chunks), ex.tokens_of(chunks)) for chunks in outputs] == [("x" * 50, 50)] * 4
     assert model.generator.most_active == 4
     assert len(model.generator.threads) == 1
     assert threading.get_ident() not in model.generator.threads
@@ -103,13 +88,13 @@ async def test_paged_jobs_run_in_one_batch_on_one_thread(model_dir: Path) -> Non
 
 async def test_cancelling_one_batched_job_leaves_the_others_running(model_dir: Path) -> None:
     paged = CachePlan(paged=True, max_seq_len=256, cache_tokens=1024, batch_size=4)
-    async with running(model_dir, ["x"], repeat=True, plan=paged, batch_of=2) as (backend, model):
-        kept = asyncio.create_task(generate(backend, request(max_tokens=200)))
-        async with contextlib.aclosing(backend.generate(request(max_tokens=201))) as dropped:
+    async with ex.running(model_dir, ["x"], repeat=True, plan=paged, batch_of=2) as (backend, model):
+        kept = asyncio.create_task(ex.generate(backend, ex.request(max_tokens=200)))
+        async with contextlib.aclosing(backend.generate(ex.request(max_tokens=201))) as dropped:
             await asyncio.wait_for(anext(dropped), STEP_TIMEOUT)
         chunks = await kept
 
-    assert (tokens_of(chunks), chunks[-1].finish_reason) == (200, "length")
+    assert (ex.tokens_of(chunks), chunks[-1].finish_reason) == (200, "length")
     assert [job.max_new_tokens for job in model.generator.cancelled] == [201]
     assert model.generator.most_active == 2
 

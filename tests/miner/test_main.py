@@ -82,6 +82,7 @@ def test_llama_cpp_is_the_default_and_the_environment_fills_in(monkeypatch: pyte
         ((), "needs a key with the miner role"),
         (("--api-key=k", "--backend=synthetic", "--model=x.gguf"), "--model applies to the llama.cpp backend"),
         (("--api-key=k", "--tokens-per-second=5"), "--tokens-per-second applies to the synthetic backend"),
+        (("--api-key=k", "--model=/models/x.gguf"), "--model with a GGUF file needs --model-name"),
         (("--api-key=k", "--max-concurrency=0"), "max_concurrency must be at least 1"),
     ],
 )

@@ -103,3 +103,32 @@ async def test_keys_are_stored_hashed(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "a.db") as raw:
         dump = "\n".join(raw.iterdump())
     assert "secret" not in dump
+
+
+async def test_api_keys_revocation_and_last_use(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "a.db")
+    try:
+        first = await store.add_api_key(hash_key("one"), Role.CLIENT, "acct", NOW)
+        later = NOW.replace(hour=16)
+        second = await store.add_api_key(hash_key("two"), Role.MINER, "acct", later)
+        await store.add_api_key(hash_key("three"), Role.CLIENT, "other", later)
+        assert [key.key_id for key in await store.api_keys(owner_id="acct")] == [first.key_id, second.key_id]
+        assert len(await store.api_keys(owner_id=None)) == 3
+
+        await store.record_key_use({first.key_id: later})
+        await store.record_key_use({first.key_id: NOW})  # an older use changes nothing
+        used = await store.api_key(first.key_id)
+        assert used is not None
+        assert (used.last_used_at, used.revoked_at) == (later, None)
+
+        revoked = await store.revoke_api_key(first.key_id, later)
+        assert revoked is not None
+        assert revoked.revoked_at == later
+        again = await store.revoke_api_key(first.key_id, later.replace(hour=17))
+        assert again is not None
+        assert again.revoked_at == later  # revoked once, for good
+        assert await store.principal_for(hash_key("one")) is None
+        assert await store.principal_for(hash_key("two")) == second
+        assert await store.revoke_api_key("key_missing", later) is None
+    finally:
+        await store.close()
