@@ -57,6 +57,9 @@ class GatewayError(Exception):
         body: dict[str, Any] = {"detail": self.detail, "error_code": self.error_code}
         if self.field:
             body["field"] = self.field
+        if self.advice:
+            # Already the end of `detail`; apart as well, so that a client (the SDK) can word it its own way.
+            body["advice"] = self.advice
         return body
 
     def headers(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 The gateway builds its routes from the same annotations (gateway/routes.py), so this is its mirror
 image: a request message becomes a verb, a path, query parameters and a JSON body; the JSON answer,
 whose enums are lower case without their prefix (`"pending"`), becomes the response message again;
-an error body `{"detail", "error_code", "field"?}` with its status and `Retry-After` becomes the same
+an error body `{"detail", "error_code", "field"?, "advice"?}` with its status and `Retry-After` becomes the same
 `AitbcApiError` the gRPC transport raises. Nothing here does I/O.
 """
 
@@ -160,18 +160,17 @@ def error_from_http(status: int, body: bytes, retry_after: str | None) -> AitbcA
 
 
 def error_from_body(data: Mapping[str, Any], status: int, retry_after: float | None = None) -> AitbcApiError:
-    """An error body `{"detail", "error_code", "field"?}` that came with `status`."""
+    """An error body `{"detail", "error_code", "field"?, "advice"?}` that came with `status`."""
     reason = str(data.get("error_code") or "")
     code = code_for_http(status, reason)
-    detail = data.get("detail")
-    field_name = data.get("field")
     return AitbcApiError(
-        code,
-        reason or code.name,
-        detail if isinstance(detail, str) else "",
-        field_name if isinstance(field_name, str) else None,
-        retry_after,
+        code, reason or code.name, _text(data, "detail") or "", _text(data, "field"), retry_after, _text(data, "advice")
     )
+
+
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _seconds(retry_after: str | None) -> float | None:

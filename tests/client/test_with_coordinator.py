@@ -88,6 +88,8 @@ async def test_no_online_miner_is_unavailable_unless_queued(client: AsyncClient)
     with pytest.raises(AitbcApiError) as unavailable:
         await client.submit_job("Nobody serves this model now", "tiny")
     assert (unavailable.value.code, unavailable.value.reason) == (StatusCode.UNAVAILABLE, "NO_ELIGIBLE_MINER")
+    # The advice comes apart over either transport (the gateway's body repeats it as `advice`).
+    assert unavailable.value.advice == "set queue_if_unavailable to wait for one"
     with pytest.raises(AitbcApiError) as unknown:
         await client.submit_job("No such model", "no-such-model")
     assert (unknown.value.reason, unknown.value.field) == ("INVALID_ARGUMENT", "model")
