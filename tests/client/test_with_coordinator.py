@@ -130,3 +130,16 @@ async def test_cli_models_and_miners(target: str, keys: Keys, capsys: pytest.Cap
         assert await asyncio.to_thread(run_cli, "miners", "--json", *connection) == 0
         [rig] = json.loads(capsys.readouterr().out)
         assert (rig["miner_id"], rig["online"], rig["max_concurrency"]) == ("rig-1", True, 2)
+
+
+async def test_the_accounts_keys(client: AsyncClient) -> None:
+    [own] = await client.list_api_keys()
+    assert own["role"] == "client"
+    assert "revoked_at" not in own
+    with pytest.raises(AitbcApiError) as missing:
+        await client.revoke_api_key("key_missing")
+    assert (missing.value.code, missing.value.reason, missing.value.field) == (
+        StatusCode.NOT_FOUND,
+        "KEY_NOT_FOUND",
+        "key_id",
+    )
