@@ -11,6 +11,8 @@ import grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
+from aitbc.domain.signing import generate_seed, public_key_of
+from aitbc.key_files import load_or_create_private_key
 from aitbc.v1 import miner_pb2, miner_pb2_grpc
 from miner.backends.base import Backend
 from miner.config import MinerConfig
@@ -44,6 +46,7 @@ class MinerAgent:
     def __init__(self, config: MinerConfig, backend: Backend) -> None:
         self._config = config
         self._backend = backend
+        self._signing_seed = load_or_create_private_key(config.key_file) if config.key_file else generate_seed()
         self._capacity = min(config.max_concurrency, backend.max_concurrency or config.max_concurrency)
         self._drain_requested = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -145,6 +148,7 @@ class MinerAgent:
                 hello=self._hello(),
                 backend=self._backend,
                 config=self._config,
+                signing_seed=self._signing_seed,
                 drain_requested=stream_drained,
                 on_drain=on_coordinator_drain,
             )
@@ -178,6 +182,7 @@ class MinerAgent:
             max_concurrency=self._capacity,
             backend=self._backend.backend_name,
             version=_version(),
+            public_key=public_key_of(self._signing_seed),
         )
 
     async def _backoff_sleep(self, seconds: float) -> None:

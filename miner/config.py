@@ -5,11 +5,16 @@ from __future__ import annotations
 import secrets
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aitbc.config import SHUTDOWN_GRACE_SECONDS
 
 # The coordinator waits as long for a draining miner as a miner gives its jobs (one number for both).
 DEFAULT_DRAIN_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS
+
+
+# The miner's signing key, in its home.
+MINER_SIGNING_KEY_FILE = "miner-signing-key.pem"
 
 
 def default_miner_id() -> str:
@@ -40,6 +45,9 @@ class MinerConfig:
     # Reconnect backoff: exponential from the initial wait, capped, plus jitter up to a tenth of the cap.
     reconnect_initial_backoff: float = 0.1
     reconnect_max_backoff: float = 10.0
+    # The miner's Ed25519 signing key (PKCS#8 PEM, mode 0600), created there on first start. None: a key for
+    # this process only, for tests and throwaway miners; receipts then name a key no later run can sign with.
+    key_file: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("coordinator", "api_key", "miner_id"):

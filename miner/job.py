@@ -8,6 +8,8 @@ import enum
 import logging
 import time
 
+from aitbc.domain.canonical import text_hash
+from aitbc.domain.receipts import MinerAttestation
 from aitbc.v1 import miner_pb2
 from miner.backends.base import Backend, ChatMessage, FinishReason, GenerationRequest, InvalidRequestError
 from miner.outbox import Outbox
@@ -30,8 +32,9 @@ class JobRun:
     """Runs one assignment in its own task and sends JobStarted, JobTokens, then exactly one of JobDone,
     JobFailed or CancelAck (or nothing, once disconnected)."""
 
-    def __init__(self, assignment: miner_pb2.AssignJob, backend: Backend, outbox: Outbox) -> None:
+    def __init__(self, assignment: miner_pb2.AssignJob, backend: Backend, outbox: Outbox, signing_seed: bytes) -> None:
         self.job_id = assignment.job_id
+        self._signing_seed = signing_seed
         self.attempt = assignment.attempt
         self._assignment = assignment
         self._backend = backend
@@ -95,13 +98,15 @@ class JobRun:
         if finish_reason is None:
             raise RuntimeError(f"the {self._backend.backend_name} backend ended without a finish reason")
         total = time.monotonic() - self._received_at
+        output = "".join(pieces)
         done = miner_pb2.JobDone(
             job_id=self.job_id,
             attempt=self.attempt,
-            output="".join(pieces),
+            output=output,
             prompt_tokens=prompt_tokens,
             completion_tokens=self._completion_tokens,
             finish_reason=finish_reason,
+            signature=self._attest(output, prompt_tokens),
         )
         await self._outbox.send(miner_pb2.ConnectRequest(done=done))
         log.info(
@@ -113,6 +118,17 @@ class JobRun:
             (first_token_at or time.monotonic()) - self._received_at,
             finish_reason,
         )
+
+    def _attest(self, output: str, prompt_tokens: int) -> str:
+        """Sign what the whole job produced: the text it resumed from and this attempt's, and their tokens."""
+        assignment = self._assignment
+        return MinerAttestation(
+            job_id=self.job_id,
+            attempt=self.attempt,
+            output_hash=text_hash(assignment.resume_text + output),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=assignment.resume_tokens + self._completion_tokens,
+        ).sign(self._signing_seed)
 
     async def _report_stop(self) -> None:
         match self._stop_reason:

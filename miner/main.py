@@ -14,6 +14,7 @@ from aitbc.config import (
     ENV_COORDINATOR,
     ENV_MINER_API_KEY,
     MINER_KEY_FILE,
+    aitbc_home,
     coordinator_address,
     miner_api_key,
 )
@@ -21,7 +22,7 @@ from miner.agent import MinerAgent
 from miner.backends.exllamav2_settings import CACHE_QUANTS, DEFAULT_MAX_SEQ_LEN
 from miner.backends.registry import BACKEND_NAMES, create_backend
 from miner.backends.synthetic import DEFAULT_TOKENS_PER_SECOND
-from miner.config import DEFAULT_DRAIN_GRACE_SECONDS, MinerConfig, default_miner_id
+from miner.config import DEFAULT_DRAIN_GRACE_SECONDS, MINER_SIGNING_KEY_FILE, MinerConfig, default_miner_id
 from miner.model_files import SMOLLM2_MODEL_ID
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
         miner_id=ns.miner_id or default_miner_id(),
         max_concurrency=ns.max_concurrency,
         drain_grace_seconds=ns.drain_grace,
+        key_file=aitbc_home() / MINER_SIGNING_KEY_FILE,
     )
     return config, ns.backend, options
 

@@ -50,11 +50,13 @@ class Session:
         hello: miner_pb2.MinerHello,
         backend: Backend,
         config: MinerConfig,
+        signing_seed: bytes,
         drain_requested: asyncio.Event,
         on_drain: Callable[[str], None],
     ) -> None:
         self._call = call
         self._hello = hello
+        self._signing_seed = signing_seed
         self._backend = backend
         self._capacity = hello.max_concurrency
         self._heartbeat_interval = config.heartbeat_interval
@@ -158,7 +160,7 @@ class Session:
         elif len(self._jobs) >= self._capacity:
             refusal = "miner at capacity"
         else:
-            job = JobRun(assignment, self._backend, self._outbox)
+            job = JobRun(assignment, self._backend, self._outbox, self._signing_seed)
             self._jobs[key] = job
             self._idle.clear()
             job.start().add_done_callback(functools.partial(self._job_finished, key))

@@ -247,7 +247,7 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
     from gateway.main import EmbeddedGateway
     from miner.agent import MinerAgent
     from miner.backends.registry import create_backend
-    from miner.config import MinerConfig
+    from miner.config import MINER_SIGNING_KEY_FILE, MinerConfig
 
     home, grace = home_of(ns), ns.grace
     database = home / config.DATABASE_FILE
@@ -267,6 +267,7 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
             max_concurrency=ns.max_concurrency,
             # The same grace as the coordinator's, so that what the miner's log says is what happens.
             drain_grace_seconds=grace,
+            key_file=home / MINER_SIGNING_KEY_FILE,
         )
         agent = MinerAgent(miner_config, backend)
         miner_task = asyncio.create_task(agent.run(), name="local miner")

@@ -22,6 +22,7 @@ MAX_NAME_CHARS = 128
 MAX_GPUS = 64
 # 1 PiB per GPU and a million credits per 1k tokens: far beyond any real card or price, short of absurd.
 MAX_VRAM_BYTES = 1 << 50
+PUBLIC_KEY_BYTES = 32
 MAX_PRICE_PER_1K = 1_000_000.0
 
 
@@ -44,6 +45,8 @@ class MinerInfo:
     version: str = ""
     # The miner's own prices, by the model names it advertises.
     prices: tuple[tuple[str, Price], ...] = ()
+    # The miner's Ed25519 public key (raw bytes); empty when it signs nothing.
+    public_key: bytes = b""
 
     @property
     def max_vram_bytes(self) -> int:
@@ -63,6 +66,8 @@ class MinerInfo:
         for text, name in ((self.backend, "backend"), (self.version, "version")):
             if len(text) > MAX_NAME_CHARS:
                 raise invalid_argument(name, f"must be at most {MAX_NAME_CHARS} characters")
+        if self.public_key and len(self.public_key) != PUBLIC_KEY_BYTES:
+            raise invalid_argument("public_key", f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes")
         if len(self.gpus) > MAX_GPUS:
             raise invalid_argument("gpus", f"at most {MAX_GPUS} entries")
         for gpu in self.gpus:
@@ -128,6 +133,8 @@ class Assignment:
     text: list[str] = field(default_factory=list)
     first_token_at: datetime | None = None
     cancel_ack: asyncio.Future[int] | None = None
+    # The miner's signature of what it reported at the end, once checked against its key.
+    signature: str | None = None
 
     def start(self) -> bool:
         """Note that the miner started; False if it had already."""

@@ -103,6 +103,7 @@ class PollingMiners:
         prompt_tokens: int,
         completion_tokens: int,
         finish_reason: str,
+        signature: str = "",
     ) -> JobRecord:
         session = self._session(principal, miner_id)
         record = await self._reports.done(
@@ -113,6 +114,7 @@ class PollingMiners:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             finish_reason=finish_reason or "stop",
+            signature=signature,
         )
         if record is None:
             raise _lease_lost(job_id, miner_id)

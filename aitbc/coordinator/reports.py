@@ -21,8 +21,11 @@ from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.store_health import StoreUnavailable
+from aitbc.domain.canonical import text_hash
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobRecord
+from aitbc.domain.receipts import MinerAttestation
+from aitbc.domain.signing import verify_b64
 from aitbc.domain.states import JobState
 from aitbc.store.base import JobChanges
 
@@ -92,6 +95,7 @@ class MinerReports:
         prompt_tokens: int,
         completion_tokens: int,
         finish_reason: str,
+        signature: str = "",
     ) -> JobRecord | None:
         """Complete the job; None when the miner no longer holds it (or the store failed to take it)."""
         _check_count("prompt_tokens", prompt_tokens)
@@ -107,6 +111,7 @@ class MinerReports:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 finish_reason=finish_reason,
+                signature=signature,
             )
         except StoreUnavailable:
             self._abandon(session, found[1])
@@ -122,6 +127,7 @@ class MinerReports:
         prompt_tokens: int,
         completion_tokens: int,
         finish_reason: str,
+        signature: str,
     ) -> JobRecord | None:
         await self.mark_running(live, assignment, prompt_tokens=prompt_tokens)
         streamed = assignment.streamed
@@ -137,6 +143,7 @@ class MinerReports:
             completed_at=self._clock.now(),
             finish_reason=finish_reason,
         )
+        self._check_signature(session, assignment, changes, signature)
         completed = await self._jobs.transition(live, JobState.COMPLETED, changes, expected_attempt=assignment.attempt)
         if completed is not None:
             self._record_completion(session, assignment)
@@ -245,6 +252,34 @@ class MinerReports:
         await asyncio.gather(*self._detaching, return_exceptions=True)
 
     # Internals
+
+    def _check_signature(
+        self, session: MinerSession, assignment: Assignment, changes: JobChanges, signature: str
+    ) -> None:
+        """Keep the miner's signature for the receipt if it covers exactly what the job will be recorded with.
+
+        A signature that does not verify is not trusted: the receipt then says
+        the miner did not sign (it is never silently taken as signed).
+        """
+        key = session.info.public_key
+        if not (key and signature):
+            return
+        attestation = MinerAttestation(
+            job_id=assignment.job_id,
+            attempt=assignment.attempt,
+            output_hash=text_hash(changes.result or ""),
+            prompt_tokens=changes.prompt_tokens or 0,
+            completion_tokens=changes.completion_tokens or 0,
+        )
+        if verify_b64(key, attestation.canonical_bytes(), signature):
+            assignment.signature = signature
+        else:
+            log.warning(
+                "miner %s's signature does not cover job %s attempt %d as recorded; its receipt will say unsigned",
+                session.miner_id,
+                assignment.job_id,
+                assignment.attempt,
+            )
 
     def _fenced(self, session: MinerSession, job_id: str, attempt: int) -> tuple[LiveJob, Assignment] | None:
         """The job and lease a miner message is about, or None if it lost that lease."""

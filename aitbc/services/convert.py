@@ -174,6 +174,7 @@ def miner_info_from_hello(hello: miner_pb2.MinerHello) -> MinerInfo:
         backend=hello.backend,
         version=hello.version,
         prices=_prices(hello.prices),
+        public_key=hello.public_key,
     )
 
 
@@ -235,4 +236,5 @@ def miner_info_from_registration(request: miner_pb2.RegisterMinerRequest) -> Min
         gpus=gpus,
         backend="polling",
         prices=_prices(request.prices),
+        public_key=request.public_key,
     )

@@ -32,7 +32,8 @@ HELLO_TIMEOUT_SECONDS = 10.0
 
 # The miner's fields as each miner API spells them: the stream's hello, the HTTP registration.
 _HELLO_FIELDS = {
-    name: f"hello.{name}" for name in ("miner_id", "models", "max_concurrency", "backend", "version", "gpus", "prices")
+    name: f"hello.{name}"
+    for name in ("miner_id", "models", "max_concurrency", "backend", "version", "gpus", "prices", "public_key")
 }
 _DONE_FIELDS = {name: f"done.{name}" for name in ("prompt_tokens", "completion_tokens")}
 _REGISTRATION_FIELDS = {"models": "capabilities", "gpus": "gpu_info"}
@@ -111,6 +112,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
                         prompt_tokens=done.prompt_tokens,
                         completion_tokens=done.completion_tokens,
                         finish_reason=done.finish_reason,
+                        signature=done.signature,
                     )
             case "failed":
                 failed = request.failed
@@ -166,6 +168,7 @@ class MinerService(miner_pb2_grpc.MinerServiceServicer):
             prompt_tokens=request.prompt_tokens,
             completion_tokens=request.completion_tokens,
             finish_reason=request.finish_reason,
+            signature=request.signature,
         )
         return miner_pb2.CompleteJobResponse(job_id=record.job_id, status=STATE_TO_PROTO[record.state])
 

@@ -53,7 +53,7 @@ class GpuInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., vram_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class MinerHello(_message.Message):
-    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version", "prices")
+    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version", "prices", "public_key")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class MinerHello(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PRICES_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     models: _containers.RepeatedScalarFieldContainer[str]
     gpus: _containers.RepeatedCompositeFieldContainer[GpuInfo]
@@ -68,7 +69,8 @@ class MinerHello(_message.Message):
     backend: str
     version: str
     prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
-    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ...) -> None: ...
+    public_key: bytes
+    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
 
 class ModelPrice(_message.Message):
     __slots__ = ("model", "input_per_1k", "output_per_1k")
@@ -109,20 +111,22 @@ class JobTokens(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., text: _Optional[str] = ..., token_count: _Optional[int] = ...) -> None: ...
 
 class JobDone(_message.Message):
-    __slots__ = ("job_id", "attempt", "output", "prompt_tokens", "completion_tokens", "finish_reason")
+    __slots__ = ("job_id", "attempt", "output", "prompt_tokens", "completion_tokens", "finish_reason", "signature")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
     output: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    signature: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., output: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class JobFailed(_message.Message):
     __slots__ = ("job_id", "attempt", "error", "retryable")
@@ -199,18 +203,20 @@ class GpuSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., memory: _Optional[str] = ...) -> None: ...
 
 class RegisterMinerRequest(_message.Message):
-    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency", "prices")
+    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency", "prices", "public_key")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     GPU_INFO_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     PRICES_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     gpu_info: GpuSummary
     max_concurrency: int
     prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
-    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ...) -> None: ...
+    public_key: bytes
+    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
 
 class RegisterMinerResponse(_message.Message):
     __slots__ = ("miner_id", "heartbeat_interval")
@@ -279,7 +285,7 @@ class ClaimJobResponse(_message.Message):
     def __init__(self, assignment: _Optional[_Union[AssignJob, _Mapping]] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("job_id", "miner_id", "attempt", "result", "completed_at", "prompt_tokens", "completion_tokens", "finish_reason")
+    __slots__ = ("job_id", "miner_id", "attempt", "result", "completed_at", "prompt_tokens", "completion_tokens", "finish_reason", "signature")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +294,7 @@ class CompleteJobRequest(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     miner_id: str
     attempt: int
@@ -296,7 +303,8 @@ class CompleteJobRequest(_message.Message):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
-    def __init__(self, job_id: _Optional[str] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    signature: str
+    def __init__(self, job_id: _Optional[str] = ..., miner_id: _Optional[str] = ..., attempt: _Optional[int] = ..., result: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class CompleteJobResponse(_message.Message):
     __slots__ = ("job_id", "status")

@@ -213,6 +213,7 @@ def _hello(**changes: object) -> miner_pb2.MinerHello:
         (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=1 << 30, count=0)]), "hello.gpus"),
         (_hello(max_concurrency=-5), "hello.max_concurrency"),
         (_hello(backend="b" * 1000), "hello.backend"),
+        (_hello(public_key=b"not 32 bytes"), "hello.public_key"),
     ],
 )
 async def test_numbers_a_miner_sends_must_be_finite_and_in_range(

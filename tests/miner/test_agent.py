@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aitbc.domain.canonical import text_hash
+from aitbc.domain.receipts import MinerAttestation
+from aitbc.domain.signing import public_key_of, verify_b64
+from aitbc.key_files import read_private_key
 from aitbc.v1 import miner_pb2
 from miner.agent import CoordinatorRejectedError, MinerAgent
 from miner.backends.synthetic import SyntheticBackend, synthetic_text
@@ -74,6 +79,8 @@ async def test_job_streams_tokens_then_done(fake_coordinator: FakeCoordinator, s
     assert text == done.output == synthetic_text(PROMPT, 20)
     assert token_count == done.completion_tokens == 20
     assert (done.attempt, done.prompt_tokens, done.finish_reason) == (1, len(PROMPT.split()), "length")
+    attestation = MinerAttestation("job-1", 1, text_hash(done.output), done.prompt_tokens, 20)
+    assert verify_b64(stream.hello.public_key, attestation.canonical_bytes(), done.signature)
 
 
 async def test_resumed_job_continues_after_the_earlier_text(
@@ -89,6 +96,23 @@ async def test_resumed_job_continues_after_the_earlier_text(
 
     assert done.output == synthetic_text(PROMPT, 12, start=5)
     assert (done.attempt, done.completion_tokens) == (2, 7)
+    # The signature covers the whole job: the text it resumed from and this attempt's, and all their tokens.
+    whole = MinerAttestation("job-1", 2, text_hash(synthetic_text(PROMPT, 12)), done.prompt_tokens, 12)
+    assert verify_b64(stream.hello.public_key, whole.canonical_bytes(), done.signature)
+    this_attempt_only = MinerAttestation("job-1", 2, text_hash(done.output), done.prompt_tokens, 7)
+    assert not verify_b64(stream.hello.public_key, this_attempt_only.canonical_bytes(), done.signature)
+
+
+async def test_the_signing_key_is_made_once_and_kept(
+    fake_coordinator: FakeCoordinator, start_agent: AgentFactory, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "miner-signing-key.pem"
+    start_agent(key_file=key_file)
+    stream = await fake_coordinator.next_stream()
+    first = stream.hello.public_key
+    assert len(first) == 32
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by the miner alone
+    assert first == public_key_of(read_private_key(key_file))
 
 
 async def test_stop_string_ends_the_job(fake_coordinator: FakeCoordinator, start_agent: AgentFactory) -> None:
