@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from aitbc import config
 from aitbc.client import AitbcApiError, Client, Job, JobEvent, JobStatus, StatusCode
+from aitbc.domain.errors import AitbcError
+from aitbc.domain.money import format_credits, parse_credits
 
 Handler = Callable[[argparse.Namespace], int]
 # Whatever parser class the caller's subcommands use (the `aitbc` command's own, or a plain one in tests).
@@ -91,7 +93,9 @@ def _add_verbs(
         help="wait in the queue when no online miner can run the job now (default: fail with UNAVAILABLE)",
     )
     submit.add_argument("--priority", choices=["high", "normal", "low"], help="scheduling class (default: normal)")
-    submit.add_argument("--max-price", type=float, metavar="CREDITS", help="the most the job may cost (AIT credits)")
+    submit.add_argument(
+        "--max-price", type=_credits, metavar="CREDITS", help="the most the job may cost (AIT credits, 6 decimals)"
+    )
     submit.add_argument("--idempotency-key", metavar="KEY", help="retries with the same key return the same job")
 
     add_job_id(add("status", "print a job's status as JSON", _status))
@@ -115,6 +119,14 @@ def _add_verbs(
         models.add_argument("--json", action="store_true", help="print JSON instead of a table")
         miners = add("miners", "miners the coordinator knows, with their reputation", _miners)
         miners.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _credits(text: str) -> int:
+    """µcr from a credit amount on the command line ("0.25"), so no float reaches the wire."""
+    try:
+        return parse_credits(text, field="--max-price")
+    except AitbcError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def _reports_errors(handler: Handler) -> Handler:
@@ -279,7 +291,7 @@ def _model_row(model: dict[str, Any]) -> tuple[str, ...]:
         ", ".join(model["aliases"]),
         str(model["min_tier"]),
         str(model["context_length"]),
-        f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
+        f"{format_credits(int(model['price_input_per_1k']))} / {format_credits(int(model['price_output_per_1k']))}",
         str(model["miners"]),
         str(model["free_slots"]),
     )

@@ -69,7 +69,7 @@ class Client:
         *,
         queue_if_unavailable: bool = False,
         priority: str | None = None,
-        max_price: float | None = None,
+        max_price: int | None = None,
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         **param_kwargs: Unpack[SamplingOptions],
@@ -81,8 +81,8 @@ class Client:
 
         Scheduling: with no online miner able to run the job the coordinator refuses it (UNAVAILABLE,
         reason NO_ELIGIBLE_MINER) unless `queue_if_unavailable`; `priority` is "high", "normal" or "low";
-        `max_price` caps the estimated cost in AIT credits; a retry with the same `idempotency_key` returns
-        the same job; `ttl` (seconds or a timedelta) bounds how long it may wait for a miner.
+        `max_price` caps the estimated cost in µcr (1 credit = 1,000,000 µcr); a retry with the same
+        `idempotency_key` returns the same job; `ttl` (seconds or a timedelta) bounds how long it may wait for a miner.
         """
         scheduling = Scheduling(queue_if_unavailable, priority, max_price, idempotency_key, ttl)
         request = submit_request(prompt, model, params, param_kwargs, scheduling)

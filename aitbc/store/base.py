@@ -29,7 +29,7 @@ class JobChanges:
     completion_tokens: int | None = None
     error: str | None = None
     finish_reason: str | None = None
-    estimated_cost: float | None = None
+    estimated_cost: int | None = None  # µcr
     miner_reputation: int | None = None
     excused_attempts: int | None = None
     started_at: datetime | None = None

@@ -41,6 +41,12 @@ def moment(micros: int | None) -> datetime | None:
     return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
+def _micro(value: float | int | None) -> int | None:
+    # Migration 2 made the money columns REAL: SQLite hands an int stored there back as a float, exact below
+    # 2**53 (`MAX_AMOUNT`), so the µcr written come back unchanged.
+    return None if value is None else int(value)
+
+
 def job_from_row(row: aiosqlite.Row) -> JobRecord:
     created_at = moment(row["created_at"])
     updated_at = moment(row["updated_at"])
@@ -64,12 +70,12 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
             messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
             raw=bool(row["raw"]),
             priority=Priority(row["priority"]),
-            max_price=row["max_price"],
+            max_price=_micro(row["max_price"]),
             idempotency_key=row["idempotency_key"] or "",
             ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
         ),
         expires_at=expires_at,
-        estimated_cost=row["estimated_cost"],
+        estimated_cost=int(row["estimated_cost"]),
         miner_reputation=row["miner_reputation"],
         excused_attempts=row["excused_attempts"],
         finish_reason=row["finish_reason"],
