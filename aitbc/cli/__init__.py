@@ -7,6 +7,7 @@ import logging
 import sys
 
 from aitbc import __version__
+from aitbc.cli.account_commands import register_account_commands
 from aitbc.cli.client_commands import register_client_commands
 from aitbc.cli.command_parser import CommandParser
 from aitbc.cli.server_commands import register_server_commands
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=CommandParser)
     register_server_commands(subparsers)
     register_client_commands(subparsers)
+    register_account_commands(subparsers)
     return parser
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aitbc import config
+from aitbc.cli.account_commands import grant_starting_balance
 from aitbc.cli.command_parser import CommandParser
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
@@ -196,6 +197,7 @@ async def _serve_stack(
 
     database = home / config.DATABASE_FILE
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
+    await grant_starting_balance(database, client_key)
     miner_key = await _reuse_or_mint_key(database, home / config.MINER_KEY_FILE, Role.MINER)
     log.info("loading the %s backend", backend_name)
     backend = await asyncio.to_thread(create_backend, backend_name, backend_options)

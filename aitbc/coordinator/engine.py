@@ -8,7 +8,8 @@ Each part owns one concern (see docs/design.md):
 * `MinerReports` — lease-checked reports from miners, and miners that leave;
 * `PollingMiners` — the seed's HTTP miner API on top of the registry and reports;
 * `Progress` — queue positions, estimates and retry delays;
-* `ClientJobs` — submit, get, list, cancel and watch.
+* `ClientJobs` — submit, get, list, cancel and watch;
+* `Settlement` — holds at submission, settlement at the end, accounts.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -33,6 +34,7 @@ from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.repair import StrandedJobs
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
@@ -41,7 +43,7 @@ from aitbc.domain.jobs import JobRecord, JobSpec
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobPage, MinerRecord, Store
+from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class CoordinatorConfig:
     # RESOURCE_EXHAUSTED with a retry delay instead of a queue without bound.
     max_queued_per_client: int = 1000
     max_queued_total: int = 100_000
+    # The network's share of each charge in basis points (500 = 5%), paid to the network-fee account.
+    fee_bps: int = DEFAULT_FEE_BPS
 
 
 class Coordinator:
@@ -75,7 +79,8 @@ class Coordinator:
         self._accepting = True
         self._reputation = ReputationBook(store, self.clock)
         self._health = StoreHealth(store, self.clock)
-        self._jobs = JobTable(store, self.clock, self._health)
+        self._settlement = Settlement(store, self.clock, fee_bps=config.fee_bps, miner_owner=self._reputation.owner_of)
+        self._jobs = JobTable(store, self.clock, self._health, settler=self._settlement.closing)
         self._miners = MinerRegistry(
             config.catalog,
             self._reputation,
@@ -114,6 +119,7 @@ class Coordinator:
             self._progress,
             self._health,
             self.clock,
+            self._settlement,
         )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
@@ -214,6 +220,14 @@ class Coordinator:
 
     def watch(self, principal: Principal, job_id: str, from_seq: int = 0) -> AsyncIterator[JobEvent]:
         return self._clients.watch(principal, job_id, from_seq)
+
+    # Accounts
+
+    async def account(self, principal: Principal, account_id: str = "") -> AccountRecord:
+        return await self._settlement.account(principal, account_id)
+
+    async def credit(self, principal: Principal, account_id: str, amount: int, credit_id: str = "") -> AccountRecord:
+        return await self._settlement.credit(principal, account_id, amount, credit_id)
 
     # Stream miners
 

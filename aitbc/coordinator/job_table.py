@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from aitbc.coordinator.clock import Clock
@@ -25,14 +25,18 @@ from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState, can_transition, sources_of
-from aitbc.store.base import JobChanges, Store, StoreUnavailableError
+from aitbc.store.base import HoldRequest, JobChanges, SettleRequest, Store, StoreUnavailableError
 
 T = TypeVar("T")
+# Given the job before a change, its new state and the event recording it: the settlement the store applies in
+# the same transaction (the Settlement part's `closing`), or None.
+Settler = Callable[[JobRecord, JobState, JobEvent], SettleRequest | None]
 
 
 class JobTable:
-    def __init__(self, store: Store, clock: Clock, health: StoreHealth) -> None:
+    def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, settler: Settler | None = None) -> None:
         self._store = store
+        self._settler = settler
         self._clock = clock
         self._health = health
         self._live: dict[str, LiveJob] = {}
@@ -67,8 +71,10 @@ class JobTable:
         self._live[record.job_id] = live
         return live
 
-    async def create(self, record: JobRecord, route: RouteRequest) -> tuple[JobRecord, LiveJob | None]:
-        """Store a new job; or return the job an idempotency key already names (and no live job).
+    async def create(
+        self, record: JobRecord, route: RouteRequest, hold: HoldRequest | None = None
+    ) -> tuple[JobRecord, LiveJob | None]:
+        """Store a new job, with its hold; or return the job an idempotency key already names (and no live job).
 
         Callers shield it together with queueing the job, so that a stored job is never left unqueued.
         """
@@ -76,7 +82,7 @@ class JobTable:
             job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
         )
         with self._writing(None):
-            stored = await self._store.create_job(record, event)
+            stored = await self._store.create_job(record, event, hold)
         if stored.job_id != record.job_id:
             return stored, None
         return stored, self.adopt(record, [event], route)
@@ -108,6 +114,7 @@ class JobTable:
                 completion_tokens=_or(changes.completion_tokens, live.tokens),
                 finish_reason=changes.finish_reason or "",
             )
+            settle = self._settler(record, to, event) if self._settler is not None else None
             with self._writing(record.job_id):
                 updated = await self._store.transition(
                     record.job_id,
@@ -117,6 +124,7 @@ class JobTable:
                     changes=changes,
                     now=now,
                     event=event,
+                    settle=settle,
                 )
             if updated is None:
                 return None

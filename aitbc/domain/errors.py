@@ -24,6 +24,8 @@ class Reason(StrEnum):
     QUEUE_FULL = "QUEUE_FULL"
     NO_ELIGIBLE_MINER = "NO_ELIGIBLE_MINER"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    # A job's hold (its maximum cost) exceeds the account's available credits; the message says how much is missing.
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
 
 
 class AitbcError(Exception):

@@ -15,6 +15,7 @@ from aitbc.config import KEEPALIVE_PINGS
 from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
+from aitbc.services.account_service import AccountService
 from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
 from aitbc.services.miner_service import MinerService
@@ -23,6 +24,8 @@ from aitbc.services.network_service import NetworkService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
 from aitbc.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
     miner_pb2,
@@ -40,6 +43,7 @@ SERVICE_NAMES = (
     miner_pb2.DESCRIPTOR.services_by_name["MinerService"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+    accounts_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -86,6 +90,7 @@ async def start_coordinator(
         miner_pb2_grpc.add_MinerServiceServicer_to_server(MinerService(coordinator), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
         network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
+        accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

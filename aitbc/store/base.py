@@ -10,6 +10,8 @@ from typing import Protocol
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.ledger import Transaction
+from aitbc.domain.money import Outcome, TokenPrices, Usage
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 
@@ -34,6 +36,62 @@ class JobChanges:
     excused_attempts: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """Hold a new job's maximum cost from its owner's account, in the transaction that stores the job."""
+
+    account_id: str
+    amount: int  # µcr, > 0 (a free job holds nothing and has no hold)
+    prices: TokenPrices  # what the job will be charged at
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRequest:
+    """Close a job's hold, in the transaction that moves it to its terminal state.
+
+    The store reads the hold in that transaction and applies `aitbc.domain.money.settle`; a job without an
+    open hold (a free job, or one already settled) is left as it is, so a retry cannot charge twice.
+    """
+
+    outcome: Outcome
+    usage: Usage
+    fee_bps: int
+    miner_account_id: str | None  # who earns the charge; None charges nothing (no miner to pay)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account's buckets in µcr: balance = available + held."""
+
+    account_id: str
+    address: str
+    available: int = 0
+    held: int = 0
+    spent: int = 0
+    earned: int = 0
+
+    @property
+    def balance(self) -> int:
+        return self.available + self.held
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    seq: int  # the order the store applied transactions in, from 1
+    transaction: Transaction
+    time: datetime
+
+
+class InsufficientFundsError(Exception):
+    """A hold beyond the account's available balance; nothing was stored."""
+
+    def __init__(self, account_id: str, needed: int, available: int) -> None:
+        super().__init__(f"account {account_id!r} needs {needed} µcr, has {available} µcr available")
+        self.account_id = account_id
+        self.needed = needed
+        self.available = available
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +127,13 @@ class Store(Protocol):
     async def principal_for(self, key_hash: str) -> Principal | None: ...
 
     # Jobs
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
+    async def create_job(self, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None = None) -> JobRecord:
         """Insert a job and its first event atomically and return it.
 
         When the owner already has a job with the same idempotency key, nothing
-        is inserted and that job is returned instead.
+        is inserted and that job is returned instead. `hold` is applied in the
+        same transaction; `InsufficientFundsError` if the account cannot cover
+        it (and nothing is stored).
         """
         ...
 
@@ -99,12 +159,31 @@ class Store(Protocol):
         changes: JobChanges,
         now: datetime,
         event: JobEvent,
+        settle: SettleRequest | None = None,
     ) -> JobRecord | None:
         """Move a job to `to` if it is in one of `from_states` at `attempt`.
 
-        Appends `event` in the same transaction. Returns the updated record,
+        Appends `event` and applies `settle` in the same transaction. Returns the updated record,
         or None when the job was not in the expected state: the caller lost a race.
         """
+        ...
+
+    # Accounts and the ledger
+
+    async def credit(self, account_id: str, amount: int, *, tx_id: str, now: datetime) -> AccountRecord:
+        """Mint `amount` µcr to the account (created if new); a `tx_id` already applied changes nothing."""
+        ...
+
+    async def account(self, account_id: str) -> AccountRecord:
+        """The account's buckets; an account never credited or charged has zeros."""
+        ...
+
+    async def accounts(self) -> list[AccountRecord]:
+        """Every account, the issuer and the fee account included, by account id."""
+        ...
+
+    async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
+        """Transactions in the order they applied, from the one after `after_seq`."""
         ...
 
     # Miners

@@ -91,6 +91,45 @@ MIGRATIONS: tuple[str, ...] = (
         at INTEGER NOT NULL
     );
     """,
+    # 4: reserved for the API-key revocation migration of another branch; a no-op here so that the ledger below
+    # is number 5 as agreed. At merge this placeholder gives way to that migration (renumber if it did not land).
+    "SELECT 1",
+    # 5: accounts, the double-entry ledger and job holds (docs/settlement.md). Balances are materialised per
+    # account and bucket, updated in the same transaction as the ledger row that moves them, so that
+    # "all balances sum to zero" and "held = open holds" are checkable with one query each; the ledger rows
+    # (canonical JSON of each transaction) replay to the same balances. tx_id is unique ("hold:<job>",
+    # "settle:<job>", "mint:..."): a retried settlement cannot apply twice.
+    """
+    CREATE TABLE accounts (
+        account_id TEXT PRIMARY KEY,
+        address    TEXT NOT NULL UNIQUE,
+        available  INTEGER NOT NULL DEFAULT 0,
+        held       INTEGER NOT NULL DEFAULT 0,
+        spent      INTEGER NOT NULL DEFAULT 0,  -- charges paid as a client
+        earned     INTEGER NOT NULL DEFAULT 0,  -- earnings as a miner (and fees, for the fee account)
+        created_at INTEGER NOT NULL,
+        CHECK (account_id = 'mint' OR (available >= 0 AND held >= 0))
+    );
+    CREATE TABLE ledger (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order transactions applied in
+        tx_id      TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL CHECK (kind IN ('mint', 'hold', 'release', 'settle')),
+        job_id     TEXT,
+        body       TEXT NOT NULL,  -- RFC 8785 JSON of the transaction
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE holds (
+        job_id         TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        account_id     TEXT NOT NULL REFERENCES accounts (account_id),
+        amount         INTEGER NOT NULL CHECK (amount > 0),
+        input_per_1k   INTEGER NOT NULL,
+        output_per_1k  INTEGER NOT NULL,
+        -- Set once, in the transaction that moves the job to its terminal state: (job, attempt) settled.
+        settled_attempt INTEGER,
+        charge          INTEGER
+    );
+    CREATE INDEX open_holds ON holds (account_id) WHERE settled_attempt IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,7 +19,17 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges, JobPage, MinerRecord, StoreUnavailableError
+from aitbc.store import sqlite_ledger
+from aitbc.store.base import (
+    AccountRecord,
+    HoldRequest,
+    JobChanges,
+    JobPage,
+    LedgerEntry,
+    MinerRecord,
+    SettleRequest,
+    StoreUnavailableError,
+)
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -137,7 +147,7 @@ class SqliteStore:
 
     # Jobs
 
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
+    async def create_job(self, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None = None) -> JobRecord:
         params = job.spec.params
         key = job.spec.idempotency_key or None
         async with self._transaction():
@@ -180,6 +190,8 @@ class SqliteStore:
                 ),
             )
             await self._insert_events([first_event])
+            if hold is not None:
+                await sqlite_ledger.place_hold(self._db, job.job_id, hold, job.created_at)
         return job
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -243,6 +255,7 @@ class SqliteStore:
         changes: JobChanges,
         now: datetime,
         event: JobEvent,
+        settle: SettleRequest | None = None,
     ) -> JobRecord | None:
         assignments = ["state = ?", "updated_at = ?"]
         args: list[Any] = [to.value, micros(now)]
@@ -262,7 +275,30 @@ class SqliteStore:
                 row = await cursor.fetchone()
             if row is not None:
                 await self._insert_events([event])
+                if settle is not None:
+                    await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now)
         return None if row is None else job_from_row(row)
+
+    # Accounts and the ledger
+
+    async def credit(self, account_id: str, amount: int, *, tx_id: str, now: datetime) -> AccountRecord:
+        async with self._transaction():
+            await sqlite_ledger.credit(self._db, account_id, amount, tx_id, now)
+            return await sqlite_ledger.read_account(self._db, account_id)
+
+    async def account(self, account_id: str) -> AccountRecord:
+        async with self._reading():
+            return await sqlite_ledger.read_account(self._db, account_id)
+
+    async def accounts(self) -> list[AccountRecord]:
+        sql = f"SELECT {sqlite_ledger.ACCOUNT_COLUMNS} FROM accounts ORDER BY account_id"
+        async with self._reading(), self._db.execute(sql) as cursor:
+            rows = await cursor.fetchall()
+        return [sqlite_ledger.account_from_row(row) for row in rows]
+
+    async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
+        async with self._reading():
+            return await sqlite_ledger.read_ledger(self._db, after_seq, limit)
 
     # Miners
 
