@@ -21,7 +21,9 @@ from aitbc.cli.command_parser import CommandParser
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
 from aitbc.coordinator.engine import CoordinatorConfig
+from aitbc.coordinator.settlement import COORDINATOR_KEY_FILE
 from aitbc.domain.keys import Principal, Role, hash_key
+from aitbc.key_files import load_or_create_private_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.store.sqlite import SqliteStore
@@ -120,7 +122,8 @@ async def mint_key(database: Path, role: Role, owner: str | None = None) -> tupl
 
 
 def _coordinator_config(home: Path) -> CoordinatorConfig:
-    return CoordinatorConfig(catalog=load_catalog(home))
+    signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
+    return CoordinatorConfig(catalog=load_catalog(home), signing_key=signing_key)
 
 
 def _run_coordinator(ns: argparse.Namespace) -> int:

@@ -41,7 +41,9 @@ from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.routing import RouteRequest
+from aitbc.domain.signing import generate_seed
 from aitbc.domain.states import JobState
 from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
 
@@ -67,6 +69,9 @@ class CoordinatorConfig:
     max_queued_total: int = 100_000
     # The network's share of each charge in basis points (500 = 5%), paid to the network-fee account.
     fee_bps: int = DEFAULT_FEE_BPS
+    # The coordinator's Ed25519 key (32-byte seed) that signs receipts; `aitbc coordinator` and `aitbc up`
+    # keep it in AITBC_HOME. None: a key made for this process only (tests), whose receipts outlive its trust.
+    signing_key: bytes | None = None
 
 
 class Coordinator:
@@ -79,7 +84,13 @@ class Coordinator:
         self._accepting = True
         self._reputation = ReputationBook(store, self.clock)
         self._health = StoreHealth(store, self.clock)
-        self._settlement = Settlement(store, self.clock, fee_bps=config.fee_bps, miner_owner=self._reputation.owner_of)
+        self._settlement = Settlement(
+            store,
+            self.clock,
+            fee_bps=config.fee_bps,
+            miner_owner=self._reputation.owner_of,
+            coordinator_seed=config.signing_key or generate_seed(),
+        )
         self._jobs = JobTable(store, self.clock, self._health, settler=self._settlement.closing)
         self._miners = MinerRegistry(
             config.catalog,
@@ -228,6 +239,17 @@ class Coordinator:
 
     async def credit(self, principal: Principal, account_id: str, amount: int, credit_id: str = "") -> AccountRecord:
         return await self._settlement.credit(principal, account_id, amount, credit_id)
+
+    @property
+    def public_key(self) -> bytes:
+        """The coordinator's Ed25519 public key: what receipts and blocks are verified with."""
+        return self._settlement.public_key
+
+    async def receipt(self, principal: Principal, receipt_id: str) -> Receipt:
+        return await self._settlement.receipt(receipt_id)
+
+    async def receipts(self, principal: Principal, *, client: str, limit: int) -> list[Receipt]:
+        return await self._settlement.receipts(principal, client, limit)
 
     # Stream miners
 

@@ -28,9 +28,9 @@ from aitbc.domain.states import JobState, can_transition, sources_of
 from aitbc.store.base import HoldRequest, JobChanges, SettleRequest, Store, StoreUnavailableError
 
 T = TypeVar("T")
-# Given the job before a change, its new state and the event recording it: the settlement the store applies in
-# the same transaction (the Settlement part's `closing`), or None.
-Settler = Callable[[JobRecord, JobState, JobEvent], SettleRequest | None]
+# Given the job before a change, its new state, the changes and the event recording it: the settlement the store
+# applies in the same transaction (the Settlement part's `closing`), or None.
+Settler = Callable[[JobRecord, JobState, JobChanges, JobEvent], SettleRequest | None]
 
 
 class JobTable:
@@ -114,7 +114,7 @@ class JobTable:
                 completion_tokens=_or(changes.completion_tokens, live.tokens),
                 finish_reason=changes.finish_reason or "",
             )
-            settle = self._settler(record, to, event) if self._settler is not None else None
+            settle = self._settler(record, to, changes, event) if self._settler is not None else None
             with self._writing(record.job_id):
                 updated = await self._store.transition(
                     record.job_id,

@@ -20,16 +20,26 @@ import secrets
 from collections.abc import Callable
 
 from aitbc.coordinator.clock import Clock
-from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID
-from aitbc.domain.canonical import require_int
+from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID, address_of, parse_address
+from aitbc.domain.canonical import format_time, require_int, text_hash
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.money import MAX_AMOUNT, Outcome, TokenPrices, Usage, format_credits, hold_amount, require_fee_bps
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.routing import RouteRequest
+from aitbc.domain.signing import public_key_of
 from aitbc.domain.states import JobState
-from aitbc.store.base import AccountRecord, HoldRequest, InsufficientFundsError, SettleRequest, Store
+from aitbc.store.base import (
+    AccountRecord,
+    HoldRequest,
+    InsufficientFundsError,
+    JobChanges,
+    ReceiptDraft,
+    SettleRequest,
+    Store,
+)
 
 # 5%: the network's share of every charge (`CoordinatorConfig.fee_bps`).
 DEFAULT_FEE_BPS = 500
@@ -38,11 +48,25 @@ RESERVED_ACCOUNTS = frozenset({MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID})
 EXPIRED_PREFIX = "expired"
 MAX_ACCOUNT_CHARS = 128
 MAX_CREDIT_ID_CHARS = 128
+# The coordinator's receipt-signing key in AITBC_HOME: PKCS#8 PEM, mode 0600 (`aitbc.key_files`).
+COORDINATOR_KEY_FILE = "coordinator-key.pem"
+DEFAULT_RECEIPTS = 20
+MAX_RECEIPTS = 1000
 
 
 class Settlement:
-    def __init__(self, store: Store, clock: Clock, *, fee_bps: int, miner_owner: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        fee_bps: int,
+        miner_owner: Callable[[str], str | None],
+        coordinator_seed: bytes,
+    ) -> None:
         self._store = store
+        self._seed = coordinator_seed
+        self.public_key = public_key_of(coordinator_seed)
         self._clock = clock
         self._fee_bps = require_fee_bps(fee_bps)
         self._miner_owner = miner_owner
@@ -68,7 +92,7 @@ class Settlement:
             f" ({missing} µcr) missing",
         )
 
-    def closing(self, record: JobRecord, to: JobState, event: JobEvent) -> SettleRequest | None:
+    def closing(self, record: JobRecord, to: JobState, changes: JobChanges, event: JobEvent) -> SettleRequest | None:
         """The settlement of a transition to `to`; None unless `to` is terminal. `event` carries the final counts."""
         if not to.is_terminal:
             return None
@@ -80,7 +104,38 @@ class Settlement:
             outcome = Outcome.EXPIRED if event.error.startswith(EXPIRED_PREFIX) else Outcome.FAILED
         miner = self._miner_owner(event.miner_id) if event.miner_id else None
         usage = Usage(max(event.prompt_tokens, 0), max(event.completion_tokens, 0))
-        return SettleRequest(outcome=outcome, usage=usage, fee_bps=self._fee_bps, miner_account_id=miner)
+        draft = None
+        if miner is not None:
+            result = changes.result if changes.result is not None else record.result
+            draft = ReceiptDraft(
+                job_id=record.job_id,
+                attempt=event.attempt,
+                client=address_of(record.owner_id),
+                miner=address_of(miner),
+                model=record.spec.model,
+                input_hash=record.spec.input_hash(),
+                output_hash=text_hash(result),
+                started_at=format_time(record.started_at or event.time),
+                completed_at=format_time(event.time),
+                coordinator_seed=self._seed,
+            )
+        return SettleRequest(outcome=outcome, usage=usage, fee_bps=self._fee_bps, miner_account_id=miner, receipt=draft)
+
+    async def receipt(self, receipt_id: str) -> Receipt:
+        """Any valid key may read a receipt: it shows addresses, hashes and amounts, never a prompt or output."""
+        receipt = await self._store.receipt(receipt_id)
+        if receipt is None:
+            raise AitbcError(Reason.RECEIPT_NOT_FOUND, f"receipt {receipt_id!r} not found", field="receipt_id")
+        return receipt
+
+    async def receipts(self, principal: Principal, client: str, limit: int) -> list[Receipt]:
+        """The newest receipts of a client address; without one, of the caller's own account."""
+        if limit == 0:
+            limit = DEFAULT_RECEIPTS
+        if not 1 <= limit <= MAX_RECEIPTS:
+            raise invalid_argument("limit", f"must be between 1 and {MAX_RECEIPTS}, got {limit}")
+        address = parse_address(client, field="client") if client else address_of(principal.owner_id)
+        return await self._store.receipts(client=address, limit=limit)
 
     async def account(self, principal: Principal, account_id: str = "") -> AccountRecord:
         """The caller's own account; admins may name any."""

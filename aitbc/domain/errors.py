@@ -26,6 +26,7 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     # A job's hold (its maximum cost) exceeds the account's available credits; the message says how much is missing.
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND"
 
 
 class AitbcError(Exception):

@@ -205,6 +205,8 @@ class JobRecord:
     miner_reputation: int = 0
     # Attempts that ended through no fault of the job; the attempt cap does not count them.
     excused_attempts: int = 0
+    # The receipt of a job that was charged (docs/settlement.md); empty otherwise.
+    receipt_id: str = ""
     # Derived, never stored: while running from the measured speed; while pending from the queue.
     estimated_completion: datetime | None = field(default=None, compare=False)
     queue_position: int | None = field(default=None, compare=False)

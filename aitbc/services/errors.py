@@ -31,6 +31,7 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.NO_ELIGIBLE_MINER: grpc.StatusCode.UNAVAILABLE,
     Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.INSUFFICIENT_FUNDS: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.RECEIPT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 

@@ -21,6 +21,7 @@ from aitbc.services.job_service import JobService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
+from aitbc.services.receipt_service import ReceiptService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
 from aitbc.v1 import (
@@ -34,6 +35,8 @@ from aitbc.v1 import (
     models_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
+    receipts_pb2,
+    receipts_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ SERVICE_NAMES = (
     models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
     accounts_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+    receipts_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -91,6 +95,7 @@ async def start_coordinator(
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
         network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
         accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
+        receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

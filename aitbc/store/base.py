@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -12,6 +12,7 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.ledger import Transaction
 from aitbc.domain.money import Outcome, TokenPrices, Usage
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 
@@ -48,6 +49,22 @@ class HoldRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptDraft:
+    """What a receipt says besides the money, and the key that signs it; the store adds the settlement."""
+
+    job_id: str
+    attempt: int
+    client: str  # address
+    miner: str  # address
+    model: str
+    input_hash: str
+    output_hash: str
+    started_at: str  # RFC 3339
+    completed_at: str
+    coordinator_seed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SettleRequest:
     """Close a job's hold, in the transaction that moves it to its terminal state.
 
@@ -59,6 +76,8 @@ class SettleRequest:
     usage: Usage
     fee_bps: int
     miner_account_id: str | None  # who earns the charge; None charges nothing (no miner to pay)
+    # Issued (in the same transaction) when the job is charged: completed or canceled with a charge.
+    receipt: ReceiptDraft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +199,12 @@ class Store(Protocol):
 
     async def accounts(self) -> list[AccountRecord]:
         """Every account, the issuer and the fee account included, by account id."""
+        ...
+
+    async def receipt(self, receipt_id: str) -> Receipt | None: ...
+
+    async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
+        """The newest receipts first, of one client address or of everyone."""
         ...
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:

@@ -130,6 +130,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX open_holds ON holds (account_id) WHERE settled_attempt IS NULL;
     """,
+    # 6: receipts, written in the transaction that settles the job they are for; the job names its receipt.
+    """
+    ALTER TABLE jobs ADD COLUMN receipt_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE receipts (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        receipt_id TEXT NOT NULL UNIQUE,
+        job_id     TEXT NOT NULL UNIQUE REFERENCES jobs (job_id),
+        client     TEXT NOT NULL,  -- the client's address
+        body       TEXT NOT NULL,  -- RFC 8785 JSON of the signed receipt
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX receipts_by_client ON receipts (client, seq DESC);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

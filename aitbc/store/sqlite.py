@@ -17,6 +17,7 @@ import aiosqlite
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 from aitbc.store import sqlite_ledger
@@ -187,6 +188,7 @@ class SqliteStore:
                     job.estimated_cost,
                     job.miner_reputation,
                     job.excused_attempts,
+                    job.receipt_id,
                 ),
             )
             await self._insert_events([first_event])
@@ -275,8 +277,10 @@ class SqliteStore:
                 row = await cursor.fetchone()
             if row is not None:
                 await self._insert_events([event])
-                if settle is not None:
-                    await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now)
+                if settle is not None and await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now):
+                    # A receipt was issued: read the row again for its id.
+                    async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as again:
+                        row = await again.fetchone()
         return None if row is None else job_from_row(row)
 
     # Accounts and the ledger
@@ -295,6 +299,14 @@ class SqliteStore:
         async with self._reading(), self._db.execute(sql) as cursor:
             rows = await cursor.fetchall()
         return [sqlite_ledger.account_from_row(row) for row in rows]
+
+    async def receipt(self, receipt_id: str) -> Receipt | None:
+        async with self._reading():
+            return await sqlite_ledger.read_receipt(self._db, receipt_id)
+
+    async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
+        async with self._reading():
+            return await sqlite_ledger.read_receipts(self._db, client, limit)
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         async with self._reading():

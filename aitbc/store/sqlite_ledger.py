@@ -15,8 +15,16 @@ import aiosqlite
 
 from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID, address_of
 from aitbc.domain.ledger import Bucket, Transaction, TxKind, closing_transaction, hold, mint
-from aitbc.domain.money import TokenPrices, Usage, settle
-from aitbc.store.base import AccountRecord, HoldRequest, InsufficientFundsError, LedgerEntry, SettleRequest
+from aitbc.domain.money import Settlement, TokenPrices, Usage, settle
+from aitbc.domain.receipts import RECEIPT_OUTCOMES, Receipt, receipt_body
+from aitbc.store.base import (
+    AccountRecord,
+    HoldRequest,
+    InsufficientFundsError,
+    LedgerEntry,
+    ReceiptDraft,
+    SettleRequest,
+)
 from aitbc.store.sqlite_rows import micros, moment
 
 ACCOUNT_COLUMNS = "account_id, address, available, held, spent, earned"
@@ -88,8 +96,9 @@ async def place_hold(db: aiosqlite.Connection, job_id: str, request: HoldRequest
 
 async def settle_hold(
     db: aiosqlite.Connection, job_id: str, attempt: int, request: SettleRequest, now: datetime
-) -> int | None:
-    """Close the job's open hold; the charge, or None when there was no open hold (free, or settled before)."""
+) -> bool:
+    """Close the job's open hold, if it has one (a free job has none; a settled one no longer); True if a
+    receipt was issued."""
     async with db.execute(
         "SELECT account_id, amount, input_per_1k, output_per_1k FROM holds"
         " WHERE job_id = ? AND settled_attempt IS NULL",
@@ -97,7 +106,7 @@ async def settle_hold(
     ) as cursor:
         row = await cursor.fetchone()
     if row is None:
-        return None
+        return False
     prices = TokenPrices(row["input_per_1k"], row["output_per_1k"])
     # No miner to pay (its account is unknown): the client is charged nothing rather than paying no one.
     usage = request.usage if request.miner_account_id is not None else Usage(0, 0)
@@ -112,7 +121,54 @@ async def settle_hold(
     await db.execute(
         "UPDATE holds SET settled_attempt = ?, charge = ? WHERE job_id = ?", (attempt, settlement.charge, job_id)
     )
-    return settlement.charge
+    # A receipt goes with a charge only: it is sealed in the block of the settle transaction that paid it.
+    if request.receipt is None or tx.kind is not TxKind.SETTLE or settlement.outcome not in RECEIPT_OUTCOMES:
+        return False
+    receipt = _issue(request.receipt, usage, prices, request.fee_bps, settlement)
+    await db.execute(
+        "INSERT INTO receipts (receipt_id, job_id, client, body, created_at) VALUES (?, ?, ?, ?, ?)",
+        (receipt.receipt_id, job_id, receipt.body.client, receipt.canonical_bytes().decode(), micros(now)),
+    )
+    await db.execute("UPDATE jobs SET receipt_id = ? WHERE job_id = ?", (receipt.receipt_id, job_id))
+    return True
+
+
+def receipt_id_of(job_id: str) -> str:
+    """One receipt per job, so its id follows from the job's."""
+    return "rcpt_" + job_id.removeprefix("job_")
+
+
+def _issue(draft: ReceiptDraft, usage: Usage, prices: TokenPrices, fee_bps: int, settlement: Settlement) -> Receipt:
+    body = receipt_body(
+        receipt_id=receipt_id_of(draft.job_id),
+        job_id=draft.job_id,
+        attempt=draft.attempt,
+        client=draft.client,
+        miner=draft.miner,
+        model=draft.model,
+        usage=usage,
+        prices=prices,
+        fee_bps=fee_bps,
+        settlement=settlement,
+        input_hash=draft.input_hash,
+        output_hash=draft.output_hash,
+        started_at=draft.started_at,
+        completed_at=draft.completed_at,
+    )
+    return body.issue(draft.coordinator_seed)
+
+
+async def read_receipt(db: aiosqlite.Connection, receipt_id: str) -> Receipt | None:
+    async with db.execute("SELECT body FROM receipts WHERE receipt_id = ?", (receipt_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else Receipt.from_json(json.loads(row["body"]))
+
+
+async def read_receipts(db: aiosqlite.Connection, client: str | None, limit: int) -> list[Receipt]:
+    where, args = ("WHERE client = ?", (client,)) if client is not None else ("", ())
+    async with db.execute(f"SELECT body FROM receipts {where} ORDER BY seq DESC LIMIT ?", (*args, limit)) as cursor:
+        rows = await cursor.fetchall()
+    return [Receipt.from_json(json.loads(row["body"])) for row in rows]
 
 
 async def credit(db: aiosqlite.Connection, account_id: str, amount: int, tx_id: str, now: datetime) -> None:

@@ -20,7 +20,7 @@ JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
     " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
     " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation,"
-    " excused_attempts"
+    " excused_attempts, receipt_id"
 )
 EVENT_COLUMNS = (
     "job_id, seq, time, kind, state, text, token_count, miner_id, attempt, error, prompt_tokens, completion_tokens,"
@@ -78,6 +78,7 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
         estimated_cost=int(row["estimated_cost"]),
         miner_reputation=row["miner_reputation"],
         excused_attempts=row["excused_attempts"],
+        receipt_id=row["receipt_id"],
         finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],

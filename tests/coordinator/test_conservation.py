@@ -155,6 +155,7 @@ def check_money(path: Path, minted: int) -> None:
             "SELECT jobs.job_id, state, holds.settled_attempt FROM jobs LEFT JOIN holds USING (job_id)"
             " WHERE model = 'priced'"
         ).fetchall()
+        receipts = {job_id for (job_id,) in db.execute("SELECT job_id FROM receipts")}
         db.rollback()
     for account_id, _, available, held in accounts:
         assert account_id == MINT_ACCOUNT_ID or (available >= 0 and held >= 0), account_id
@@ -165,6 +166,7 @@ def check_money(path: Path, minted: int) -> None:
     for _, address, available, held in accounts:
         assert (replayed.of(address).available, replayed.of(address).held) == (available, held)
     closing = [body["job_id"] for body in ledger if body["tx_id"].startswith("settle:")]
+    assert receipts == {body["job_id"] for body in ledger if body["kind"] == "settle"}  # a receipt per charge
     assert len(closing) == len(set(closing))
     for job_id, state, settled_attempt in jobs:
         finished = state in ("completed", "failed", "canceled")

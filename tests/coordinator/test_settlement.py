@@ -11,14 +11,16 @@ import pytest
 from aitbc.coordinator.clock import ManualClock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.coordinator.miners import Assign, Cancel, MinerInfo, MinerSession
-from aitbc.domain.accounts import NETWORK_FEE_ACCOUNT_ID
+from aitbc.domain.accounts import NETWORK_FEE_ACCOUNT_ID, address_of
 from aitbc.domain.balances import Balances
+from aitbc.domain.canonical import text_hash
 from aitbc.domain.catalog import ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.ledger import TxKind
 from aitbc.domain.states import JobState
+from aitbc.domain.verify import verify_receipt
 from aitbc.store.base import AccountRecord
 from aitbc.store.sqlite import SqliteStore
 from tests.conftest import TEST_CATALOG
@@ -122,6 +124,25 @@ async def test_completion_charges_real_counts_pays_the_miner_and_the_fee(
     kinds = [(entry.transaction.tx_id, entry.transaction.kind) for entry in await store.ledger()]
     assert kinds[1:] == [(f"hold:{job.job_id}", TxKind.HOLD), (f"settle:{job.job_id}", TxKind.SETTLE)]
     await check_ledger(store)
+    # The receipt: signed by the coordinator, the job's output and counts, the settlement's amounts.
+    finished = await coordinator.get(CLIENT, job.job_id)
+    receipt = await coordinator.receipt(CLIENT, finished.receipt_id)
+    body = receipt.body
+    assert (body.job_id, body.attempt, body.outcome, body.model) == (job.job_id, 1, "completed", "priced")
+    assert (body.client, body.miner) == (address_of(CLIENT.owner_id), address_of(MINER.owner_id))
+    assert (body.prompt_tokens, body.completion_tokens, body.charged, body.miner_earnings, body.fee) == (
+        3,
+        50,
+        103,
+        98,
+        5,
+    )
+    assert (body.miner_signed, body.miner_signature) == (False, None)
+    verification = verify_receipt(receipt, coordinator_key=coordinator.public_key, output_text="x" * 50)
+    assert verification.ok, verification.checks
+    assert verification.skipped == ("miner_signature", "block_signature", "inclusion_proof")
+    assert [r.receipt_id for r in await coordinator.receipts(CLIENT, client="", limit=0)] == [finished.receipt_id]
+    assert await coordinator.receipts(ADMIN, client=address_of("nobody"), limit=5) == []
 
 
 async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(
@@ -139,6 +160,9 @@ async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(
     assert (await cancel).state is JobState.CANCELED
     client = await coordinator.account(CLIENT)
     assert (client.available, client.held, client.spent) == (980, 0, 20)  # 10 tokens at 2000 per 1k
+    receipt = await coordinator.receipt(CLIENT, (await coordinator.get(CLIENT, job.job_id)).receipt_id)
+    body = receipt.body
+    assert (body.outcome, body.charged, body.output_hash) == ("canceled", 20, text_hash("so far"))
     await check_ledger(store)
 
 
@@ -159,6 +183,10 @@ async def test_expired_and_failed_jobs_charge_nothing(
     assert (client.available, client.held, client.spent) == (1_000, 0, 0)
     closing = [entry.transaction.kind for entry in await store.ledger() if entry.transaction.tx_id.startswith("settle")]
     assert closing == [TxKind.RELEASE, TxKind.RELEASE]
+    assert (await coordinator.get(CLIENT, failing.job_id)).receipt_id == ""  # nothing charged, no receipt
+    with pytest.raises(AitbcError) as caught:
+        await coordinator.receipt(CLIENT, "rcpt_" + failing.job_id.removeprefix("job_"))
+    assert caught.value.reason is Reason.RECEIPT_NOT_FOUND
     await check_ledger(store)
 
 
