@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aitbc.coordinator.access import require_role
+from aitbc.coordinator.blocks import BlockSealer
 from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
@@ -72,6 +73,9 @@ class CoordinatorConfig:
     # The coordinator's Ed25519 key (32-byte seed) that signs receipts; `aitbc coordinator` and `aitbc up`
     # keep it in AITBC_HOME. None: a key made for this process only (tests), whose receipts outlive its trust.
     signing_key: bytes | None = None
+    # Blocks seal what the ledger committed every `block_interval` seconds, at most this many transactions each.
+    block_interval: float = 5.0
+    block_max_transactions: int = 500
 
 
 class Coordinator:
@@ -92,6 +96,13 @@ class Coordinator:
             coordinator_seed=config.signing_key or generate_seed(),
         )
         self._jobs = JobTable(store, self.clock, self._health, settler=self._settlement.closing)
+        self._blocks = BlockSealer(
+            store,
+            self.clock,
+            seed=self._settlement.seed,
+            interval=config.block_interval,
+            max_transactions=config.block_max_transactions,
+        )
         self._miners = MinerRegistry(
             config.catalog,
             self._reputation,
@@ -157,6 +168,7 @@ class Coordinator:
             else:
                 await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
         self._dispatcher.start()
+        await self._blocks.start()
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
         """A job left over from before its model was removed from the catalog can never run."""
@@ -193,6 +205,7 @@ class Coordinator:
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()
+        await self._blocks.close()
 
     async def store_recovered(self) -> None:
         """Return once the store takes writes (at once if it never failed) and stranded jobs are repaired."""

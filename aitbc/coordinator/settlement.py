@@ -16,6 +16,7 @@ nothing and writes no ledger entries.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 
@@ -65,7 +66,7 @@ class Settlement:
         coordinator_seed: bytes,
     ) -> None:
         self._store = store
-        self._seed = coordinator_seed
+        self.seed = coordinator_seed
         self.public_key = public_key_of(coordinator_seed)
         self._clock = clock
         self._fee_bps = require_fee_bps(fee_bps)
@@ -107,19 +108,22 @@ class Settlement:
         draft = None
         if miner is not None:
             result = changes.result if changes.result is not None else record.result
-            draft = ReceiptDraft(
-                job_id=record.job_id,
-                attempt=event.attempt,
-                client=address_of(record.owner_id),
-                miner=address_of(miner),
-                model=record.spec.model,
-                input_hash=record.spec.input_hash(),
-                output_hash=text_hash(result),
-                started_at=format_time(record.started_at or event.time),
-                completed_at=format_time(event.time),
-                coordinator_seed=self._seed,
-            )
+            draft = functools.partial(self._draft, record, miner, result, event)
         return SettleRequest(outcome=outcome, usage=usage, fee_bps=self._fee_bps, miner_account_id=miner, receipt=draft)
+
+    def _draft(self, record: JobRecord, miner: str, result: str, event: JobEvent) -> ReceiptDraft:
+        return ReceiptDraft(
+            job_id=record.job_id,
+            attempt=event.attempt,
+            client=address_of(record.owner_id),
+            miner=address_of(miner),
+            model=record.spec.model,
+            input_hash=record.spec.input_hash(),
+            output_hash=text_hash(result),
+            started_at=format_time(record.started_at or event.time),
+            completed_at=format_time(event.time),
+            coordinator_seed=self.seed,
+        )
 
     async def receipt(self, receipt_id: str) -> Receipt:
         """Any valid key may read a receipt: it shows addresses, hashes and amounts, never a prompt or output."""

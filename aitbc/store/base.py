@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from aitbc.domain.blocks import Block, BlockHeader
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
@@ -37,6 +38,10 @@ class JobChanges:
     excused_attempts: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+
+# Given the previous header (None: genesis), the transactions and the receipts to seal: the signed block.
+BlockBuilder = Callable[[BlockHeader | None, list[Transaction], list[Receipt]], Block]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +81,9 @@ class SettleRequest:
     usage: Usage
     fee_bps: int
     miner_account_id: str | None  # who earns the charge; None charges nothing (no miner to pay)
-    # Issued (in the same transaction) when the job is charged: completed or canceled with a charge.
-    receipt: ReceiptDraft | None = None
+    # Called for the receipt's draft, to issue in the same transaction, when the job is charged (completed or
+    # canceled with a charge); a callable because most terminal transitions (free jobs) need none.
+    receipt: Callable[[], ReceiptDraft] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +211,15 @@ class Store(Protocol):
 
     async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
         """The newest receipts first, of one client address or of everyone."""
+        ...
+
+    async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
+        """Seal the ledger rows (at most `max_transactions`) and receipts committed since the last block, with
+        `build` signing the block; genesis (empty) first. None when there is nothing new to seal."""
+        ...
+
+    async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
+        """Sealed blocks from `from_height` on, with their transactions and receipts."""
         ...
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:

@@ -143,6 +143,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX receipts_by_client ON receipts (client, seq DESC);
     """,
+    # 7: blocks. Each covers the ledger rows and receipts after the previous block's, up to its own
+    # `tx_to_seq` and `receipt_to_seq`; the signed header is its canonical JSON with the signature.
+    """
+    CREATE TABLE blocks (
+        height         INTEGER PRIMARY KEY,
+        block_hash     TEXT NOT NULL UNIQUE,
+        header         TEXT NOT NULL,
+        tx_to_seq      INTEGER NOT NULL,
+        receipt_to_seq INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,15 +14,17 @@ from typing import Any
 
 import aiosqlite
 
+from aitbc.domain.blocks import Block
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store import sqlite_ledger
+from aitbc.store import sqlite_blocks, sqlite_ledger
 from aitbc.store.base import (
     AccountRecord,
+    BlockBuilder,
     HoldRequest,
     JobChanges,
     JobPage,
@@ -307,6 +309,14 @@ class SqliteStore:
     async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
         async with self._reading():
             return await sqlite_ledger.read_receipts(self._db, client, limit)
+
+    async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
+        async with self._transaction():
+            return await sqlite_blocks.seal(self._db, build, max_transactions, micros(now))
+
+    async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
+        async with self._reading():
+            return await sqlite_blocks.read_blocks(self._db, from_height, limit)
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         async with self._reading():

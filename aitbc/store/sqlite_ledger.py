@@ -124,7 +124,7 @@ async def settle_hold(
     # A receipt goes with a charge only: it is sealed in the block of the settle transaction that paid it.
     if request.receipt is None or tx.kind is not TxKind.SETTLE or settlement.outcome not in RECEIPT_OUTCOMES:
         return False
-    receipt = _issue(request.receipt, usage, prices, request.fee_bps, settlement)
+    receipt = _issue(request.receipt(), usage, prices, request.fee_bps, settlement)
     await db.execute(
         "INSERT INTO receipts (receipt_id, job_id, client, body, created_at) VALUES (?, ?, ?, ?, ?)",
         (receipt.receipt_id, job_id, receipt.body.client, receipt.canonical_bytes().decode(), micros(now)),

@@ -56,6 +56,7 @@ class World:
     clock: ManualClock = field(default_factory=ManualClock)
     sessions: list[MinerSession] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
+    owners: dict[str, Principal] = field(default_factory=dict)
     minted: int = 0
     miners: int = 0
     store: SqliteStore | None = None
@@ -91,6 +92,7 @@ class World:
                 try:
                     job = await coordinator.submit(CLIENTS[client], priced_spec(max_tokens), queue_if_unavailable=True)
                     self.jobs.append(job.job_id)
+                    self.owners[job.job_id] = CLIENTS[client]
                 except AitbcError as error:
                     if error.reason is not Reason.INSUFFICIENT_FUNDS:
                         raise
@@ -134,15 +136,15 @@ class World:
             session, attempt = held
             while not session._outbox.empty():  # what the scripted miner would have read by now
                 session._outbox.get_nowait()
-        task = asyncio.create_task(coordinator.cancel(CLIENT_A, job_id))
+        task = asyncio.create_task(coordinator.cancel(self.owners[job_id], job_id))
         if held is not None:
             while not isinstance(await next_command(session), Cancel):
                 pass
             coordinator.reports.cancel_acknowledged(session, job_id, attempt, 3)
         try:
             await task
-        except AitbcError as error:  # finished already, or another client's job
-            if error.reason not in (Reason.JOB_NOT_CANCELABLE, Reason.JOB_NOT_FOUND):
+        except AitbcError as error:  # finished already
+            if error.reason is not Reason.JOB_NOT_CANCELABLE:
                 raise
 
 
