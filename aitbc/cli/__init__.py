@@ -10,6 +10,7 @@ from aitbc import __version__
 from aitbc.cli.account_commands import register_account_commands
 from aitbc.cli.client_commands import register_client_commands
 from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.explorer_commands import register_explorer_commands
 from aitbc.cli.ledger_commands import register_ledger_commands
 from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_account_commands(subparsers)
     register_receipt_commands(subparsers)
     register_ledger_commands(subparsers)
+    register_explorer_commands(subparsers)
     return parser
 
 

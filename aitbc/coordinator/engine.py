@@ -27,6 +27,7 @@ from aitbc.coordinator.blocks import BlockSealer
 from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
+from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
 from aitbc.coordinator.polling import PollingMiners
@@ -96,6 +97,7 @@ class Coordinator:
             coordinator_seed=config.signing_key or generate_seed(),
         )
         self._jobs = JobTable(store, self.clock, self._health, settler=self._settlement.closing)
+        self.explorer = Explorer(store)
         self._blocks = BlockSealer(
             store,
             self.clock,

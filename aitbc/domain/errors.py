@@ -27,6 +27,7 @@ class Reason(StrEnum):
     # A job's hold (its maximum cost) exceeds the account's available credits; the message says how much is missing.
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND"
+    BLOCK_NOT_FOUND = "BLOCK_NOT_FOUND"
 
 
 class AitbcError(Exception):

@@ -16,6 +16,7 @@ from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.services.account_service import AccountService
+from aitbc.services.explorer_service import ExplorerService
 from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
 from aitbc.services.miner_service import MinerService
@@ -27,6 +28,8 @@ from aitbc.store.urls import open_store
 from aitbc.v1 import (
     accounts_pb2,
     accounts_pb2_grpc,
+    explorer_pb2,
+    explorer_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
     miner_pb2,
@@ -48,6 +51,7 @@ SERVICE_NAMES = (
     network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
     accounts_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
     receipts_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
+    explorer_pb2.DESCRIPTOR.services_by_name["ExplorerService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -96,6 +100,7 @@ async def start_coordinator(
         network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
         accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
         receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
+        explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

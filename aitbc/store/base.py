@@ -109,6 +109,19 @@ class LedgerEntry:
     time: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """Network totals for the explorer; amounts in µcr."""
+
+    height: int  # the newest block's; -1 before genesis
+    transactions: int
+    receipts: int
+    minted: int
+    held: int
+    charged: int
+    fees: int
+
+
 class InsufficientFundsError(Exception):
     """A hold beyond the account's available balance; nothing was stored."""
 
@@ -221,6 +234,8 @@ class Store(Protocol):
     async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
         """Sealed blocks from `from_height` on, with their transactions and receipts."""
         ...
+
+    async def ledger_stats(self) -> LedgerStats: ...
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         """Transactions in the order they applied, from the one after `after_seq`."""

@@ -29,6 +29,7 @@ from aitbc.store.base import (
     JobChanges,
     JobPage,
     LedgerEntry,
+    LedgerStats,
     MinerRecord,
     SettleRequest,
     StoreUnavailableError,
@@ -317,6 +318,10 @@ class SqliteStore:
     async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
         async with self._reading():
             return await sqlite_blocks.read_blocks(self._db, from_height, limit)
+
+    async def ledger_stats(self) -> LedgerStats:
+        async with self._reading():
+            return await sqlite_blocks.read_stats(self._db)
 
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         async with self._reading():

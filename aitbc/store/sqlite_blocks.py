@@ -12,10 +12,11 @@ import json
 
 import aiosqlite
 
+from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID
 from aitbc.domain.blocks import Block, BlockHeader
 from aitbc.domain.ledger import Transaction
 from aitbc.domain.receipts import Receipt
-from aitbc.store.base import BlockBuilder
+from aitbc.store.base import BlockBuilder, LedgerStats
 
 
 async def _tip(db: aiosqlite.Connection) -> tuple[BlockHeader | None, int, int]:
@@ -82,3 +83,17 @@ async def read_blocks(db: aiosqlite.Connection, from_height: int, limit: int) ->
             blocks.append(Block(header, signature, tuple(transactions), tuple(receipts)))
         tx_from, receipt_from = row["tx_to_seq"], row["receipt_to_seq"]
     return blocks[:limit]
+
+
+async def read_stats(db: aiosqlite.Connection) -> LedgerStats:
+    async with db.execute(
+        "SELECT (SELECT coalesce(max(height), -1) FROM blocks),"
+        " (SELECT count(*) FROM ledger), (SELECT count(*) FROM receipts),"
+        " (SELECT coalesce(-sum(available), 0) FROM accounts WHERE account_id = ?),"
+        " (SELECT coalesce(sum(held), 0) FROM accounts), (SELECT coalesce(sum(spent), 0) FROM accounts),"
+        " (SELECT coalesce(sum(earned), 0) FROM accounts WHERE account_id = ?)",
+        (MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID),
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return LedgerStats(*(int(value) for value in row))
