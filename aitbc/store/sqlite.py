@@ -270,17 +270,24 @@ class SqliteStore:
             assignments.append(f"{column} = ?")
             args.append(micros(value) if isinstance(value, datetime) else value)
         sources = sorted(state.value for state in from_states)
+        # Whether the job has a hold to settle comes back with the row: a free job's terminal transition
+        # then costs no extra statement (each is a round trip to aiosqlite's thread).
+        returning = JOB_COLUMNS + (", EXISTS (" + sqlite_ledger.OPEN_HOLD + ") AS has_hold" if settle else "")
         sql = (
             f"UPDATE jobs SET {', '.join(assignments)}"
             f" WHERE job_id = ? AND attempt = ? AND state IN ({', '.join('?' * len(sources))})"
-            f" RETURNING {JOB_COLUMNS}"
+            f" RETURNING {returning}"
         )
         async with self._transaction():
             async with self._db.execute(sql, (*args, job_id, attempt, *sources)) as cursor:
                 row = await cursor.fetchone()
             if row is not None:
                 await self._insert_events([event])
-                if settle is not None and await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now):
+                if (
+                    settle is not None
+                    and row["has_hold"]
+                    and await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now)
+                ):
                     # A receipt was issued: read the row again for its id.
                     async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as again:
                         row = await again.fetchone()

@@ -28,6 +28,8 @@ from aitbc.store.base import (
 from aitbc.store.sqlite_rows import micros, moment
 
 ACCOUNT_COLUMNS = "account_id, address, available, held, spent, earned"
+# The open hold of the job being updated, as a subquery of the terminal transition's RETURNING clause.
+OPEN_HOLD = "SELECT 1 FROM holds WHERE holds.job_id = jobs.job_id AND holds.settled_attempt IS NULL"
 
 
 def account_from_row(row: aiosqlite.Row) -> AccountRecord:
