@@ -25,6 +25,12 @@ HTTP_STATUS_FOR_CODE: dict[grpc.StatusCode, int] = {
     grpc.StatusCode[code.name]: status for code, status in HTTP_STATUS.items()
 }
 
+# Reasons whose HTTP status is more precise than their gRPC code's: FAILED_PRECONDITION is a 409 state
+# conflict in general, but a job the account cannot pay for is HTTP's 402 Payment Required.
+HTTP_STATUS_FOR_REASON: dict[str, int] = {
+    "INSUFFICIENT_FUNDS": 402,
+}
+
 # Seconds a client is asked to wait after a 429 whose status carries no RetryInfo.
 DEFAULT_RETRY_AFTER = 1
 
@@ -90,8 +96,11 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
     details = status_details(error)
     # Retry-After takes whole seconds; rounding up never asks a client to come back too early.
     retry_after = None if details.retry_delay is None else max(1, math.ceil(details.retry_delay))
+    status = HTTP_STATUS_FOR_REASON.get(details.reason or "") or HTTP_STATUS_FOR_CODE.get(
+        code, HTTPStatus.INTERNAL_SERVER_ERROR
+    )
     return GatewayError(
-        HTTP_STATUS_FOR_CODE.get(code, HTTPStatus.INTERNAL_SERVER_ERROR),
+        status,
         details.reason or code.name,
         error.details() or code.name,
         field=details.field,

@@ -13,6 +13,7 @@ from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.domain.catalog import DEFAULT_CATALOG, ModelEntry
 from aitbc.domain.keys import Role
+from aitbc.domain.money import MICRO_PER_CREDIT
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.v1 import jobs_pb2_grpc
 
@@ -30,8 +31,11 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "aitbc.db"
 
 
-# Small CPU models the scripted miners advertise, on top of the default catalog.
+# Small CPU models the scripted miners advertise, on top of the default catalog; they are free (price 0),
+# so jobs of theirs need no credits. The default models keep their prices: the `keys` fixture credits both
+# client accounts with `STARTING_CREDITS`, far more than any test's jobs hold.
 TEST_CATALOG = DEFAULT_CATALOG.merged(ModelEntry(id=name) for name in ("tiny", "m", "x", "other-model", "bench"))
+STARTING_CREDITS = 1_000 * MICRO_PER_CREDIT
 
 
 @pytest.fixture
@@ -66,7 +70,9 @@ async def keys(coordinator: RunningCoordinator) -> Keys:
     now = datetime.now(UTC)
 
     async def mint(role: Role) -> str:
-        raw, _ = await create_api_key(coordinator.store, role, now)
+        raw, principal = await create_api_key(coordinator.store, role, now)
+        if role is Role.CLIENT:
+            await coordinator.store.credit(principal.owner_id, STARTING_CREDITS, tx_id=f"mint:test:{raw}", now=now)
         return raw
 
     return Keys(

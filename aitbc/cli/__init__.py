@@ -7,10 +7,14 @@ import logging
 import sys
 
 from aitbc import __version__
+from aitbc.cli.account_commands import register_account_commands
 from aitbc.cli.client_commands import register_client_commands
 from aitbc.cli.command_parser import CommandParser
 from aitbc.cli.completion import register_completion_command
+from aitbc.cli.explorer_commands import register_explorer_commands
 from aitbc.cli.key_commands import register_key_commands
+from aitbc.cli.ledger_commands import register_ledger_commands
+from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
 
 
@@ -30,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_key_commands(subparsers)
     register_client_commands(subparsers)
     register_completion_command(subparsers)
+    register_account_commands(subparsers)
+    register_receipt_commands(subparsers)
+    register_ledger_commands(subparsers)
+    register_explorer_commands(subparsers)
     return parser
 
 

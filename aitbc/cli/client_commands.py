@@ -16,6 +16,8 @@ from aitbc.cli.follow import follow
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339
 from aitbc.cli.reporting import CommandError, Handler, reports_errors
 from aitbc.client import AitbcApiError, Client, JobStatus
+from aitbc.domain.errors import AitbcError
+from aitbc.domain.money import format_credits, parse_credits
 
 # Whatever parser class the caller's subcommands use (the `aitbc` command's own, or a plain one in tests).
 ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
@@ -98,7 +100,10 @@ def _add_verbs(
     )
     submit.add_argument("--priority", choices=["high", "normal", "low"], help="scheduling class (default: normal)")
     submit.add_argument(
-        "--max-price", type=float, metavar="CREDITS", help="the most the job may cost in AIT credits (default: any)"
+        "--max-price",
+        type=_credits,
+        metavar="CREDITS",
+        help="the most the job may cost in AIT credits, up to 6 decimals (default: any)",
     )
     submit.add_argument(
         "--idempotency-key", metavar="KEY", help="retries with the same key return the same job (default: none)"
@@ -131,6 +136,14 @@ def _add_verbs(
         models.add_argument("--json", action="store_true", help="print JSON instead of a table")
         miners = add("miners", "miners the coordinator knows, with their reputation", _miners)
         miners.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _credits(text: str) -> int:
+    """µcr from a credit amount on the command line ("0.25"), so no float reaches the wire."""
+    try:
+        return parse_credits(text, field="--max-price")
+    except AitbcError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
 
 
 def open_client(ns: argparse.Namespace) -> Client:
@@ -260,7 +273,7 @@ def _model_row(model: dict[str, Any]) -> tuple[str, ...]:
         ", ".join(model["aliases"]),
         str(model["min_tier"]),
         str(model["context_length"]),
-        f"{model['price_input_per_1k']:g} / {model['price_output_per_1k']:g}",
+        f"{format_credits(int(model['price_input_per_1k']))} / {format_credits(int(model['price_output_per_1k']))}",
         str(model["miners"]),
         str(model["free_slots"]),
     )

@@ -17,13 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aitbc import config
+from aitbc.cli.account_commands import grant_starting_balance
 from aitbc.cli.command_parser import AddArguments, CommandParser
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
 from aitbc.coordinator.engine import CoordinatorConfig, ShutdownReport
+from aitbc.coordinator.settlement import COORDINATOR_KEY_FILE
 from aitbc.domain.catalog import Catalog
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.keys import Role, hash_key
+from aitbc.key_files import KeyFileError, load_or_create_private_key
 from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import start_coordinator
 from aitbc.store.base import StoreUnavailableError
@@ -133,22 +136,31 @@ def home_of(ns: argparse.Namespace) -> Path:
     return home
 
 
-def _coordinator_config(catalog: Catalog, default_model: str) -> CoordinatorConfig:
+def _coordinator_config(catalog: Catalog, default_model: str, home: Path) -> CoordinatorConfig:
     """The coordinator's settings; ValueError when the default model is not in the catalog."""
     try:
         entry = catalog.resolve(default_model)
     except AitbcError as error:
         raise ValueError(f"--default-model: {error.message.removeprefix('model: ')}") from None
-    return CoordinatorConfig(catalog=catalog, default_model=entry.id)
+    # The key that signs receipts and blocks: made once, kept in AITBC_HOME (mode 0600).
+    signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
+    return CoordinatorConfig(catalog=catalog, default_model=entry.id, signing_key=signing_key)
 
 
 def _run_coordinator(ns: argparse.Namespace) -> int:
     home = home_of(ns)
     try:
-        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model)
-    except (CatalogFileError, ValueError) as exc:
+        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model, home)
+    except (CatalogFileError, KeyFileError, ValueError) as exc:
         print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A full disk or a read-only home: the signing key cannot be made, so neither could the store.
+        print(
+            f"aitbc coordinator: error: {_one_line(StoreUnavailableError(f'cannot write {home}: {exc}'))}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
     except (OSError, StoreUnavailableError) as exc:
@@ -222,7 +234,14 @@ def _run_stack(ns: argparse.Namespace) -> int:
         options["tokens_per_second"] = ns.tokens_per_second
     try:
         asyncio.run(_serve_stack(ns, options))
-    except (OSError, ModuleNotFoundError, CoordinatorRejectedError, CatalogFileError, StoreUnavailableError) as exc:
+    except (
+        OSError,
+        ModuleNotFoundError,
+        CoordinatorRejectedError,
+        CatalogFileError,
+        StoreUnavailableError,
+        KeyFileError,
+    ) as exc:
         print(f"aitbc up: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
@@ -253,12 +272,14 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
     database = home / config.DATABASE_FILE
     catalog = load_catalog(home)
     client_key = await _reuse_or_mint_key(database, home / config.CLIENT_KEY_FILE, Role.CLIENT)
+    await grant_starting_balance(database, client_key)
     miner_key = await _reuse_or_mint_key(database, home / config.MINER_KEY_FILE, Role.MINER)
     log.info("loading the %s backend", ns.backend)
     backend = await asyncio.to_thread(create_backend, ns.backend, backend_options)
     try:
         default_model = served_default(catalog, backend.models)
-        coordinator_config = CoordinatorConfig(catalog=catalog, default_model=default_model)
+        signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
+        coordinator_config = CoordinatorConfig(catalog=catalog, default_model=default_model, signing_key=signing_key)
         running = await start_coordinator(database, ns.listen, coordinator_config)
         miner_config = MinerConfig(
             coordinator=f"127.0.0.1:{running.port}",

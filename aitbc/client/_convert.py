@@ -130,8 +130,16 @@ def _float32(value: float) -> float:
 
 
 def as_dicts(messages: Iterable[Message]) -> list[dict[str, Any]]:
-    """Listing entries as plain JSON-style dicts (snake_case keys, every field present)."""
+    """Listing entries as plain JSON-style dicts (snake_case keys, every field present).
+
+    int64 fields (prices in µcr, byte counts) stay ints, as the gateway's JSON has them, not quoted strings.
+    """
     return [
-        json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        json_format.MessageToDict(
+            message,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            unquote_int64_if_possible=True,
+        )
         for message in messages
     ]

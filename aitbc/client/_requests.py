@@ -33,7 +33,7 @@ class Scheduling:
 
     queue_if_unavailable: bool = False
     priority: str | None = None
-    max_price: float | None = None
+    max_price: int | None = None  # µcr
     idempotency_key: str | None = None
     ttl: float | timedelta | None = None
 

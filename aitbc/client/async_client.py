@@ -101,7 +101,7 @@ class AsyncClient:
         *,
         queue_if_unavailable: bool = False,
         priority: str | None = None,
-        max_price: float | None = None,
+        max_price: int | None = None,
         idempotency_key: str | None = None,
         ttl: float | timedelta | None = None,
         **param_kwargs: Unpack[SamplingOptions],
@@ -116,7 +116,7 @@ class AsyncClient:
 
         Scheduling: with no online miner able to run the job the coordinator refuses it (UNAVAILABLE,
         reason NO_ELIGIBLE_MINER, never retried) unless `queue_if_unavailable`; `priority` is "high",
-        "normal" or "low"; `max_price` caps the estimated cost in AIT credits; a retry with the same
+        "normal" or "low"; `max_price` caps the estimated cost in µcr (1 credit = 1,000,000 µcr); a retry with the same
         `idempotency_key` returns the same job; `ttl` (seconds or a timedelta) bounds how long it may wait
         for a miner. Without an `idempotency_key` (and with retries on), the SDK gives the submit one of
         its own, "aitbc-sdk-" and 32 hex digits, so that retrying it cannot create a second job.

@@ -74,8 +74,8 @@ class Routing:
     miner_id: str | None = None
     # The miner's reputation (0..10000) when it was chosen.
     miner_reputation: int = 0
-    # Upper bound in AIT credits.
-    estimated_cost: float = 0.0
+    # Upper bound in µcr (1 credit = 1,000,000 µcr): what submitting the job held.
+    estimated_cost: int = 0
     # sha256 of the canonical request.
     input_hash: str = ""
     # While pending.

@@ -18,7 +18,7 @@ def load_catalog(home: Path) -> Catalog:
     """DEFAULT_CATALOG merged with `home/models.json` when that file exists.
 
     The file looks like `{"models": [{"id": "mistral-7b-instruct", "aliases": ["mistral"], "min_tier": 2,
-    "min_vram": "14GB", "context_length": 32768, "price_input_per_1k": 0.004, "price_output_per_1k": 0.008}]}`;
+    "min_vram": "14GB", "context_length": 32768, "price_input_per_1k": 4000, "price_output_per_1k": 8000}]}`;
     an entry with a default's id replaces that default.
     """
     path = home / CATALOG_FILE

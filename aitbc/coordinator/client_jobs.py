@@ -16,6 +16,7 @@ from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reports import MinerReports
+from aitbc.coordinator.settlement import Settlement
 from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
 from aitbc.domain.catalog import Catalog, ModelKind
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
@@ -24,7 +25,7 @@ from aitbc.domain.jobs import JobRecord, JobSpec, new_job_id
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.routing import RouteRequest, check_route
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobPage, Store
+from aitbc.store.base import HoldRequest, InsufficientFundsError, JobPage, Store
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
@@ -43,8 +44,10 @@ class ClientJobs:
         progress: Progress,
         health: StoreHealth,
         clock: Clock,
+        settlement: Settlement,
     ) -> None:
         self._store = store
+        self._settlement = settlement
         self._catalog = catalog
         self._jobs = jobs
         self._miners = miners
@@ -93,7 +96,11 @@ class ClientJobs:
             updated_at=now,
             expires_at=now + spec.ttl,
         )
-        stored = await asyncio.shield(self._create(record, route))
+        hold = self._settlement.hold_for(principal.owner_id, route)
+        try:
+            stored = await asyncio.shield(self._create(record, route, hold))
+        except InsufficientFundsError as error:
+            raise self._settlement.insufficient(error) from None
         if stored.job_id != record.job_id:
             return await self._replay(principal, stored, spec)  # a concurrent retry stored it first
         # Shielded: a client hanging up must not cut a hand-over short between the store and the miner.
@@ -101,8 +108,8 @@ class ClientJobs:
         live = self._jobs.get(record.job_id)
         return self._progress.of(live) if live else await self.get(principal, record.job_id)
 
-    async def _create(self, record: JobRecord, route: RouteRequest) -> JobRecord:
-        stored, live = await self._jobs.create(record, route)
+    async def _create(self, record: JobRecord, route: RouteRequest, hold: HoldRequest | None) -> JobRecord:
+        stored, live = await self._jobs.create(record, route, hold)
         if live is not None:
             self.adopt_pending(live)
         return stored

@@ -10,6 +10,7 @@ Each part owns one concern (see docs/design.md):
 * `Progress` — queue positions, estimates and retry delays;
 * `ClientJobs` — submit, get, list, cancel and watch;
 * `AccountFeed` — every job of an account as it changes (`watch_account`).
+* `Settlement` — holds at submission, settlement at the end, accounts.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -25,9 +26,11 @@ from datetime import timedelta
 from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.account_feed import AccountFeed, FeedUpdate
+from aitbc.coordinator.blocks import BlockSealer
 from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
+from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
 from aitbc.coordinator.polling import PollingMiners
@@ -36,15 +39,18 @@ from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.repair import StrandedJobs
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.routing import RouteRequest
+from aitbc.domain.signing import generate_seed
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobPage, MinerRecord, Store
+from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,14 @@ class CoordinatorConfig:
     # RESOURCE_EXHAUSTED with a retry delay instead of a queue without bound.
     max_queued_per_client: int = 1000
     max_queued_total: int = 100_000
+    # The network's share of each charge in basis points (500 = 5%), paid to the network-fee account.
+    fee_bps: int = DEFAULT_FEE_BPS
+    # The coordinator's Ed25519 key (32-byte seed) that signs receipts; `aitbc coordinator` and `aitbc up`
+    # keep it in AITBC_HOME. None: a key made for this process only (tests), whose receipts outlive its trust.
+    signing_key: bytes | None = None
+    # Blocks seal what the ledger committed every `block_interval` seconds, at most this many transactions each.
+    block_interval: float = 5.0
+    block_max_transactions: int = 500
     # The model a submit that names none runs on: a catalog id or alias.
     default_model: str = DEFAULT_MODEL
 
@@ -90,8 +104,27 @@ class Coordinator:
         self._accepting = True
         self._reputation = ReputationBook(store, self.clock)
         self._health = StoreHealth(store, self.clock)
+        self._settlement = Settlement(
+            store,
+            self.clock,
+            fee_bps=config.fee_bps,
+            miner_owner=self._reputation.owner_of,
+            coordinator_seed=config.signing_key or generate_seed(),
+            # Late-bound: the registry is built below, and asked only when a job settles.
+            miner_attestation=lambda job_id, miner_id, attempt: self._miners.attestation(job_id, miner_id, attempt),
+        )
         self._feed = AccountFeed(self.clock)
-        self._jobs = JobTable(store, self.clock, self._health, on_event=self._feed.publish)
+        self._jobs = JobTable(
+            store, self.clock, self._health, on_event=self._feed.publish, settler=self._settlement.closing
+        )
+        self.explorer = Explorer(store)
+        self._blocks = BlockSealer(
+            store,
+            self.clock,
+            seed=self._settlement.seed,
+            interval=config.block_interval,
+            max_transactions=config.block_max_transactions,
+        )
         self._miners = MinerRegistry(
             config.catalog,
             self._reputation,
@@ -130,6 +163,7 @@ class Coordinator:
             self._progress,
             self._health,
             self.clock,
+            self._settlement,
         )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
@@ -156,6 +190,7 @@ class Coordinator:
             else:
                 await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
         self._dispatcher.start()
+        await self._blocks.start()
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
         """A job left over from before its model was removed from the catalog can never run."""
@@ -194,6 +229,7 @@ class Coordinator:
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()
+        await self._blocks.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)
         return ShutdownReport(requeued=requeued, queued=len(unfinished) - requeued)
@@ -245,6 +281,25 @@ class Coordinator:
         """`FeedStarted`, then every change to the caller's jobs (an admin's: everyone's) until it stops."""
         require_role(principal, Role.CLIENT)
         return self._feed.subscribe(None if principal.role is Role.ADMIN else principal.owner_id)
+
+    # Accounts
+
+    async def account(self, principal: Principal, account_id: str = "") -> AccountRecord:
+        return await self._settlement.account(principal, account_id)
+
+    async def credit(self, principal: Principal, account_id: str, amount: int, credit_id: str = "") -> AccountRecord:
+        return await self._settlement.credit(principal, account_id, amount, credit_id)
+
+    @property
+    def public_key(self) -> bytes:
+        """The coordinator's Ed25519 public key: what receipts and blocks are verified with."""
+        return self._settlement.public_key
+
+    async def receipt(self, principal: Principal, receipt_id: str) -> Receipt:
+        return await self._settlement.receipt(receipt_id)
+
+    async def receipts(self, principal: Principal, *, client: str, limit: int) -> list[Receipt]:
+        return await self._settlement.receipts(principal, client, limit)
 
     # Stream miners
 

@@ -25,9 +25,12 @@ from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState, can_transition, sources_of
-from aitbc.store.base import JobChanges, Store, StoreUnavailableError
+from aitbc.store.base import HoldRequest, JobChanges, SettleRequest, Store, StoreUnavailableError
 
 T = TypeVar("T")
+# Given the job before a change, its new state, the changes and the event recording it: the settlement the store
+# applies in the same transaction (the Settlement part's `closing`), or None.
+Settler = Callable[[JobRecord, JobState, JobChanges, JobEvent], SettleRequest | None]
 
 
 class JobTable:
@@ -37,8 +40,11 @@ class JobTable:
         clock: Clock,
         health: StoreHealth,
         on_event: Callable[[LiveJob, JobEvent], None] | None = None,
+        *,
+        settler: Settler | None = None,
     ) -> None:
         self._store = store
+        self._settler = settler
         self._clock = clock
         self._health = health
         # Told of every event once it is stored and in memory (the account feed); it must not block or raise.
@@ -75,8 +81,10 @@ class JobTable:
         self._live[record.job_id] = live
         return live
 
-    async def create(self, record: JobRecord, route: RouteRequest) -> tuple[JobRecord, LiveJob | None]:
-        """Store a new job; or return the job an idempotency key already names (and no live job).
+    async def create(
+        self, record: JobRecord, route: RouteRequest, hold: HoldRequest | None = None
+    ) -> tuple[JobRecord, LiveJob | None]:
+        """Store a new job, with its hold; or return the job an idempotency key already names (and no live job).
 
         Callers shield it together with queueing the job, so that a stored job is never left unqueued.
         """
@@ -84,7 +92,7 @@ class JobTable:
             job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
         )
         with self._writing(None):
-            stored = await self._store.create_job(record, event)
+            stored = await self._store.create_job(record, event, hold)
         if stored.job_id != record.job_id:
             return stored, None
         live = self.adopt(record, [event], route)
@@ -118,6 +126,7 @@ class JobTable:
                 completion_tokens=_or(changes.completion_tokens, live.tokens),
                 finish_reason=changes.finish_reason or "",
             )
+            settle = self._settler(record, to, changes, event) if self._settler is not None else None
             with self._writing(record.job_id):
                 updated = await self._store.transition(
                     record.job_id,
@@ -127,6 +136,7 @@ class JobTable:
                     changes=changes,
                     now=now,
                     event=event,
+                    settle=settle,
                 )
             if updated is None:
                 return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from aitbc.domain.catalog import gpu_tier
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.jobs import JobSpec
 from aitbc.domain.keys import Principal
+from aitbc.domain.money import MICRO_PER_CREDIT
 from aitbc.domain.routing import Candidate, Price
 
 _MINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
@@ -23,7 +23,7 @@ MAX_GPUS = 64
 # 1 PiB per GPU and a million credits per 1k tokens: far beyond any real card or price, short of absurd.
 MAX_VRAM_BYTES = 1 << 50
 PUBLIC_KEY_BYTES = 32
-MAX_PRICE_PER_1K = 1_000_000.0
+MAX_PRICE_PER_1K = 1_000_000 * MICRO_PER_CREDIT  # µcr
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +81,10 @@ class MinerInfo:
                 )
         for model, price in self.prices:
             for amount in (price.input_per_1k, price.output_per_1k):
-                # A negative or NaN price would win every route; an infinite one is no offer at all.
-                if not (math.isfinite(amount) and 0 <= amount <= MAX_PRICE_PER_1K):
+                # A negative price would win every route and pay the miner from the client's refund.
+                if not 0 <= amount <= MAX_PRICE_PER_1K:
                     raise invalid_argument(
-                        "prices", f"{model!r}: prices must be between 0 and {MAX_PRICE_PER_1K:g}, got {amount}"
+                        "prices", f"{model!r}: prices must be between 0 and {MAX_PRICE_PER_1K} µcr, got {amount}"
                     )
 
 

@@ -61,6 +61,16 @@ class MinerRegistry:
         assignment = session.holding(job_id, attempt) if session is not None else None
         return (session, assignment) if session is not None and assignment is not None else None
 
+    def attestation(self, job_id: str, miner_id: str, attempt: int) -> tuple[bytes, str] | None:
+        """The miner's key and its checked signature of the job, while it still holds the job's lease."""
+        held = self.holder(job_id, miner_id, attempt)
+        if held is None:
+            return None
+        session, assignment = held
+        if not (session.info.public_key and assignment.signature):
+            return None
+        return session.info.public_key, assignment.signature
+
     # Joining
 
     def refuse_newcomers(self) -> None:

@@ -42,6 +42,11 @@ class ReputationBook:
     def records(self) -> list[MinerRecord]:
         return sorted(self._records.values(), key=lambda record: record.miner_id)
 
+    def owner_of(self, miner_id: str) -> str | None:
+        """The account of the key that last ran `miner_id` (the account its earnings go to)."""
+        record = self._records.get(miner_id)
+        return None if record is None else record.owner_id
+
     def stats(self, miner_id: str) -> MinerStats:
         record = self._records.get(miner_id)
         return record.stats if record else MinerStats()

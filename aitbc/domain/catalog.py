@@ -5,8 +5,9 @@ A client names a model by its id or one of its aliases (`llama3.2`,
 INVALID_ARGUMENT naming the model. Miners advertise names too, and
 `Catalog.canonical` maps them to the id routing works with.
 
-Prices are in AIT credits per 1,000 tokens, input (prompt) and output
-(generated) separately. A miner may quote its own price per model; the
+Prices are integer micro-credits (µcr, 1 credit = 1,000,000 µcr) per 1,000
+tokens, input (prompt) and output (generated) separately, as everywhere money
+appears (`aitbc.domain.money`). A miner may quote its own price per model; the
 catalog price applies where it does not.
 
 GPU tiers (`TIERS`) rank a miner by the VRAM of its largest single GPU. The
@@ -23,12 +24,12 @@ than that (a "16 GB" T4 reports 14.7 GiB, an "80 GB" H100 79.2 GiB):
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from aitbc.domain.errors import AitbcError, invalid_argument
+from aitbc.domain.money import MAX_AMOUNT
 from aitbc.domain.units import parse_memory
 
 GIB = 1 << 30
@@ -75,8 +76,8 @@ class ModelEntry:
     min_tier: int = 0
     min_vram_bytes: int = 0
     context_length: int = 2048
-    price_input_per_1k: float = 0.0
-    price_output_per_1k: float = 0.0
+    price_input_per_1k: int = 0  # µcr per 1,000 prompt tokens
+    price_output_per_1k: int = 0  # µcr per 1,000 generated tokens
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -96,8 +97,8 @@ class ModelEntry:
             ("price_input_per_1k", self.price_input_per_1k),
             ("price_output_per_1k", self.price_output_per_1k),
         ):
-            if not (math.isfinite(price) and price >= 0):
-                raise ValueError(f"{field}: must be a finite price of at least 0, got {price}")
+            if isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= MAX_AMOUNT:
+                raise ValueError(f"{field}: must be an integer of µcr per 1k tokens, 0 to {MAX_AMOUNT}, got {price!r}")
 
     def is_named(self, name: str) -> bool:
         """Whether `name` is this entry's id or one of its aliases (case-insensitively, as the catalog compares)."""
@@ -200,8 +201,8 @@ def _entry_from_json(index: int, item: object) -> ModelEntry:
         min_tier=_integer(item, where, "min_tier", 0),
         min_vram_bytes=_memory(item, where),
         context_length=_integer(item, where, "context_length", 2048),
-        price_input_per_1k=_number(item, where, "price_input_per_1k"),
-        price_output_per_1k=_number(item, where, "price_output_per_1k"),
+        price_input_per_1k=_price(item, where, "price_input_per_1k"),
+        price_output_per_1k=_price(item, where, "price_output_per_1k"),
         description=_string(item, where, "description", ""),
     )
     try:
@@ -224,11 +225,14 @@ def _integer(item: Mapping[str, object], where: str, key: str, default: int) -> 
     return value
 
 
-def _number(item: Mapping[str, object], where: str, key: str) -> float:
-    value = item.get(key, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}.{key}: expected a number, got {_json_type(value)}")
-    return float(value)
+def _price(item: Mapping[str, object], where: str, key: str) -> int:
+    """µcr per 1k tokens: an integer, so that a price written in credits (0.004) is an error, not 0 µcr."""
+    value = item.get(key, 0)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 2000.0 is what some JSON writers emit for 2000
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where}.{key}: expected an integer of µcr per 1k tokens, got {_json_type(value)} {value!r}")
+    return value
 
 
 def _kind(item: Mapping[str, object], where: str) -> ModelKind:
@@ -277,8 +281,8 @@ DEFAULT_CATALOG = Catalog(
             "smollm2-135m-instruct",
             aliases=("smollm2",),
             context_length=8192,
-            price_input_per_1k=0.0001,
-            price_output_per_1k=0.0002,
+            price_input_per_1k=100,
+            price_output_per_1k=200,
             description="SmolLM2 135M Instruct: tiny, runs on any CPU",
         ),
         # Llama 3.2 1B and 3B run on a CPU with llama.cpp (a Q4 GGUF needs about 1 and 2.5 GB of RAM), so they
@@ -287,16 +291,16 @@ DEFAULT_CATALOG = Catalog(
             "llama-3.2-1b-instruct",
             aliases=("llama3.2", "llama3.2:1b"),
             context_length=131_072,
-            price_input_per_1k=0.001,
-            price_output_per_1k=0.002,
+            price_input_per_1k=1_000,
+            price_output_per_1k=2_000,
             description="Llama 3.2 1B Instruct",
         ),
         ModelEntry(
             "llama-3.2-3b-instruct",
             aliases=("llama3.2:3b",),
             context_length=131_072,
-            price_input_per_1k=0.002,
-            price_output_per_1k=0.004,
+            price_input_per_1k=2_000,
+            price_output_per_1k=4_000,
             description="Llama 3.2 3B Instruct",
         ),
         ModelEntry(
@@ -306,8 +310,8 @@ DEFAULT_CATALOG = Catalog(
             # 14 GiB rather than 16: "16 GB" cards report 14.7-15.9 GiB and must qualify.
             min_vram_bytes=14 * GIB,
             context_length=16_384,
-            price_input_per_1k=0.005,
-            price_output_per_1k=0.01,
+            price_input_per_1k=5_000,
+            price_output_per_1k=10_000,
             description="Code Llama 7B Instruct",
         ),
         ModelEntry(

@@ -26,6 +26,10 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     WATCH_TOO_SLOW = "WATCH_TOO_SLOW"
     KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    # A job's hold (its maximum cost) exceeds the account's available credits; the message says how much is missing.
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND"
+    BLOCK_NOT_FOUND = "BLOCK_NOT_FOUND"
 
 
 class AitbcError(Exception):

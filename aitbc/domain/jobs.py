@@ -10,7 +10,9 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from aitbc.domain.canonical import require_int
 from aitbc.domain.errors import invalid_argument
+from aitbc.domain.money import MAX_AMOUNT
 from aitbc.domain.priority import Priority
 from aitbc.domain.states import JobState
 
@@ -91,8 +93,8 @@ class JobSpec:
     # Continue the prompt as plain text instead of wrapping it in the chat template.
     raw: bool = False
     priority: Priority = Priority.NORMAL
-    # The most the client pays (AIT credits, an upper-bound estimate); None: no cap.
-    max_price: float | None = None
+    # The most the client pays (µcr, an upper-bound estimate); None: no cap.
+    max_price: int | None = None
     idempotency_key: str = ""
     # How long the job may wait for its first miner.
     ttl: timedelta = DEFAULT_TTL
@@ -107,7 +109,7 @@ class JobSpec:
         messages: tuple[ChatMessage, ...] = (),
         raw: bool = False,
         priority: Priority = Priority.NORMAL,
-        max_price: float | None = None,
+        max_price: int | None = None,
         idempotency_key: str = "",
         ttl: timedelta | None = None,
     ) -> JobSpec:
@@ -124,8 +126,8 @@ class JobSpec:
             raise invalid_argument("prompt", f"is {size} characters; the limit is {MAX_PROMPT_CHARS}")
         if not _MODEL_ID.match(model):
             raise invalid_argument("model", f"{model!r} is not a valid model id")
-        if max_price is not None and not (math.isfinite(max_price) and max_price >= 0):
-            raise invalid_argument("max_price", f"must be a non-negative number, got {max_price}")
+        if max_price is not None:
+            require_int(max_price, field="max_price", maximum=MAX_AMOUNT)
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS or not idempotency_key.isprintable():
             raise invalid_argument(
                 "idempotency_key", f"must be printable, at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
@@ -199,10 +201,12 @@ class JobRecord:
     # A pending job not picked up by then fails as expired.
     expires_at: datetime | None = None
     # The routing decision: cost estimate of the chosen route, the miner's reputation then.
-    estimated_cost: float = 0.0
+    estimated_cost: int = 0  # µcr
     miner_reputation: int = 0
     # Attempts that ended through no fault of the job; the attempt cap does not count them.
     excused_attempts: int = 0
+    # The receipt of a job that was charged (docs/settlement.md); empty otherwise.
+    receipt_id: str = ""
     # Derived, never stored: while running from the measured speed; while pending from the queue.
     estimated_completion: datetime | None = field(default=None, compare=False)
     queue_position: int | None = field(default=None, compare=False)

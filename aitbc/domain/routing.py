@@ -20,23 +20,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aitbc.domain.catalog import GIB, ModelEntry
+from aitbc.domain.money import TOKENS_PER_PRICE_UNIT, TokenPrices, ceil_div
 
-# Costs are floats; a max_price equal to the quoted cost must not fail on rounding.
-PRICE_TOLERANCE = 1e-9
 REPUTATION_BAND = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """AIT credits per 1,000 tokens."""
+    """µcr per 1,000 tokens, as a miner quoted it (validated where it arrives, `MinerInfo`)."""
 
-    input_per_1k: float
-    output_per_1k: float
+    input_per_1k: int
+    output_per_1k: int
+
+    def token_prices(self) -> TokenPrices:
+        return TokenPrices(self.input_per_1k, self.output_per_1k)
 
 
-def estimate_cost(price: Price, *, prompt_tokens: int, max_tokens: int) -> float:
-    """The most a job can cost: prompt tokens plus every one of `max_tokens` generated."""
-    return (prompt_tokens * price.input_per_1k + max_tokens * price.output_per_1k) / 1000
+def estimate_cost(price: Price, *, prompt_tokens: int, max_tokens: int) -> int:
+    """The most a job can cost, in µcr: prompt tokens plus every one of `max_tokens` generated.
+
+    Rounded up once, as `aitbc.domain.money.cost` does, so the estimate is exactly the hold a job needs.
+    """
+    numerator = prompt_tokens * price.input_per_1k + max_tokens * price.output_per_1k
+    return ceil_div(numerator, TOKENS_PER_PRICE_UNIT)
 
 
 def estimate_prompt_tokens(text_chars: int) -> int:
@@ -65,7 +71,7 @@ class RouteRequest:
     model: ModelEntry
     prompt_tokens: int
     max_tokens: int
-    max_price: float | None  # None: any price
+    max_price: int | None  # µcr; None: any price
 
 
 def price_for(candidate: Candidate, model: ModelEntry) -> Price:
@@ -73,7 +79,7 @@ def price_for(candidate: Candidate, model: ModelEntry) -> Price:
     return Price(model.price_input_per_1k, model.price_output_per_1k) if quoted is None else quoted
 
 
-def cost_on(candidate: Candidate, request: RouteRequest) -> float:
+def cost_on(candidate: Candidate, request: RouteRequest) -> int:
     price = price_for(candidate, request.model)
     return estimate_cost(price, prompt_tokens=request.prompt_tokens, max_tokens=request.max_tokens)
 
@@ -143,7 +149,7 @@ def why_unroutable(candidates: Iterable[Candidate], request: RouteRequest) -> st
     affordable = [c for c in fitting if _affordable(c, request)]
     if request.max_price is not None and not affordable:
         cheapest = min(cost_on(c, request) for c in fitting)
-        return f"the cheapest route costs {cheapest:.6g}, over max_price {request.max_price:.6g}"
+        return f"the cheapest route costs {cheapest} µcr, over max_price {request.max_price} µcr"
     return f"{_serve(affordable, model)} within max_price"
 
 
@@ -152,7 +158,7 @@ def _meets_hardware(candidate: Candidate, model: ModelEntry) -> bool:
 
 
 def _affordable(candidate: Candidate, request: RouteRequest) -> bool:
-    return request.max_price is None or cost_on(candidate, request) <= request.max_price + PRICE_TOLERANCE
+    return request.max_price is None or cost_on(candidate, request) <= request.max_price
 
 
 def _serve(candidates: list[Candidate], model: ModelEntry) -> str:

@@ -127,6 +127,7 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         max_price=record.spec.max_price,
         idempotency_key=record.spec.idempotency_key,
         expires_at=timestamp(record.expires_at),
+        receipt_id=record.receipt_id,
     )
 
 

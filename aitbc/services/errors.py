@@ -32,6 +32,9 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.WATCH_TOO_SLOW: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.KEY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.INSUFFICIENT_FUNDS: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.RECEIPT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.BLOCK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 

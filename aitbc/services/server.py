@@ -17,15 +17,22 @@ from aitbc.config import KEEPALIVE_PINGS, SHUTDOWN_GRACE_SECONDS
 from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig, ShutdownReport
+from aitbc.services.account_service import AccountService
+from aitbc.services.explorer_service import ExplorerService
 from aitbc.services.interceptors import AuthAndErrorsInterceptor
 from aitbc.services.job_service import JobService
 from aitbc.services.key_service import KeyService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
+from aitbc.services.receipt_service import ReceiptService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
 from aitbc.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    explorer_pb2,
+    explorer_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
     keys_pb2,
@@ -36,6 +43,8 @@ from aitbc.v1 import (
     models_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
+    receipts_pb2,
+    receipts_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,9 @@ SERVICE_NAMES = (
     models_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
     keys_pb2.DESCRIPTOR.services_by_name["KeyService"].full_name,
+    accounts_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+    receipts_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
+    explorer_pb2.DESCRIPTOR.services_by_name["ExplorerService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -126,6 +138,9 @@ async def start_coordinator(
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
         network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkService(coordinator), server)
         keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyService(authenticator), server)
+        accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
+        receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
+        explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from aitbc.domain.blocks import Block, BlockHeader
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
+from aitbc.domain.ledger import Transaction
+from aitbc.domain.money import Outcome, TokenPrices, Usage
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
 
@@ -29,11 +33,106 @@ class JobChanges:
     completion_tokens: int | None = None
     error: str | None = None
     finish_reason: str | None = None
-    estimated_cost: float | None = None
+    estimated_cost: int | None = None  # µcr
     miner_reputation: int | None = None
     excused_attempts: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+
+# Given the previous header (None: genesis), the transactions and the receipts to seal: the signed block.
+BlockBuilder = Callable[[BlockHeader | None, list[Transaction], list[Receipt]], Block]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """Hold a new job's maximum cost from its owner's account, in the transaction that stores the job."""
+
+    account_id: str
+    amount: int  # µcr, > 0 (a free job holds nothing and has no hold)
+    prices: TokenPrices  # what the job will be charged at
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDraft:
+    """What a receipt says besides the money, and the key that signs it; the store adds the settlement."""
+
+    job_id: str
+    attempt: int
+    client: str  # address
+    miner: str  # address
+    model: str
+    input_hash: str
+    output_hash: str
+    started_at: str  # RFC 3339
+    completed_at: str
+    coordinator_seed: bytes = field(repr=False)
+    # The miner's key and its signature of the job's attestation, where it signed and the signature verified.
+    miner_public_key: bytes | None = None
+    miner_signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRequest:
+    """Close a job's hold, in the transaction that moves it to its terminal state.
+
+    The store reads the hold in that transaction and applies `aitbc.domain.money.settle`; a job without an
+    open hold (a free job, or one already settled) is left as it is, so a retry cannot charge twice.
+    """
+
+    outcome: Outcome
+    usage: Usage
+    fee_bps: int
+    miner_account_id: str | None  # who earns the charge; None charges nothing (no miner to pay)
+    # Called for the receipt's draft, to issue in the same transaction, when the job is charged (completed or
+    # canceled with a charge); a callable because most terminal transitions (free jobs) need none.
+    receipt: Callable[[], ReceiptDraft] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account's buckets in µcr: balance = available + held."""
+
+    account_id: str
+    address: str
+    available: int = 0
+    held: int = 0
+    spent: int = 0
+    earned: int = 0
+
+    @property
+    def balance(self) -> int:
+        return self.available + self.held
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    seq: int  # the order the store applied transactions in, from 1
+    transaction: Transaction
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """Network totals for the explorer; amounts in µcr."""
+
+    height: int  # the newest block's; -1 before genesis
+    transactions: int
+    receipts: int
+    minted: int
+    held: int
+    charged: int
+    fees: int
+
+
+class InsufficientFundsError(Exception):
+    """A hold beyond the account's available balance; nothing was stored."""
+
+    def __init__(self, account_id: str, needed: int, available: int) -> None:
+        super().__init__(f"account {account_id!r} needs {needed} µcr, has {available} µcr available")
+        self.account_id = account_id
+        self.needed = needed
+        self.available = available
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +196,13 @@ class Store(Protocol):
         ...
 
     # Jobs
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
+    async def create_job(self, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None = None) -> JobRecord:
         """Insert a job and its first event atomically and return it.
 
         When the owner already has a job with the same idempotency key, nothing
-        is inserted and that job is returned instead.
+        is inserted and that job is returned instead. `hold` is applied in the
+        same transaction; `InsufficientFundsError` if the account cannot cover
+        it (and nothing is stored).
         """
         ...
 
@@ -127,12 +228,48 @@ class Store(Protocol):
         changes: JobChanges,
         now: datetime,
         event: JobEvent,
+        settle: SettleRequest | None = None,
     ) -> JobRecord | None:
         """Move a job to `to` if it is in one of `from_states` at `attempt`.
 
-        Appends `event` in the same transaction. Returns the updated record,
+        Appends `event` and applies `settle` in the same transaction. Returns the updated record,
         or None when the job was not in the expected state: the caller lost a race.
         """
+        ...
+
+    # Accounts and the ledger
+
+    async def credit(self, account_id: str, amount: int, *, tx_id: str, now: datetime) -> AccountRecord:
+        """Mint `amount` µcr to the account (created if new); a `tx_id` already applied changes nothing."""
+        ...
+
+    async def account(self, account_id: str) -> AccountRecord:
+        """The account's buckets; an account never credited or charged has zeros."""
+        ...
+
+    async def accounts(self) -> list[AccountRecord]:
+        """Every account, the issuer and the fee account included, by account id."""
+        ...
+
+    async def receipt(self, receipt_id: str) -> Receipt | None: ...
+
+    async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
+        """The newest receipts first, of one client address or of everyone."""
+        ...
+
+    async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
+        """Seal the ledger rows (at most `max_transactions`) and receipts committed since the last block, with
+        `build` signing the block; genesis (empty) first. None when there is nothing new to seal."""
+        ...
+
+    async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
+        """Sealed blocks from `from_height` on, with their transactions and receipts."""
+        ...
+
+    async def ledger_stats(self) -> LedgerStats: ...
+
+    async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
+        """Transactions in the order they applied, from the one after `after_seq`."""
         ...
 
     # Miners

@@ -97,6 +97,67 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
     CREATE INDEX api_keys_by_owner ON api_keys (owner_id, created_at);
     """,
+    # 5: accounts, the double-entry ledger and job holds (docs/settlement.md). Balances are materialised per
+    # account and bucket, updated in the same transaction as the ledger row that moves them, so that
+    # "all balances sum to zero" and "held = open holds" are checkable with one query each; the ledger rows
+    # (canonical JSON of each transaction) replay to the same balances. tx_id is unique ("hold:<job>",
+    # "settle:<job>", "mint:..."): a retried settlement cannot apply twice.
+    """
+    CREATE TABLE accounts (
+        account_id TEXT PRIMARY KEY,
+        address    TEXT NOT NULL UNIQUE,
+        available  INTEGER NOT NULL DEFAULT 0,
+        held       INTEGER NOT NULL DEFAULT 0,
+        spent      INTEGER NOT NULL DEFAULT 0,  -- charges paid as a client
+        earned     INTEGER NOT NULL DEFAULT 0,  -- earnings as a miner (and fees, for the fee account)
+        created_at INTEGER NOT NULL,
+        CHECK (account_id = 'mint' OR (available >= 0 AND held >= 0))
+    );
+    CREATE TABLE ledger (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order transactions applied in
+        tx_id      TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL CHECK (kind IN ('mint', 'hold', 'release', 'settle')),
+        job_id     TEXT,
+        body       TEXT NOT NULL,  -- RFC 8785 JSON of the transaction
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE holds (
+        job_id         TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        account_id     TEXT NOT NULL REFERENCES accounts (account_id),
+        amount         INTEGER NOT NULL CHECK (amount > 0),
+        input_per_1k   INTEGER NOT NULL,
+        output_per_1k  INTEGER NOT NULL,
+        -- Set once, in the transaction that moves the job to its terminal state: (job, attempt) settled.
+        settled_attempt INTEGER,
+        charge          INTEGER
+    );
+    CREATE INDEX open_holds ON holds (account_id) WHERE settled_attempt IS NULL;
+    """,
+    # 6: receipts, written in the transaction that settles the job they are for; the job names its receipt.
+    """
+    ALTER TABLE jobs ADD COLUMN receipt_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE receipts (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        receipt_id TEXT NOT NULL UNIQUE,
+        job_id     TEXT NOT NULL UNIQUE REFERENCES jobs (job_id),
+        client     TEXT NOT NULL,  -- the client's address
+        body       TEXT NOT NULL,  -- RFC 8785 JSON of the signed receipt
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX receipts_by_client ON receipts (client, seq DESC);
+    """,
+    # 7: blocks. Each covers the ledger rows and receipts after the previous block's, up to its own
+    # `tx_to_seq` and `receipt_to_seq`; the signed header is its canonical JSON with the signature.
+    """
+    CREATE TABLE blocks (
+        height         INTEGER PRIMARY KEY,
+        block_hash     TEXT NOT NULL UNIQUE,
+        header         TEXT NOT NULL,
+        tx_to_seq      INTEGER NOT NULL,
+        receipt_to_seq INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

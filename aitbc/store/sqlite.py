@@ -14,12 +14,27 @@ from typing import Any
 
 import aiosqlite
 
+from aitbc.domain.blocks import Block
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
+from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import ApiKeyRecord, JobChanges, JobPage, MinerRecord, StoreUnavailableError
+from aitbc.store import sqlite_blocks, sqlite_ledger
+from aitbc.store.base import (
+    AccountRecord,
+    ApiKeyRecord,
+    BlockBuilder,
+    HoldRequest,
+    JobChanges,
+    JobPage,
+    LedgerEntry,
+    LedgerStats,
+    MinerRecord,
+    SettleRequest,
+    StoreUnavailableError,
+)
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -178,7 +193,7 @@ class SqliteStore:
 
     # Jobs
 
-    async def create_job(self, job: JobRecord, first_event: JobEvent) -> JobRecord:
+    async def create_job(self, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None = None) -> JobRecord:
         params = job.spec.params
         key = job.spec.idempotency_key or None
         async with self._transaction():
@@ -218,9 +233,12 @@ class SqliteStore:
                     job.estimated_cost,
                     job.miner_reputation,
                     job.excused_attempts,
+                    job.receipt_id,
                 ),
             )
             await self._insert_events([first_event])
+            if hold is not None:
+                await sqlite_ledger.place_hold(self._db, job.job_id, hold, job.created_at)
         return job
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -284,6 +302,7 @@ class SqliteStore:
         changes: JobChanges,
         now: datetime,
         event: JobEvent,
+        settle: SettleRequest | None = None,
     ) -> JobRecord | None:
         assignments = ["state = ?", "updated_at = ?"]
         args: list[Any] = [to.value, micros(now)]
@@ -293,17 +312,69 @@ class SqliteStore:
             assignments.append(f"{column} = ?")
             args.append(micros(value) if isinstance(value, datetime) else value)
         sources = sorted(state.value for state in from_states)
+        # Whether the job has a hold to settle comes back with the row: a free job's terminal transition
+        # then costs no extra statement (each is a round trip to aiosqlite's thread).
+        returning = JOB_COLUMNS + (", EXISTS (" + sqlite_ledger.OPEN_HOLD + ") AS has_hold" if settle else "")
         sql = (
             f"UPDATE jobs SET {', '.join(assignments)}"
             f" WHERE job_id = ? AND attempt = ? AND state IN ({', '.join('?' * len(sources))})"
-            f" RETURNING {JOB_COLUMNS}"
+            f" RETURNING {returning}"
         )
         async with self._transaction():
             async with self._db.execute(sql, (*args, job_id, attempt, *sources)) as cursor:
                 row = await cursor.fetchone()
             if row is not None:
                 await self._insert_events([event])
+                if (
+                    settle is not None
+                    and row["has_hold"]
+                    and await sqlite_ledger.settle_hold(self._db, job_id, attempt, settle, now)
+                ):
+                    # A receipt was issued: read the row again for its id.
+                    async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as again:
+                        row = await again.fetchone()
         return None if row is None else job_from_row(row)
+
+    # Accounts and the ledger
+
+    async def credit(self, account_id: str, amount: int, *, tx_id: str, now: datetime) -> AccountRecord:
+        async with self._transaction():
+            await sqlite_ledger.credit(self._db, account_id, amount, tx_id, now)
+            return await sqlite_ledger.read_account(self._db, account_id)
+
+    async def account(self, account_id: str) -> AccountRecord:
+        async with self._reading():
+            return await sqlite_ledger.read_account(self._db, account_id)
+
+    async def accounts(self) -> list[AccountRecord]:
+        sql = f"SELECT {sqlite_ledger.ACCOUNT_COLUMNS} FROM accounts ORDER BY account_id"
+        async with self._reading(), self._db.execute(sql) as cursor:
+            rows = await cursor.fetchall()
+        return [sqlite_ledger.account_from_row(row) for row in rows]
+
+    async def receipt(self, receipt_id: str) -> Receipt | None:
+        async with self._reading():
+            return await sqlite_ledger.read_receipt(self._db, receipt_id)
+
+    async def receipts(self, *, client: str | None, limit: int) -> list[Receipt]:
+        async with self._reading():
+            return await sqlite_ledger.read_receipts(self._db, client, limit)
+
+    async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
+        async with self._transaction():
+            return await sqlite_blocks.seal(self._db, build, max_transactions, micros(now))
+
+    async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
+        async with self._reading():
+            return await sqlite_blocks.read_blocks(self._db, from_height, limit)
+
+    async def ledger_stats(self) -> LedgerStats:
+        async with self._reading():
+            return await sqlite_blocks.read_stats(self._db)
+
+    async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
+        async with self._reading():
+            return await sqlite_ledger.read_ledger(self._db, after_seq, limit)
 
     # Miners
 

@@ -22,7 +22,7 @@ JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
     " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
     " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation,"
-    " excused_attempts"
+    " excused_attempts, receipt_id"
 )
 KEY_COLUMNS = "key_id, role, owner_id, created_at, last_used_at, revoked_at"
 EVENT_COLUMNS = (
@@ -42,6 +42,12 @@ def micros(moment: datetime) -> int:
 
 def moment(micros: int | None) -> datetime | None:
     return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+def _micro(value: float | int | None) -> int | None:
+    # Migration 2 made the money columns REAL: SQLite hands an int stored there back as a float, exact below
+    # 2**53 (`MAX_AMOUNT`), so the µcr written come back unchanged.
+    return None if value is None else int(value)
 
 
 def job_from_row(row: aiosqlite.Row) -> JobRecord:
@@ -67,14 +73,15 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
             messages=tuple(ChatMessage(**message) for message in json.loads(row["messages"])),
             raw=bool(row["raw"]),
             priority=Priority(row["priority"]),
-            max_price=row["max_price"],
+            max_price=_micro(row["max_price"]),
             idempotency_key=row["idempotency_key"] or "",
             ttl=expires_at - created_at if expires_at else DEFAULT_TTL,
         ),
         expires_at=expires_at,
-        estimated_cost=row["estimated_cost"],
+        estimated_cost=int(row["estimated_cost"]),
         miner_reputation=row["miner_reputation"],
         excused_attempts=row["excused_attempts"],
+        receipt_id=row["receipt_id"],
         finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],

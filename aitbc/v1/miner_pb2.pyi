@@ -78,9 +78,9 @@ class ModelPrice(_message.Message):
     INPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     model: str
-    input_per_1k: float
-    output_per_1k: float
-    def __init__(self, model: _Optional[str] = ..., input_per_1k: _Optional[float] = ..., output_per_1k: _Optional[float] = ...) -> None: ...
+    input_per_1k: int
+    output_per_1k: int
+    def __init__(self, model: _Optional[str] = ..., input_per_1k: _Optional[int] = ..., output_per_1k: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("draining",)

@@ -12,7 +12,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "object", "created", "owned_by", "miners", "free_slots", "aliases", "kind", "min_tier", "min_vram_bytes", "context_length", "price_input_per_1k", "price_output_per_1k", "description", "is_default")
+    __slots__ = ("id", "object", "created", "owned_by", "miners", "free_slots", "aliases", "kind", "min_tier", "min_vram_bytes", "context_length", "description", "is_default", "price_input_per_1k", "price_output_per_1k")
     ID_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -24,10 +24,10 @@ class Model(_message.Message):
     MIN_TIER_FIELD_NUMBER: _ClassVar[int]
     MIN_VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
-    PRICE_INPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
-    PRICE_OUTPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    PRICE_INPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
+    PRICE_OUTPUT_PER_1K_FIELD_NUMBER: _ClassVar[int]
     id: str
     object: str
     created: int
@@ -39,11 +39,11 @@ class Model(_message.Message):
     min_tier: int
     min_vram_bytes: int
     context_length: int
-    price_input_per_1k: float
-    price_output_per_1k: float
     description: str
     is_default: bool
-    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., miners: _Optional[int] = ..., free_slots: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., min_tier: _Optional[int] = ..., min_vram_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., price_input_per_1k: _Optional[float] = ..., price_output_per_1k: _Optional[float] = ..., description: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    price_input_per_1k: int
+    price_output_per_1k: int
+    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., miners: _Optional[int] = ..., free_slots: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., min_tier: _Optional[int] = ..., min_vram_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., description: _Optional[str] = ..., is_default: _Optional[bool] = ..., price_input_per_1k: _Optional[int] = ..., price_output_per_1k: _Optional[int] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("object", "data")

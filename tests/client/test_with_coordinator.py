@@ -121,12 +121,16 @@ async def test_cli_models_and_miners(target: str, keys: Keys, capsys: pytest.Cap
         models = {model["id"]: model for model in json.loads(capsys.readouterr().out)}
         assert (models["llama-3.2-1b-instruct"]["miners"], models["tiny"]["free_slots"]) == (1, 2)
         assert "llama3.2" in models["llama-3.2-1b-instruct"]["aliases"]
+        # Prices are integer µcr in JSON and credits in the table: 1000 µcr = 0.001 credits.
+        assert models["llama-3.2-1b-instruct"]["price_input_per_1k"] == 1_000
         assert await asyncio.to_thread(run_cli, "miners", *connection) == 0
         table = capsys.readouterr().out.splitlines()
         assert table[0].split()[:3] == ["MINER", "ONLINE", "REPUTATION"]
         assert table[1].split()[:3] == ["rig-1", "yes", "5000"]
         assert await asyncio.to_thread(run_cli, "models", *connection) == 0
-        assert "llama-3.2-1b-instruct" in capsys.readouterr().out
+        listing = capsys.readouterr().out
+        assert "llama-3.2-1b-instruct" in listing
+        assert "0.001 / 0.002" in listing
         assert await asyncio.to_thread(run_cli, "miners", "--json", *connection) == 0
         [rig] = json.loads(capsys.readouterr().out)
         assert (rig["miner_id"], rig["online"], rig["max_concurrency"]) == ("rig-1", True, 2)

@@ -17,14 +17,14 @@ def test_the_file_adds_and_overrides_entries(tmp_path: Path) -> None:
     models = {
         "models": [
             {"id": "mistral-7b-instruct", "aliases": ["mistral"], "min_tier": 2, "min_vram": "14GB"},
-            {"id": "smollm2-135m-instruct", "aliases": ["smollm2", "tiny"], "price_output_per_1k": 0.5},
+            {"id": "smollm2-135m-instruct", "aliases": ["smollm2", "tiny"], "price_output_per_1k": 500_000},
         ]
     }
     (tmp_path / CATALOG_FILE).write_text(json.dumps(models))
     catalog = load_catalog(tmp_path)
     assert catalog.resolve("mistral").id == "mistral-7b-instruct"
     assert catalog.resolve("mistral").min_vram_bytes == 14 << 30
-    assert catalog.resolve("tiny").price_output_per_1k == 0.5
+    assert catalog.resolve("tiny").price_output_per_1k == 500_000
     assert catalog.resolve("llama3.2").id == "llama-3.2-1b-instruct"  # defaults stay
 
 

@@ -206,8 +206,8 @@ def _hello(**changes: object) -> miner_pb2.MinerHello:
     ("hello", "field"),
     [
         (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=-1000, output_per_1k=1)]), "hello.prices"),
-        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=1, output_per_1k=float("nan"))]), "hello.prices"),
-        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=float("inf"))]), "hello.prices"),
+        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=1, output_per_1k=1 << 62)]), "hello.prices"),
+        (_hello(prices=[miner_pb2.ModelPrice(model="x", input_per_1k=-1)]), "hello.prices"),
         (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=-1, count=1)]), "hello.gpus"),
         (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=1 << 60, count=1)]), "hello.gpus"),
         (_hello(gpus=[miner_pb2.GpuInfo(name="g", vram_bytes=1 << 30, count=0)]), "hello.gpus"),

@@ -169,18 +169,20 @@ async def test_max_price_excludes_expensive_miners(target: str, keys: Keys, jobs
             miner_id="pricey",
             models=["m"],
             max_concurrency=1,
-            prices=[miner_pb2.ModelPrice(model="m", input_per_1k=10.0, output_per_1k=10.0)],
+            prices=[miner_pb2.ModelPrice(model="m", input_per_1k=10_000_000, output_per_1k=10_000_000)],
         )
         await pricey.send(miner_pb2.ConnectRequest(hello=hello))
         await pricey.expect("welcome")
-        capped = S.SubmitJobRequest(prompt="cheap please", model="m", max_price=0.01)
+        capped = S.SubmitJobRequest(prompt="cheap please", model="m", max_price=10_000)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await jobs_stub.SubmitJob(capped, metadata=key(keys.client))
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "over max_price" in (caught.value.details() or "")
-        generous = (await jobs_stub.SubmitJob(submit_request("fine", max_price=100.0), metadata=key(keys.client))).job
+        generous = (
+            await jobs_stub.SubmitJob(submit_request("fine", max_price=100_000_000), metadata=key(keys.client))
+        ).job
         assert generous.routing.miner_id == "pricey"
-        assert generous.routing.estimated_cost > 2.56  # 256 output tokens at 10 per 1k
+        assert generous.routing.estimated_cost > 2_560_000  # 256 output tokens at 10 credits per 1k, in µcr
 
 
 async def test_a_single_job_is_not_starved_by_a_burst(target: str, keys: Keys, jobs_stub: Jobs) -> None:

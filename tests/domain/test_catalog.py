@@ -16,7 +16,7 @@ def test_default_catalog_resolves_ids_and_aliases_in_any_case() -> None:
     assert DEFAULT_CATALOG.resolve("codellama").min_tier == 2
     assert DEFAULT_CATALOG.resolve("stable-diffusion").kind is ModelKind.IMAGE
     synthetic = DEFAULT_CATALOG.resolve("synthetic")
-    assert (synthetic.min_tier, synthetic.price_input_per_1k, synthetic.price_output_per_1k) == (0, 0.0, 0.0)
+    assert (synthetic.min_tier, synthetic.price_input_per_1k, synthetic.price_output_per_1k) == (0, 0, 0)
 
 
 def test_unknown_model_is_invalid_argument_naming_it_and_some_known_ids() -> None:
@@ -67,9 +67,11 @@ def test_an_entry_may_repeat_its_own_names() -> None:
         ({"id": "a", "min_tier": -1}, "min_tier"),
         ({"id": "a", "min_vram_bytes": -1}, "min_vram: must not be negative"),
         ({"id": "a", "context_length": 0}, "context_length: must be positive"),
-        ({"id": "a", "price_input_per_1k": -0.1}, "price_input_per_1k"),
+        ({"id": "a", "price_input_per_1k": -1}, "price_input_per_1k"),
+        ({"id": "a", "price_input_per_1k": 0.5}, "price_input_per_1k: must be an integer of µcr"),
         ({"id": "a", "price_output_per_1k": float("nan")}, "price_output_per_1k"),
         ({"id": "a", "price_output_per_1k": float("inf")}, "price_output_per_1k"),
+        ({"id": "a", "price_output_per_1k": 2**53}, "price_output_per_1k"),
     ],
 )
 def test_entry_rejects_unusable_values(entry: dict[str, object], message: str) -> None:
@@ -78,7 +80,7 @@ def test_entry_rejects_unusable_values(entry: dict[str, object], message: str) -
 
 
 def test_merged_replaces_by_id_and_adds_new_entries() -> None:
-    cheaper = ModelEntry("synthetic", aliases=("fake",), price_output_per_1k=0.5)
+    cheaper = ModelEntry("synthetic", aliases=("fake",), price_output_per_1k=500_000)
     merged = DEFAULT_CATALOG.merged([cheaper, ModelEntry("mistral-7b", min_tier=2)])
     assert merged.resolve("fake") is cheaper
     assert merged.resolve("mistral-7b").min_tier == 2
@@ -101,7 +103,7 @@ def test_from_json_parses_every_field() -> None:
                 "min_vram": "16GB",
                 "context_length": 32768,
                 "price_input_per_1k": 1,
-                "price_output_per_1k": 0.02,
+                "price_output_per_1k": 20000.0,  # an integral float is the integer it spells
                 "description": "Qwen",
             },
             {"id": "tiny", "min_vram": 1024},
@@ -114,14 +116,14 @@ def test_from_json_parses_every_field() -> None:
         min_tier=2,
         min_vram_bytes=16 * GIB,
         context_length=32768,
-        price_input_per_1k=1.0,
-        price_output_per_1k=0.02,
+        price_input_per_1k=1,
+        price_output_per_1k=20_000,
         description="Qwen",
     )
     assert catalog.resolve("tiny") == ModelEntry("tiny", min_vram_bytes=1024)
     assert catalog.find("llama3.2") is None  # no base: the document is the whole catalog
     over_defaults = Catalog.from_json({"models": [{"id": "synthetic", "price_input_per_1k": 2}]}, base=DEFAULT_CATALOG)
-    assert over_defaults.resolve("synthetic").price_input_per_1k == 2.0
+    assert over_defaults.resolve("synthetic").price_input_per_1k == 2
     assert over_defaults.resolve("llama3.2").id == "llama-3.2-1b-instruct"
 
 
@@ -146,7 +148,14 @@ def test_from_json_parses_every_field() -> None:
         ({"models": [{"id": "a", "min_vram": None}]}, r"^models\[0\]\.min_vram: expected bytes .* got null$"),
         ({"models": [{"id": "a", "min_vram": -5}]}, r"^models\[0\]\.min_vram: must not be negative"),
         ({"models": [{"id": "a", "context_length": 0}]}, r"^models\[0\]\.context_length: must be positive"),
-        ({"models": [{"id": "a", "price_input_per_1k": "1"}]}, r"^models\[0\]\.price_input_per_1k: expected a number"),
+        (
+            {"models": [{"id": "a", "price_input_per_1k": "1"}]},
+            r"^models\[0\]\.price_input_per_1k: expected an integer of µcr per 1k tokens, got a string '1'$",
+        ),
+        (
+            {"models": [{"id": "a", "price_input_per_1k": 0.004}]},  # credits, as prices were written before
+            r"^models\[0\]\.price_input_per_1k: expected an integer of µcr per 1k tokens, got a number 0.004$",
+        ),
         ({"models": [{"id": "a", "price_output_per_1k": -1}]}, r"^models\[0\]\.price_output_per_1k: must be"),
         ({"models": [{"id": "a", "description": ["x"]}]}, r"^models\[0\]\.description: expected a string"),
         ({"models": [{"id": "a"}, {"id": "A"}]}, "duplicate model id 'A'"),

@@ -45,22 +45,24 @@ def miner(miner_id: str = "m", **changes: object) -> Candidate:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def request(model: ModelEntry = LLAMA, max_price: float | None = None) -> RouteRequest:
+def request(model: ModelEntry = LLAMA, max_price: int | None = None) -> RouteRequest:
     return RouteRequest(model=model, prompt_tokens=1000, max_tokens=1000, max_price=max_price)
 
 
 def test_cost_estimates() -> None:
-    price = Price(input_per_1k=0.001, output_per_1k=0.002)
-    assert estimate_cost(price, prompt_tokens=1000, max_tokens=500) == pytest.approx(0.002)
+    price = Price(input_per_1k=1_000, output_per_1k=2_000)
+    assert estimate_cost(price, prompt_tokens=1000, max_tokens=500) == 2_000
+    # Rounded up once per job, as a hold is: 1 prompt token at 1 µcr per 1k costs 1 µcr, not 0.001.
+    assert estimate_cost(Price(1, 0), prompt_tokens=1, max_tokens=0) == 1
     assert [estimate_prompt_tokens(n) for n in (0, 1, 4, 5, 400)] == [1, 1, 1, 2, 100]
 
 
 def test_a_miner_quote_overrides_the_catalog_price() -> None:
-    assert price_for(miner(), LLAMA) == Price(0.001, 0.002)
-    quoted = miner(prices={LLAMA.id: Price(0.01, 0.02)})
-    assert price_for(quoted, LLAMA) == Price(0.01, 0.02)
-    assert price_for(quoted, CODELLAMA) == Price(0.005, 0.01)
-    assert cost_on(quoted, request()) == pytest.approx(0.03)
+    assert price_for(miner(), LLAMA) == Price(1_000, 2_000)
+    quoted = miner(prices={LLAMA.id: Price(10_000, 20_000)})
+    assert price_for(quoted, LLAMA) == Price(10_000, 20_000)
+    assert price_for(quoted, CODELLAMA) == Price(5_000, 10_000)
+    assert cost_on(quoted, request()) == 30_000
 
 
 @pytest.mark.parametrize(
@@ -70,7 +72,7 @@ def test_a_miner_quote_overrides_the_catalog_price() -> None:
         (miner(draining=True), request()),
         (miner(tier=1), request(CODELLAMA)),
         (miner(max_vram_bytes=12 * GIB), request(CODELLAMA)),
-        (miner(), request(max_price=0.0029)),
+        (miner(), request(max_price=2_999)),
     ],
     ids=["model", "draining", "tier", "vram", "price"],
 )
@@ -84,7 +86,7 @@ def test_free_slots_matter_now_but_not_ever() -> None:
     full = miner(free_slots=0)
     assert could_ever_serve(full, request())
     assert not eligible_now(full, request())
-    assert eligible_now(miner(), request(max_price=0.003))  # the exact cost is within max_price
+    assert eligible_now(miner(), request(max_price=3_000))  # the exact cost is within max_price
 
 
 def test_reputation_band_comes_first() -> None:
@@ -166,8 +168,14 @@ def test_why_unroutable_names_the_first_failing_check() -> None:
         why_unroutable(small[:1], request(CODELLAMA))
         == "1 miner serves codellama-7b-instruct but it does not meet tier 2 / 14 GiB of VRAM"
     )
-    pricey = [miner("a", prices={LLAMA.id: Price(0.2, 0.22)}), miner("b", prices={LLAMA.id: Price(1, 1)})]
-    assert why_unroutable(pricey, request(max_price=0.1)) == "the cheapest route costs 0.42, over max_price 0.1"
+    pricey = [
+        miner("a", prices={LLAMA.id: Price(200_000, 220_000)}),
+        miner("b", prices={LLAMA.id: Price(1_000_000, 1_000_000)}),
+    ]
+    assert (
+        why_unroutable(pricey, request(max_price=100_000))
+        == "the cheapest route costs 420000 µcr, over max_price 100000 µcr"
+    )
     assert why_unroutable(pricey, request()) == "2 miners serve llama-3.2-1b-instruct within max_price"
 
 

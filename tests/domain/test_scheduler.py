@@ -14,10 +14,10 @@ from aitbc.domain.priority import Priority
 from aitbc.domain.routing import Candidate, Price, RouteRequest, choose, could_ever_serve
 from aitbc.domain.scheduler import plan_assignments
 
-# A job of either model costs its max_tokens / 1000 times the output price: 1.0 at catalog prices.
+# A job of either model costs its max_tokens / 1000 times the output price: 1 credit (10**6 µcr) at catalog prices.
 MODELS = {
-    "x": ModelEntry("x", price_output_per_1k=1.0),
-    "y": ModelEntry("y", min_tier=2, price_output_per_1k=1.0),
+    "x": ModelEntry("x", price_output_per_1k=1_000_000),
+    "y": ModelEntry("y", min_tier=2, price_output_per_1k=1_000_000),
 }
 
 
@@ -29,7 +29,7 @@ def miner(
     tier: int = 2,
     draining: bool = False,
     reputation: int = 5000,
-    price: float | None = None,
+    price: int | None = None,
 ) -> Candidate:
     return Candidate(
         miner_id=miner_id,
@@ -41,7 +41,7 @@ def miner(
         draining=draining,
         reputation=reputation,
         tokens_per_second=0.0,
-        prices={} if price is None else {model: Price(0.0, price) for model in MODELS},
+        prices={} if price is None else {model: Price(0, price) for model in MODELS},
     )
 
 
@@ -58,7 +58,7 @@ class Jobs:
         model: str = "x",
         *,
         owner: str = "A",
-        max_price: float | None = None,
+        max_price: int | None = None,
         priority: Priority = Priority.NORMAL,
     ) -> None:
         self.requests[job_id] = RouteRequest(MODELS[model], prompt_tokens=0, max_tokens=1000, max_price=max_price)
@@ -80,14 +80,14 @@ def test_plan_fills_free_slots_in_dispatch_order() -> None:
 
 def test_a_picky_job_does_not_block_its_model() -> None:
     jobs = Jobs()
-    jobs.add("picky", max_price=0.5)  # only the cheap miner fits, and it is busy
+    jobs.add("picky", max_price=500_000)  # only the cheap miner fits, and it is busy
     jobs.add("easy1")
     jobs.add("easy2")
-    cheap_but_busy, pricey = miner("cheap", free=0, price=0.4), miner("pricey", free=1)
+    cheap_but_busy, pricey = miner("cheap", free=0, price=400_000), miner("pricey", free=1)
     assert jobs.plan([cheap_but_busy, pricey]) == [("easy1", "pricey")]
     assert jobs.queue.position("picky") == 0
     assert jobs.plan([cheap_but_busy, pricey], lookahead=1) == []
-    assert jobs.plan([miner("cheap", free=2, price=0.4)]) == [("picky", "cheap"), ("easy2", "cheap")]
+    assert jobs.plan([miner("cheap", free=2, price=400_000)]) == [("picky", "cheap"), ("easy2", "cheap")]
 
 
 def test_never_a_draining_miner_and_the_best_ranked_first() -> None:
@@ -113,7 +113,9 @@ def test_lookahead_must_be_positive() -> None:
 
 
 job_lists = st.lists(
-    st.tuples(st.sampled_from("xy"), st.sampled_from("ABC"), st.sampled_from([None, None, 0.5, 1.0, 3.0])),
+    st.tuples(
+        st.sampled_from("xy"), st.sampled_from("ABC"), st.sampled_from([None, None, 500_000, 1_000_000, 3_000_000])
+    ),
     min_size=1,
     max_size=40,
 )
@@ -124,14 +126,14 @@ candidate_lists = st.lists(
         st.integers(0, 3),
         st.sampled_from([False, False, True]),  # draining
         st.integers(0, 10_000),
-        st.sampled_from([None, 0.4, 2.0]),
+        st.sampled_from([None, 400_000, 2_000_000]),
     ),
     min_size=1,
     max_size=5,
 )
 
 
-def setup(job_specs: list[tuple[str, str, float | None]]) -> Jobs:
+def setup(job_specs: list[tuple[str, str, int | None]]) -> Jobs:
     jobs = Jobs()
     for n, (model, owner, max_price) in enumerate(job_specs):
         jobs.add(f"j{n}", model, owner=owner, max_price=max_price)
@@ -141,8 +143,8 @@ def setup(job_specs: list[tuple[str, str, float | None]]) -> Jobs:
 @settings(max_examples=80)
 @given(job_lists, candidate_lists, st.integers(1, 6), st.randoms(use_true_random=False))
 def test_plan_properties(
-    job_specs: list[tuple[str, str, float | None]],
-    miner_specs: list[tuple[str, int, int, bool, int, float | None]],
+    job_specs: list[tuple[str, str, int | None]],
+    miner_specs: list[tuple[str, int, int, bool, int, int | None]],
     lookahead: int,
     rng: random.Random,
 ) -> None:

@@ -37,6 +37,7 @@ async def test_seed_submit_is_routed_at_once_to_a_free_miner(http: httpx.AsyncCl
     routing = job["routing"]
     assert (routing["miner_id"], routing["miner_reputation"]) == ("m1", 5000)
     assert routing["estimated_cost"] > 0
+    assert isinstance(routing["estimated_cost"], int)  # µcr, a JSON integer
     assert re.fullmatch(r"[0-9a-f]{64}", routing["input_hash"])
 
 

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.keys import Role
 from aitbc.services.server import RunningCoordinator
-from tests.conftest import Keys
+from tests.conftest import STARTING_CREDITS, Keys
 from tests.gateway.conftest import assigned, run_to_completion
 from tests.gateway.test_rest import submit
 from tests.gateway.test_streaming import SSE, sse_events
@@ -41,6 +41,8 @@ async def account(coordinator: RunningCoordinator) -> Account:
     now = datetime.now(UTC)
     submitter, _ = await create_api_key(coordinator.store, Role.CLIENT, now, owner_id="acme")
     watcher, _ = await create_api_key(coordinator.store, Role.CLIENT, now, owner_id="acme")
+    # The jobs run on a priced model: the account pays for them.
+    await coordinator.store.credit("acme", STARTING_CREDITS, tx_id="mint:test:acme", now=now)
     return Account(submitter, watcher)
 
 

@@ -106,9 +106,11 @@ async def test_resumed_job_continues_after_the_earlier_text(
 async def test_the_signing_key_is_made_once_and_kept(
     fake_coordinator: FakeCoordinator, start_agent: AgentFactory, tmp_path: Path
 ) -> None:
+    fake_coordinator.heartbeat_interval = 0.05
     key_file = tmp_path / "miner-signing-key.pem"
     start_agent(key_file=key_file)
     stream = await fake_coordinator.next_stream()
+    await stream.next("heartbeat")  # welcomed and running, as the other tests leave their agents
     first = stream.hello.public_key
     assert len(first) == 32
     assert key_file.stat().st_mode & 0o077 == 0  # readable by the miner alone

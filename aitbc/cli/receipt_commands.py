@@ -1,0 +1,91 @@
+"""`aitbc verify`: check a receipt offline, one line per check, exit 1 if any check fails.
+
+The receipt comes from a file (`aitbc verify receipt.json`: nothing is fetched) or, by id, from the
+coordinator. Verification runs here, with `aitbc.domain.verify`: the coordinator is asked for data at
+most, never for a verdict. Its public key is best pinned with `--coordinator-key`; without it the key
+the coordinator reports is used, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+
+from aitbc import config
+from aitbc.client.errors import AitbcApiError, translate_rpc_errors
+from aitbc.domain.errors import AitbcError
+from aitbc.domain.receipts import Receipt
+from aitbc.domain.signing import decode_key
+from aitbc.domain.verify import verify_receipt
+from aitbc.services.receipt_service import receipt_from_proto
+from aitbc.v1 import receipts_pb2, receipts_pb2_grpc
+
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+_CALL_TIMEOUT = 10.0
+
+
+def register_receipt_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
+    verify = subparsers.add_parser(
+        "verify", help="verify a receipt offline, one line per check", description=__doc__.splitlines()[0]
+    )
+    verify.add_argument("receipt", metavar="RECEIPT", help="a receipt id, or a file holding the receipt's JSON")
+    verify.add_argument("--coordinator-key", metavar="KEY", help="the coordinator's public key (base64url)")
+    verify.add_argument("--output-file", type=Path, metavar="PATH", help="the job's result text, to check its hash")
+    verify.add_argument("--miner-key", metavar="KEY", help="the miner's registered public key (base64url)")
+    verify.add_argument("--require-miner-signature", action="store_true", help="fail a receipt the miner did not sign")
+    verify.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address, to fetch a receipt by id")
+    verify.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${config.ENV_API_KEY} or the saved key)")
+    verify.set_defaults(handler=_verify)
+
+
+def _verify(ns: argparse.Namespace) -> int:
+    try:
+        receipt, reported_key = _load(ns)
+        pinned = ns.coordinator_key
+        key_text = pinned or reported_key
+        if key_text is None:
+            raise _Problem("a receipt read from a file needs --coordinator-key")
+        coordinator_key = decode_key(key_text, field="--coordinator-key")
+        miner_key = decode_key(ns.miner_key, field="--miner-key") if ns.miner_key else None
+        output = ns.output_file.read_text(encoding="utf-8") if ns.output_file else None
+    except (_Problem, AitbcError, AitbcApiError, OSError, ValueError) as error:
+        print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+    if not pinned:
+        note = f"note: using the key the coordinator reports, {key_text}; pin it with --coordinator-key"
+        print(note, file=sys.stderr)
+    verification = verify_receipt(
+        receipt,
+        coordinator_key=coordinator_key,
+        output_text=output,
+        miner_key=miner_key,
+        require_miner_signature=ns.require_miner_signature,
+    )
+    for check in verification.checks:
+        print(f"{check.name:<22} {check.status.value:<8} {check.detail}")
+    return 0 if verification.ok else 1
+
+
+class _Problem(Exception):
+    pass
+
+
+def _load(ns: argparse.Namespace) -> tuple[Receipt, str | None]:
+    """The receipt, and the coordinator key that came with it (None from a file)."""
+    path = Path(ns.receipt)
+    if path.is_file():
+        return Receipt.from_json(json.loads(path.read_text(encoding="utf-8"))), None
+    key = config.api_key(ns.api_key)
+    if key is None:
+        raise _Problem(f"{ns.receipt!r} is no file; to fetch it by id pass --api-key KEY or set {config.ENV_API_KEY}")
+    metadata = ((config.API_KEY_METADATA, key),)
+    with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+        stub = receipts_pb2_grpc.ReceiptServiceStub(channel)
+        request = receipts_pb2.GetReceiptRequest(receipt_id=ns.receipt)
+        response = stub.GetReceipt(request, metadata=metadata, timeout=_CALL_TIMEOUT)
+    return receipt_from_proto(response.receipt), response.coordinator_public_key
