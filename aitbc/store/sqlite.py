@@ -19,9 +19,8 @@ from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.receipts import Receipt
-from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store import sqlite_blocks, sqlite_ledger
+from aitbc.store import sqlite_blocks, sqlite_ledger, sqlite_miners
 from aitbc.store.base import (
     AccountRecord,
     ApiKeyRecord,
@@ -47,7 +46,6 @@ from aitbc.store.sqlite_rows import (
     job_from_row,
     key_from_row,
     micros,
-    moment,
     placeholders,
 )
 
@@ -379,56 +377,12 @@ class SqliteStore:
     # Miners
 
     async def miners(self) -> list[MinerRecord]:
-        async with (
-            self._reading(),
-            self._db.execute(
-                "SELECT miner_id, owner_id, completions, failures, cancellations, lease_expiries, tokens_per_second,"
-                " ttft_seconds, updated_at, last_seen, models, backend FROM miner_stats ORDER BY miner_id"
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [
-            MinerRecord(
-                miner_id=row["miner_id"],
-                owner_id=row["owner_id"],
-                stats=MinerStats(
-                    completions=row["completions"],
-                    failures=row["failures"],
-                    cancellations=row["cancellations"],
-                    lease_expiries=row["lease_expiries"],
-                    tokens_per_second=row["tokens_per_second"],
-                    ttft_seconds=row["ttft_seconds"],
-                    updated_at=moment(row["updated_at"]),
-                ),
-                last_seen=moment(row["last_seen"]) or datetime.fromtimestamp(0, UTC),
-                models=tuple(json.loads(row["models"])),
-                backend=row["backend"],
-            )
-            for row in rows
-        ]
+        async with self._reading():
+            return await sqlite_miners.read_miners(self._db)
 
     async def save_miner(self, miner: MinerRecord) -> None:
-        stats = miner.stats
         async with self._transaction():
-            await self._db.execute(
-                "INSERT OR REPLACE INTO miner_stats (miner_id, owner_id, completions, failures, cancellations,"
-                " lease_expiries, tokens_per_second, ttft_seconds, updated_at, last_seen, models, backend)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    miner.miner_id,
-                    miner.owner_id,
-                    stats.completions,
-                    stats.failures,
-                    stats.cancellations,
-                    stats.lease_expiries,
-                    stats.tokens_per_second,
-                    stats.ttft_seconds,
-                    micros(stats.updated_at) if stats.updated_at else None,
-                    micros(miner.last_seen),
-                    json.dumps(list(miner.models)),
-                    miner.backend,
-                ),
-            )
+            await sqlite_miners.write_miner(self._db, miner)
 
     # Events
 
