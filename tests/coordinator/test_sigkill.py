@@ -14,13 +14,14 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.coordinator.test_conservation import check_money
 from tests.support.settlement_worker import MINTED
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUNDS = 6
+ROUNDS = 12
 
 
 def test_sigkill_at_any_moment_never_double_charges_or_loses_a_charge(tmp_path: Path) -> None:
@@ -42,6 +43,10 @@ def test_sigkill_at_any_moment_never_double_charges_or_loses_a_charge(tmp_path: 
                 line = worker.stdout.readline()
                 assert line, f"the worker stopped on its own with status {worker.poll()}"
                 finished += line.startswith("job ")
+            # The lines arrive as jobs finish; a random pause moves the kill off that rhythm, so it lands in any
+            # phase of the loop: inside a hold, a settlement, a block, between them. (A pause to randomise
+            # the moment, not to wait for a condition.)
+            time.sleep(pick.uniform(0, 0.03))
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait()
