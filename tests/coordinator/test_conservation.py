@@ -174,7 +174,8 @@ def check_money(path: Path, minted: int) -> None:
         assert (settled_attempt is not None) is finished, (job_id, state)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI runs the same 40 sequences every time, so a red run is reproducible here.
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=steps)
 def test_money_is_conserved_through_any_sequence_of_events(steps: list[tuple[object, ...]]) -> None:
     async def run(path: Path) -> None:
