@@ -13,7 +13,7 @@ from aitbc.client import Job
 _PROMPT_COLUMN_WIDTH = 40
 
 # Fields a REST response always carries, as "" or 0, where the SDK's dataclasses say None ("not set").
-_EMPTY_AS_REST = {"miner_id": "", "error": "", "queue_position": 0}
+_EMPTY_AS_REST = {"miner_id": "", "error": "", "queue_position": 0, "receipt_id": ""}
 
 
 def rest_shape(data: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TypeVar
 import grpc
 
 from aitbc import config
+from aitbc.client import Client
 from aitbc.client.errors import AitbcApiError, translate_rpc_errors
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.receipts import Receipt
@@ -33,7 +34,12 @@ def register_receipt_commands(subparsers: argparse._SubParsersAction[ParserT]) -
     verify = subparsers.add_parser(
         "verify", help="verify a receipt offline, one line per check", description=__doc__.splitlines()[0]
     )
-    verify.add_argument("receipt", metavar="RECEIPT", help="a receipt id, or a file holding the receipt's JSON")
+    verify.add_argument(
+        "receipt", metavar="RECEIPT", nargs="?", help="a receipt id, or a file holding the receipt's JSON"
+    )
+    verify.add_argument(
+        "--job-id", metavar="ID", help="verify this job's receipt, and its result against the receipt (default: none)"
+    )
     verify.add_argument("--coordinator-key", metavar="KEY", help="the coordinator's public key (base64url)")
     verify.add_argument("--output-file", type=Path, metavar="PATH", help="the job's result text, to check its hash")
     verify.add_argument("--miner-key", metavar="KEY", help="the miner's registered public key (base64url)")
@@ -52,7 +58,7 @@ def _verify(ns: argparse.Namespace) -> int:
             raise _Problem("a receipt read from a file needs --coordinator-key")
         coordinator_key = decode_key(key_text, field="--coordinator-key")
         miner_key = decode_key(ns.miner_key, field="--miner-key") if ns.miner_key else None
-        output = ns.output_file.read_text(encoding="utf-8") if ns.output_file else None
+        output = ns.output_file.read_text(encoding="utf-8") if ns.output_file else ns.job_result
     except (_Problem, AitbcError, AitbcApiError, OSError, ValueError) as error:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
         return 2
@@ -77,6 +83,11 @@ class _Problem(Exception):
 
 def _load(ns: argparse.Namespace) -> tuple[Receipt, str | None]:
     """The receipt, and the coordinator key that came with it (None from a file)."""
+    ns.job_result = None
+    if (ns.receipt is None) == (ns.job_id is None):
+        raise _Problem("name a receipt (its id, or a file) or pass --job-id, not both")
+    if ns.job_id is not None:
+        ns.receipt, ns.job_result = _receipt_of_job(ns)
     path = Path(ns.receipt)
     if path.is_file():
         return Receipt.from_json(json.loads(path.read_text(encoding="utf-8"))), None
@@ -89,3 +100,16 @@ def _load(ns: argparse.Namespace) -> tuple[Receipt, str | None]:
         request = receipts_pb2.GetReceiptRequest(receipt_id=ns.receipt)
         response = stub.GetReceipt(request, metadata=metadata, timeout=_CALL_TIMEOUT)
     return receipt_from_proto(response.receipt), response.coordinator_public_key
+
+
+def _receipt_of_job(ns: argparse.Namespace) -> tuple[str, str]:
+    """The receipt id of a job and its result, whose hash the receipt must carry."""
+    key = config.api_key(ns.api_key)
+    if key is None:
+        raise _Problem(f"--job-id needs the job owner's key: pass --api-key KEY or set {config.ENV_API_KEY}")
+    with Client(ns.coordinator, key) as client:
+        job = client.get_job(ns.job_id)
+    if not job.receipt_id:
+        state = job.status.value
+        raise _Problem(f"job {ns.job_id} has no receipt: it is {state} (only charged jobs that ended get one)")
+    return job.receipt_id, job.result

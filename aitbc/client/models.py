@@ -107,6 +107,8 @@ class Job:
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     routing: Routing = field(default_factory=Routing)
+    # The signed receipt of a job that was charged (`aitbc verify RECEIPT_ID`); None before it ends, or if free.
+    receipt_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -157,6 +159,7 @@ class Job:
                 "queue_position": self.routing.queue_position,
                 "estimated_start": format_timestamp(self.routing.estimated_start),
             },
+            "receipt_id": self.receipt_id,
         }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import grpc.aio
 import pytest
 
+from aitbc.cli import main
+from aitbc.client import AsyncClient
 from aitbc.domain.canonical import text_hash
 from aitbc.domain.receipts import MinerAttestation
 from aitbc.domain.signing import generate_seed, public_key_of
@@ -41,7 +44,7 @@ async def run_job(target: str, client_key: str) -> jobs_pb2.Job:
 
 
 async def test_a_signing_miners_receipt_verifies_with_its_key(
-    coordinator: RunningCoordinator, target: str, keys: Keys, tmp_path: Path
+    coordinator: RunningCoordinator, target: str, keys: Keys, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key_file = tmp_path / "miner-signing-key.pem"
     config = MinerConfig(coordinator=target, api_key=keys.miner, miner_id="signer", key_file=key_file)
@@ -68,6 +71,14 @@ async def test_a_signing_miners_receipt_verifies_with_its_key(
     assert not verify_receipt(
         receipt, coordinator_key=coordinator.coordinator.public_key, miner_key=public_key_of(generate_seed())
     ).ok
+    # The SDK names the receipt, and `aitbc verify --job-id` checks it with the job's result, in one command.
+    async with AsyncClient(target, keys.client) as client:
+        assert (await client.get_job(job.job_id)).receipt_id == job.receipt_id
+    argv = ["verify", "--job-id", job.job_id, "--coordinator", target, "--api-key", keys.client]
+    assert await asyncio.to_thread(main, argv) == 0
+    printed = capsys.readouterr().out
+    for check in ("coordinator_signature", "miner_signature", "amounts", "output_hash"):
+        assert re.search(rf"^{check} +passed ", printed, re.M), printed
 
 
 async def test_a_signature_that_does_not_cover_the_job_is_not_trusted(
