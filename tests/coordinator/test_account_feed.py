@@ -22,7 +22,7 @@ from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState
 from aitbc.store.sqlite import SqliteStore
 
-from .test_parts import ADMIN, CLIENT, CONFIG, MINER, OTHER_CLIENT, assigned, attached, spec
+from .test_parts import ADMIN, CLIENT, MINER, OTHER_CLIENT, assigned, attached, spec, started
 
 RECEIVE_TIMEOUT = 5.0
 
@@ -35,12 +35,10 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def coordinator(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
     store = await SqliteStore.open(tmp_path / "aitbc.db")
-    coordinator = Coordinator(store, CONFIG, clock=clock)
-    await coordinator.start()
     try:
-        yield coordinator
+        async with started(store, clock) as coordinator:
+            yield coordinator
     finally:
-        await coordinator.shutdown(0)
         await store.close()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from aitbc.coordinator.clock import ManualClock
+from aitbc.coordinator.clock import Clock, ManualClock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.coordinator.miners import Assign, Assignment, Cancel, MinerCommand, MinerInfo, MinerSession, Welcome
 from aitbc.domain.errors import AitbcError, Reason
@@ -16,6 +17,7 @@ from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.states import JobState
+from aitbc.store.base import Store
 from aitbc.store.sqlite import SqliteStore
 from tests.conftest import TEST_CATALOG
 
@@ -32,15 +34,24 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-async def coordinator(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
-    store = await SqliteStore.open(tmp_path / "aitbc.db")
-    coordinator = Coordinator(store, CONFIG, clock=clock)
+@contextlib.asynccontextmanager
+async def started(store: Store, clock: Clock, config: CoordinatorConfig = CONFIG) -> AsyncIterator[Coordinator]:
+    """A coordinator on `store`, started, and shut down on the way out; the store stays open."""
+    coordinator = Coordinator(store, config, clock=clock)
     await coordinator.start()
     try:
         yield coordinator
     finally:
         await coordinator.shutdown(0)
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
+    store = await SqliteStore.open(tmp_path / "aitbc.db")
+    try:
+        async with started(store, clock) as coordinator:
+            yield coordinator
+    finally:
         await store.close()
 
 

@@ -24,7 +24,7 @@ from aitbc.domain.verify import verify_receipt
 from aitbc.store.base import AccountRecord
 from aitbc.store.sqlite import SqliteStore
 from tests.conftest import TEST_CATALOG
-from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, next_command
+from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, next_command, started
 
 # 1000 µcr per 1k prompt tokens, 2000 per 1k completion tokens: easy sums.
 PRICED = ModelEntry("priced", price_input_per_1k=1_000, price_output_per_1k=2_000)
@@ -49,12 +49,8 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 @pytest.fixture
 async def coordinator(store: SqliteStore, clock: ManualClock) -> AsyncIterator[Coordinator]:
-    coordinator = Coordinator(store, CONFIG, clock=clock)
-    await coordinator.start()
-    try:
+    async with started(store, clock, CONFIG) as coordinator:
         yield coordinator
-    finally:
-        await coordinator.shutdown(0)
 
 
 def priced_spec(max_tokens: int = 100) -> JobSpec:
