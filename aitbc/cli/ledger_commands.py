@@ -39,7 +39,11 @@ def register_ledger_commands(subparsers: argparse._SubParsersAction[ParserT]) ->
         description="replay every block from genesis and check signatures, hashes, roots and balances",
     )
     verify.add_argument("--home", type=Path, help=f"the data directory (default: {config.aitbc_home()})")
-    verify.add_argument("--coordinator-key", metavar="KEY", help="the coordinator's public key (default: its key file)")
+    verify.add_argument(
+        "--coordinator-key",
+        metavar="KEY",
+        help="the coordinator's public key: --coordinator-key=KEY (default: its key file)",
+    )
     verify.set_defaults(handler=_verify)
 
 

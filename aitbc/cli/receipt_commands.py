@@ -40,9 +40,15 @@ def register_receipt_commands(subparsers: argparse._SubParsersAction[ParserT]) -
     verify.add_argument(
         "--job-id", metavar="ID", help="verify this job's receipt, and its result against the receipt (default: none)"
     )
-    verify.add_argument("--coordinator-key", metavar="KEY", help="the coordinator's public key (base64url)")
+    verify.add_argument(
+        "--coordinator-key",
+        metavar="KEY",
+        help="the coordinator's public key (base64url; write --coordinator-key=KEY, as a key may start with '-')",
+    )
     verify.add_argument("--output-file", type=Path, metavar="PATH", help="the job's result text, to check its hash")
-    verify.add_argument("--miner-key", metavar="KEY", help="the miner's registered public key (base64url)")
+    verify.add_argument(
+        "--miner-key", metavar="KEY", help="the miner's registered public key (base64url; --miner-key=KEY)"
+    )
     verify.add_argument("--require-miner-signature", action="store_true", help="fail a receipt the miner did not sign")
     verify.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address, to fetch a receipt by id")
     verify.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${config.ENV_API_KEY} or the saved key)")
@@ -63,7 +69,7 @@ def _verify(ns: argparse.Namespace) -> int:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
         return 2
     if not pinned:
-        note = f"note: using the key the coordinator reports, {key_text}; pin it with --coordinator-key"
+        note = f"note: using the key the coordinator reports, {key_text}; pin it with --coordinator-key=KEY"
         print(note, file=sys.stderr)
     verification = verify_receipt(
         receipt,

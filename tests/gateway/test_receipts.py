@@ -87,10 +87,10 @@ async def test_aitbc_verify_checks_a_receipt_offline_and_fails_a_tampered_one(
     receipt.update(miner_public_key=None, miner_signature=None)  # the signed JSON has nulls where REST omits
     saved = tmp_path / "receipt.json"
     saved.write_text(json.dumps(receipt), encoding="utf-8")
-    assert main(["verify", str(saved), "--coordinator-key", key]) == 0
+    assert main(["verify", str(saved), f"--coordinator-key={key}"]) == 0
     receipt["charged"] = 10
     saved.write_text(json.dumps(receipt), encoding="utf-8")
     capsys.readouterr()
-    assert main(["verify", str(saved), "--coordinator-key", key]) == 1
+    assert main(["verify", str(saved), f"--coordinator-key={key}"]) == 1
     failed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.split()[1] == "failed"]
     assert failed == ["coordinator_signature", "amounts"]
