@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
 import aitbc.v1
+from aitbc.api_descriptors import api_files
 from gateway.errors import GatewayError, render_gateway_error, render_http_exception
 from gateway.health import health_route
 from gateway.jobs import JobClient
@@ -18,7 +19,7 @@ from gateway.limits import GatewayLimits, HangUpOnUnreadBodies
 from gateway.openai_api import OpenAIRoutes
 from gateway.openapi import openapi_routes
 from gateway.rest import AnnotatedRoutes
-from gateway.routes import RouteTable, api_files
+from gateway.routes import RouteTable
 from gateway.rpc import CoordinatorClient
 from gateway.websocket import websocket_routes
 

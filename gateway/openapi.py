@@ -209,6 +209,8 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
         "tags": [route.method.containing_service.name],
         "summary": f"{route.method.containing_service.full_name}.{route.method.name}",
     }
+    if route.keyless:
+        operation["security"] = []
     if route.body:
         body_schema = schemas.message(request) if route.body == "*" else schemas.field(field_at(request, route.body))
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
