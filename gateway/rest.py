@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.api import httpbody_pb2
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from starlette.datastructures import URLPath
@@ -15,7 +16,14 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.limits import read_body
 from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
-from gateway.rpc import CoordinatorClient, require_api_key, timeout_from_headers
+from gateway.rpc import (
+    CoordinatorClient,
+    api_key_from_headers,
+    check_api_key,
+    is_public,
+    require_api_key,
+    timeout_from_headers,
+)
 from gateway.streaming import (
     NDJSON_MEDIA_TYPE,
     SSE_MEDIA_TYPE,
@@ -64,10 +72,14 @@ class AnnotatedRoutes(BaseRoute):
         await response(scope, receive, send)
 
     async def _respond(self, request: Request, found: RouteMatch) -> Response:
-        # Every aitbc.v1 method needs a key: without one, nothing else about the request matters.
-        api_key = require_api_key(request.headers)
-        timeout = timeout_from_headers(request.headers)
         route = found.route
+        # Every aitbc.v1 method but the public ones needs a key: without one, nothing else about the request matters.
+        if is_public(route.method):
+            given = api_key_from_headers(request.headers)
+            api_key = None if given is None else check_api_key(given)
+        else:
+            api_key = require_api_key(request.headers)
+        timeout = timeout_from_headers(request.headers)
         # A route without a body ignores one; it is not read (and uvicorn discards it).
         body = await read_body(request, self._max_body_bytes) if route.body else b""
         query = resume_query(route, request.headers, request.query_params.multi_items())
@@ -83,5 +95,12 @@ class AnnotatedRoutes(BaseRoute):
             return EventStreamResponse(
                 encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE
             )
-        response = await self._coordinator.unary(route.method, message, response_type, api_key, timeout)
+        response, headers = await self._coordinator.unary_with_headers(
+            route.method, message, response_type, api_key, timeout
+        )
+        if isinstance(response, httpbody_pb2.HttpBody):
+            # google.api.HttpBody is the body itself, as grpc-gateway serves it: a file, not JSON.
+            return Response(
+                response.data, status_code=route.success_status, media_type=response.content_type, headers=headers
+            )
         return JSONResponse(to_json(response), status_code=route.success_status)

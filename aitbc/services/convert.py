@@ -128,6 +128,7 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         idempotency_key=record.spec.idempotency_key,
         expires_at=timestamp(record.expires_at),
         receipt_id=record.receipt_id,
+        result_expires_at=timestamp(record.result_expires_at),
     )
 
 

@@ -36,6 +36,11 @@ _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("aitbc_pr
 
 PROTECTED_PREFIX = "/aitbc.v1."
 
+# Public methods: anyone may call them without a key (a key sent along is ignored). They run with no
+# principal, so a public servicer that calls `current_principal()` fails (INTERNAL) instead of acting for
+# someone. The HTTP gateway exempts the same methods from its key check (gateway.rpc.PUBLIC_RPCS).
+PUBLIC_METHODS: frozenset[str] = frozenset({"/aitbc.v1.ResultService/GetSharedResult"})
+
 # (request streaming, response streaming) -> the handler attribute and its factory.
 _HANDLER_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Handler]]] = {
     (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
@@ -82,7 +87,10 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
         behavior: Any = getattr(handler, attribute)
         decode = _decoder(handler.request_deserializer, handler_call_details.method)
         decoding = _decode_stream(decode) if handler.request_streaming else decode
-        wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
+        if handler_call_details.method in PUBLIC_METHODS:
+            wrap = self._wrap_public
+        else:
+            wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
         # Requests arrive as bytes and are decoded inside the call, so that bytes that are no valid
         # message get INVALID_ARGUMENT, where grpc's own deserializer would answer UNKNOWN.
         return factory(
@@ -98,6 +106,15 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
+    def _wrap_public(self, behavior: Callable[[Any, Context], Any], decode: Callable[[Any], Any]) -> Callable[..., Any]:
+        """A unary public method: errors mapped as for any other, no key asked for."""
+
+        async def public(request: Any, context: Context) -> Any:
+            async with self._mapped_errors(context, behavior):
+                return await behavior(decode(request), context)
+
+        return public
+
     def _wrap_streaming(
         self, behavior: Callable[[Any, Context], AsyncIterator[Any]], decode: Callable[[Any], Any]
     ) -> Callable[..., Any]:
@@ -112,8 +129,14 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
     @contextlib.asynccontextmanager
     async def _authenticated_call(self, context: Context, behavior: object) -> AsyncIterator[None]:
         """Authenticate the caller for the body; turn what it raises into the matching rich status."""
-        try:
+        async with self._mapped_errors(context, behavior):
             _principal.set(await self._auth.authenticate(_api_key(context)))
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _mapped_errors(self, context: Context, behavior: object) -> AsyncIterator[None]:
+        """Turn what the body raises into the matching rich status."""
+        try:
             yield
         except AitbcError as error:
             await _abort(context, rich_status(error))
