@@ -243,7 +243,7 @@ class Coordinator:
         self._clients.expiries.close()
         await self._dispatcher.close()
         await self._retention.close()
-        await self._results.close()
+        await self._results.recorded()
         await self._blocks.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)

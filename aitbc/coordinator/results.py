@@ -54,8 +54,8 @@ class Results:
         self._recording.add(task)
         task.add_done_callback(self._recording.discard)
 
-    async def close(self) -> None:
-        """Wait for the checksums being recorded (the store closes next)."""
+    async def recorded(self) -> None:
+        """Return once the checksums being recorded are stored (shutdown waits before the store closes)."""
         if self._recording:
             await asyncio.wait(set(self._recording))
 

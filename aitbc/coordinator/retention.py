@@ -46,6 +46,10 @@ class Retention:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        await self.swept()
+
+    async def swept(self) -> None:
+        """Return once the sweep in progress, if any, is done."""
         if self._sweeping is not None:
             await asyncio.wait({self._sweeping})
 
@@ -89,7 +93,10 @@ class Retention:
             self._timer = self._clock.call_later(self._interval, self._fire)
 
     def _fire(self) -> None:
-        self._sweeping = asyncio.create_task(self._tick(), name="retention-sweep")
+        # The next tick is armed now, so sweeps keep their rhythm; one still running when it comes is left be.
+        self._arm()
+        if self._sweeping is None:
+            self._sweeping = asyncio.create_task(self._tick(), name="retention-sweep")
 
     async def _tick(self) -> list[str]:
         try:
@@ -100,5 +107,4 @@ class Retention:
             log.exception("retention sweep failed")
         finally:
             self._sweeping = None
-            self._arm()
         return []
