@@ -286,9 +286,9 @@ async def test_the_sweeper_deletes_results_past_their_plans_retention(
     shown = await coordinator.get(CLIENT, free.job_id)
     assert free.completed_at is not None
     assert shown.result_expires_at == free.completed_at + timedelta(days=7)
-    assert (await coordinator.get(OTHER_CLIENT, pro.job_id)).result_expires_at == shown.completed_at + timedelta(
-        days=30
-    )
+    pro_shown = await coordinator.get(OTHER_CLIENT, pro.job_id)
+    assert pro_shown.completed_at is not None
+    assert pro_shown.result_expires_at == pro_shown.completed_at + timedelta(days=30)
 
     await clock.advance(7 * DAY)
     await coordinator.retention.swept()
