@@ -88,6 +88,8 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
         decode = _decoder(handler.request_deserializer, handler_call_details.method)
         decoding = _decode_stream(decode) if handler.request_streaming else decode
         if handler_call_details.method in PUBLIC_METHODS:
+            # Only unary methods are public: a stream's end on revocation needs a key to revoke.
+            assert not handler.response_streaming, f"{handler_call_details.method} streams and cannot be public"
             wrap = self._wrap_public
         else:
             wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
