@@ -282,3 +282,11 @@ async def test_an_admins_plan_sets_how_long_results_are_kept(
 
 def test_the_gateway_exempts_exactly_the_coordinators_public_methods() -> None:
     assert {"/" + name.rsplit(".", 1)[0] + "/" + name.rsplit(".", 1)[1] for name in PUBLIC_RPCS} == PUBLIC_METHODS
+
+
+async def test_openapi_describes_the_download_as_a_file(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    download = spec["paths"]["/v1/jobs/{job_id}/download"]["get"]["responses"]["200"]["content"]
+    assert download == {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    assert "delete" in spec["paths"]["/v1/jobs/{job_id}"]
+    assert "get" in spec["paths"]["/v1/shared/{token}"]
