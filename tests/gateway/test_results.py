@@ -133,6 +133,9 @@ async def test_share_links_work_without_a_key_until_revoked_or_expired(
             "result": RESULT,
         }
         assert "prompt" not in shared.json()
+        # A key sent along, even a malformed one, is not looked at.
+        with_key = await anyone.get(body["path"], headers={"X-Api-Key": "x" * 600})
+        assert with_key.status_code == 200
         # The link opens one job's result: the key-less caller still cannot reach anything else.
         other = await anyone.get(f"/v1/jobs/{job_id}")
         assert other.status_code == 401
