@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from aitbc.coordinator.access import require_role
@@ -196,8 +197,10 @@ class Results:
         if status is LinkStatus.EXPIRED:
             message = f"this share link expired at {_rfc3339(link.expires_at)}"
             raise AitbcError(Reason.SHARE_LINK_EXPIRED, message, field="token", advice="ask the owner for a new link")
-        live = self._jobs.get(job.job_id)  # a running job's output so far
-        return live.record if live is not None else job, link
+        live = self._jobs.get(job.job_id)
+        if live is not None:  # a running job: its output so far lives in memory, not yet in the record
+            return replace(live.record, result=live.text), link
+        return job, link
 
 
 def result_deleted(job: JobRecord) -> AitbcError:

@@ -316,3 +316,14 @@ async def test_plans_need_an_admin_and_survive_a_restart(
     async with started(store, clock, CONFIG) as restarted:
         assert restarted.retention.plan_of(CLIENT.owner_id) is Plan.ENTERPRISE
         assert restarted.retention.plan_of("someone-new") is Plan.FREE
+
+
+async def test_a_link_to_a_running_job_shows_its_output_so_far(coordinator: Coordinator) -> None:
+    session = await miner(coordinator)
+    job = await coordinator.submit(CLIENT, priced_spec())
+    assert isinstance(await next_command(session), Assign)
+    await coordinator.reports.started(session, job.job_id, 1, 3)
+    await coordinator.reports.tokens(session, job.job_id, 1, "so far", 2)
+    _, token = await coordinator.results.share(CLIENT, job.job_id, "1h")
+    shown, _ = await coordinator.results.shared(token)
+    assert (shown.state, shown.result) == (JobState.RUNNING, "so far")
