@@ -293,3 +293,25 @@ async def test_openapi_describes_the_download_as_a_file(http: httpx.AsyncClient)
     assert download == {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     assert "delete" in spec["paths"]["/v1/jobs/{job_id}"]
     assert "get" in spec["paths"]["/v1/shared/{token}"]
+
+
+async def test_cli_share_lists_and_revokes_links(
+    http: httpx.AsyncClient, miner: ScriptedMiner, gateway: str, target: str, keys: Keys, capsys: Any
+) -> None:
+    job_id = await completed(http, miner)
+    connection = ("--coordinator", target, "--api-key", keys.client)
+    assert await asyncio.to_thread(cli, "share", job_id, "--expires", "12h", *connection) == 0
+    url = capsys.readouterr().out.strip()
+    assert url.startswith("http://127.0.0.1:8080/v1/shared/share_")
+    path = url.removeprefix("http://127.0.0.1:8080")
+    async with httpx.AsyncClient(base_url=f"http://{gateway}") as anyone:
+        assert (await anyone.get(path)).json()["result"] == RESULT
+        assert await asyncio.to_thread(cli, "client", "share", "--job-id", job_id, "--list", *connection) == 0
+        [line] = capsys.readouterr().out.splitlines()
+        share_id, status = line.split()[:2]
+        assert status == "active"
+        assert await asyncio.to_thread(cli, "share", job_id, "--revoke", share_id, *connection) == 0
+        assert "revoked" in capsys.readouterr().out
+        assert (await anyone.get(path)).status_code == 410
+    assert await asyncio.to_thread(cli, "share", job_id, "--revoke", "shr_nothing", *connection) == 1
+    assert "SHARE_LINK_NOT_FOUND" in capsys.readouterr().err
