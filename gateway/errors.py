@@ -29,6 +29,10 @@ HTTP_STATUS_FOR_CODE: dict[grpc.StatusCode, int] = {
 # conflict in general, but a job the account cannot pay for is HTTP's 402 Payment Required.
 HTTP_STATUS_FOR_REASON: dict[str, int] = {
     "INSUFFICIENT_FUNDS": 402,
+    # NOT_FOUND over gRPC, but gone for good rather than never there: HTTP's 410 (docs/results.md).
+    "RESULT_DELETED": 410,
+    "SHARE_LINK_EXPIRED": 410,
+    "SHARE_LINK_REVOKED": 410,
 }
 
 # Seconds a client is asked to wait after a 429 whose status carries no RetryInfo.

@@ -63,6 +63,8 @@ _WELL_KNOWN: Final[dict[str, JsonObject]] = {
 }
 
 ERROR_SCHEMA: Final = "Error"
+# google.api.HttpBody: a response that is a file, not JSON.
+HTTP_BODY: Final = "google.api.HttpBody"
 _ERROR: Final[JsonObject] = {
     "type": "object",
     "required": ["detail", "error_code"],
@@ -235,10 +237,14 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
     else:
         response_schema = schemas.message(response)
     media_types = [SSE_MEDIA_TYPE, NDJSON_MEDIA_TYPE] if route.server_streaming else ["application/json"]
+    content = {media_type: {"schema": response_schema} for media_type in media_types}
+    if response.full_name == HTTP_BODY:
+        # The body is the file itself (gateway/rest.py), of whatever type the call answers.
+        content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     operation["responses"] = {
         str(route.success_status): {
             "description": "a stream of events, one per message" if route.server_streaming else "success",
-            "content": {media_type: {"schema": response_schema} for media_type in media_types},
+            "content": content,
         },
         "default": {"description": "error", "content": {"application/json": {"schema": _ref(ERROR_SCHEMA)}}},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.api import httpbody_pb2
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from starlette.datastructures import URLPath
@@ -84,5 +85,12 @@ class AnnotatedRoutes(BaseRoute):
             return EventStreamResponse(
                 encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE
             )
-        response = await self._coordinator.unary(route.method, message, response_type, api_key, timeout)
+        response, headers = await self._coordinator.unary_with_headers(
+            route.method, message, response_type, api_key, timeout
+        )
+        if isinstance(response, httpbody_pb2.HttpBody):
+            # google.api.HttpBody is the body itself, as grpc-gateway serves it: a file, not JSON.
+            return Response(
+                response.data, status_code=route.success_status, media_type=response.content_type, headers=headers
+            )
         return JSONResponse(to_json(response), status_code=route.success_status)

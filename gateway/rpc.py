@@ -31,6 +31,10 @@ MISSING_KEY = "an API key is required: send it in the X-Api-Key header, or as Au
 MAX_API_KEY_LENGTH: Final = 512
 
 
+# Response metadata a unary call may set that the gateway sends on as an HTTP header (a download's file name).
+FORWARDED_HEADERS: Final = ("content-disposition",)
+
+
 def api_key_from_headers(headers: Headers) -> str | None:
     """`X-Api-Key: KEY`, else `Authorization: Bearer KEY` (what OpenAI clients send)."""
     if key := headers.get("x-api-key"):
@@ -154,16 +158,32 @@ class CoordinatorClient:
         timeout_s: float | None = None,
     ) -> M:
         """Call `method`; within `timeout_s` seconds where the client asked for less than UNARY_TIMEOUT."""
+        response, _ = await self.unary_with_headers(method, request, response_type, api_key, timeout_s)
+        return response
+
+    async def unary_with_headers(
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        response_type: type[M],
+        api_key: str | None,
+        timeout_s: float | None = None,
+    ) -> tuple[M, dict[str, str]]:
+        """`unary`, and the response metadata in FORWARDED_HEADERS, as HTTP headers."""
         timeout = UNARY_TIMEOUT if timeout_s is None else min(timeout_s, UNARY_TIMEOUT)
-        call = self.channel.unary_unary(
+        multicallable = self.channel.unary_unary(
             _rpc_path(method),
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
         )
         try:
-            return await call(request, metadata=_metadata(method, api_key), timeout=timeout)
+            call = multicallable(request, metadata=_metadata(method, api_key), timeout=timeout)
+            response = await call
+            metadata = await call.initial_metadata()
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
+        headers = {key: str(value) for key, value in metadata or () if key in FORWARDED_HEADERS}
+        return response, headers
 
     async def open_stream(
         self,

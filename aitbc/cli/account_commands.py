@@ -28,6 +28,12 @@ ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 STARTING_BALANCE = 100 * MICRO_PER_CREDIT
 _CALL_TIMEOUT = 10.0
 _FIELDS = ("balance", "available", "held", "spent", "earned")
+_PLANS = {
+    "free": accounts_pb2.ACCOUNT_PLAN_FREE,
+    "pro": accounts_pb2.ACCOUNT_PLAN_PRO,
+    "enterprise": accounts_pb2.ACCOUNT_PLAN_ENTERPRISE,
+}
+_PLAN_NAMES = {value: name for name, value in _PLANS.items()}
 
 
 def register_account_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
@@ -50,6 +56,13 @@ def register_account_commands(subparsers: argparse._SubParsersAction[ParserT]) -
     )
     _connection_options(credit)
     credit.set_defaults(handler=_credit)
+    plan = verbs.add_parser(
+        "plan", help="set an account's plan: how long its results are kept", description="set a plan (admin key)"
+    )
+    plan.add_argument("account", metavar="ACCOUNT", help="the account id (an API key's owner)")
+    plan.add_argument("plan", metavar="PLAN", choices=list(_PLANS), help="free (7 days), pro (30) or enterprise (90)")
+    _connection_options(plan)
+    plan.set_defaults(handler=_plan)
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +77,10 @@ def _credits(text: str) -> int:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
-def _call(ns: argparse.Namespace, request: accounts_pb2.GetAccountRequest | accounts_pb2.CreditAccountRequest) -> int:
+def _call(
+    ns: argparse.Namespace,
+    request: accounts_pb2.GetAccountRequest | accounts_pb2.CreditAccountRequest | accounts_pb2.SetAccountPlanRequest,
+) -> int:
     key = config.api_key(ns.api_key)
     if key is None:
         print(f"error: no API key: pass --api-key KEY or set {config.ENV_API_KEY}", file=sys.stderr)
@@ -75,16 +91,20 @@ def _call(ns: argparse.Namespace, request: accounts_pb2.GetAccountRequest | acco
             stub = accounts_pb2_grpc.AccountServiceStub(channel)
             if isinstance(request, accounts_pb2.GetAccountRequest):
                 account = stub.GetAccount(request, metadata=metadata, timeout=_CALL_TIMEOUT).account
+            elif isinstance(request, accounts_pb2.SetAccountPlanRequest):
+                account = stub.SetAccountPlan(request, metadata=metadata, timeout=_CALL_TIMEOUT).account
             else:
                 account = stub.CreditAccount(request, metadata=metadata, timeout=_CALL_TIMEOUT).account
     except AitbcApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if getattr(ns, "json", False):
-        print(json.dumps({"account": account.account, "address": account.address, **_amounts(account)}))
+        plan = _PLAN_NAMES.get(account.plan, "free")
+        print(json.dumps({"account": account.account, "address": account.address, "plan": plan, **_amounts(account)}))
         return 0
     print(f"account    {account.account}")
     print(f"address    {account.address}")
+    print(f"plan       {_PLAN_NAMES.get(account.plan, 'free')}")
     for field, amount in _amounts(account).items():
         print(f"{field:<10} {format_credits(amount)} credits")
     return 0
@@ -96,6 +116,10 @@ def _amounts(account: accounts_pb2.Account) -> dict[str, int]:
 
 def _balance(ns: argparse.Namespace) -> int:
     return _call(ns, accounts_pb2.GetAccountRequest())
+
+
+def _plan(ns: argparse.Namespace) -> int:
+    return _call(ns, accounts_pb2.SetAccountPlanRequest(account=ns.account, plan=_PLANS[ns.plan]))
 
 
 def _credit(ns: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from aitbc import config
 from aitbc.cli.follow import follow
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339
 from aitbc.cli.reporting import CommandError, Handler, reports_errors
+from aitbc.cli.result_commands import add_result_verbs
 from aitbc.client import AitbcApiError, Client, JobStatus
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.money import format_credits, parse_credits
@@ -41,10 +42,12 @@ STDIN = "-"
 def register_client_commands(subparsers: argparse._SubParsersAction[ParserT]) -> None:
     """Add the client verbs to the `aitbc` parser, plus `aitbc client VERB` with `--job-id` options."""
     _add_verbs(subparsers, long_form=False)
+    add_result_verbs(subparsers, long_form=False)
     about = "job commands in the long form of the seed documents: aitbc client status --job-id ID"
     client = subparsers.add_parser("client", help=about, description=about)
     verbs = client.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_verbs(verbs, long_form=True)
+    add_result_verbs(verbs, long_form=True)
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,10 @@ FLAGS = {
     "prompt": "PROMPT",
     "job_id": "JOB_ID",
     "key_id": "KEY_ID",
+    "format": "--format",
+    "expires": "--expires",
+    "force": "--force",
+    "share_id": "--revoke",
 }
 # Field names that cannot be mistaken for ordinary words may be renamed wherever a message mentions them.
 _API_NAMES = re.compile(

@@ -62,6 +62,12 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
     )
     add_home_argument(coordinator)
     coordinator.add_argument(
+        "--public-url",
+        default=f"http://{config.DEFAULT_HTTP_ADDRESS}",
+        metavar="URL",
+        help="where clients reach the HTTP gateway: share links start with it (default: %(default)s)",
+    )
+    coordinator.add_argument(
         "--grace", type=float, default=config.SHUTDOWN_GRACE_SECONDS, help=f"{_GRACE_HELP} (default: %(default)g)"
     )
     coordinator.set_defaults(handler=_run_coordinator)
@@ -136,7 +142,7 @@ def home_of(ns: argparse.Namespace) -> Path:
     return home
 
 
-def _coordinator_config(catalog: Catalog, default_model: str, home: Path) -> CoordinatorConfig:
+def _coordinator_config(catalog: Catalog, default_model: str, home: Path, public_url: str) -> CoordinatorConfig:
     """The coordinator's settings; ValueError when the default model is not in the catalog."""
     try:
         entry = catalog.resolve(default_model)
@@ -144,13 +150,13 @@ def _coordinator_config(catalog: Catalog, default_model: str, home: Path) -> Coo
         raise ValueError(f"--default-model: {error.message.removeprefix('model: ')}") from None
     # The key that signs receipts and blocks: made once, kept in AITBC_HOME (mode 0600).
     signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
-    return CoordinatorConfig(catalog=catalog, default_model=entry.id, signing_key=signing_key)
+    return CoordinatorConfig(catalog=catalog, default_model=entry.id, signing_key=signing_key, public_url=public_url)
 
 
 def _run_coordinator(ns: argparse.Namespace) -> int:
     home = home_of(ns)
     try:
-        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model, home)
+        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model, home, ns.public_url)
     except (CatalogFileError, KeyFileError, ValueError) as exc:
         print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
         return 2
@@ -279,7 +285,10 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
     try:
         default_model = served_default(catalog, backend.models)
         signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
-        coordinator_config = CoordinatorConfig(catalog=catalog, default_model=default_model, signing_key=signing_key)
+        # Share links point at the gateway this command starts.
+        coordinator_config = CoordinatorConfig(
+            catalog=catalog, default_model=default_model, signing_key=signing_key, public_url=f"http://{ns.http}"
+        )
         running = await start_coordinator(database, ns.listen, coordinator_config)
         miner_config = MinerConfig(
             coordinator=f"127.0.0.1:{running.port}",

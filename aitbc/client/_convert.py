@@ -60,6 +60,7 @@ def job_from_proto(message: jobs_pb2.Job) -> Job:
         error=message.error or None,
         routing=_routing_from_proto(message.routing, pending=message.status == jobs_pb2.JOB_STATE_PENDING),
         receipt_id=message.receipt_id or None,
+        result_expires_at=_optional_time(message, "result_expires_at"),
     )
 
 

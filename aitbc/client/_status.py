@@ -76,6 +76,7 @@ _CODE_FOR_HTTP: dict[int, StatusCode] = {
     409: StatusCode.FAILED_PRECONDITION,
     500: StatusCode.INTERNAL,
     405: StatusCode.UNIMPLEMENTED,
+    410: StatusCode.NOT_FOUND,  # a deleted result or a dead share link (gateway.errors.HTTP_STATUS_FOR_REASON)
     413: StatusCode.RESOURCE_EXHAUSTED,
     502: StatusCode.UNAVAILABLE,
 }

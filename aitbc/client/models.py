@@ -109,6 +109,8 @@ class Job:
     routing: Routing = field(default_factory=Routing)
     # The signed receipt of a job that was charged (`aitbc verify RECEIPT_ID`); None before it ends, or if free.
     receipt_id: str | None = None
+    # When a finished job's result is deleted under the account's plan; after a delete, when it was deleted.
+    result_expires_at: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -160,6 +162,7 @@ class Job:
                 "estimated_start": format_timestamp(self.routing.estimated_start),
             },
             "receipt_id": self.receipt_id,
+            "result_expires_at": format_timestamp(self.result_expires_at),
         }
 
 

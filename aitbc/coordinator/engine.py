@@ -11,6 +11,7 @@ Each part owns one concern (see docs/design.md):
 * `ClientJobs` — submit, get, list, cancel and watch;
 * `AccountFeed` — every job of an account as it changes (`watch_account`).
 * `Settlement` — holds at submission, settlement at the end, accounts.
+* `Results` — result packages, checksums, share links, delete; `Retention` — plans and the sweeper.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -32,6 +33,7 @@ from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.job_table import JobTable
+from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
@@ -39,6 +41,8 @@ from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.repair import StrandedJobs
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.coordinator.results import Results
+from aitbc.coordinator.retention import Retention
 from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
 from aitbc.domain.blocks import ReceiptProof
@@ -86,6 +90,10 @@ class CoordinatorConfig:
     block_max_transactions: int = 500
     # The model a submit that names none runs on: a catalog id or alias.
     default_model: str = DEFAULT_MODEL
+    # Share links are this base URL + /v1/shared/TOKEN: where the HTTP gateway is reached (docs/results.md).
+    public_url: str = "http://127.0.0.1:8080"
+    # How often the retention sweeper deletes results past their plan's retention.
+    retention_sweep_interval: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +126,7 @@ class Coordinator:
         )
         self._feed = AccountFeed(self.clock)
         self._jobs = JobTable(
-            store, self.clock, self._health, on_event=self._feed.publish, settler=self._settlement.closing
+            store, self.clock, self._health, on_event=self._job_event, settler=self._settlement.closing
         )
         # Late-bound: the registry is built below.
         self.explorer = Explorer(store, self.clock, lambda: (len(self._miners), list(self._miners.offers())))
@@ -169,6 +177,10 @@ class Coordinator:
             self.clock,
             self._settlement,
         )
+        self._results = Results(store, self.clock, self._jobs, self._clients, public_url=config.public_url)
+        self._retention = Retention(
+            store, self.clock, erase=self._results.erase, interval=config.retention_sweep_interval
+        )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
     # Lifecycle
@@ -195,6 +207,7 @@ class Coordinator:
                 await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
         self._dispatcher.start()
         await self._blocks.start()
+        await self._retention.start()
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
         """A job left over from before its model was removed from the catalog can never run."""
@@ -233,7 +246,9 @@ class Coordinator:
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()
+        await self._retention.close()
         await self._jobs.writes_done()
+        await self._results.recorded()
         await self._blocks.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)
@@ -271,10 +286,11 @@ class Coordinator:
         return await self._clients.submit(principal, spec, queue_if_unavailable=queue_if_unavailable)
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
-        return await self._clients.get(principal, job_id)
+        return self._retention.annotate(await self._clients.get(principal, job_id))
 
     async def list_jobs(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
-        return await self._clients.list(principal, state=state, limit=limit, page_token=page_token)
+        page = await self._clients.list(principal, state=state, limit=limit, page_token=page_token)
+        return JobPage([self._retention.annotate(job) for job in page.jobs], page.next_page_token)
 
     async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
         return await self._clients.cancel(principal, job_id)
@@ -286,6 +302,23 @@ class Coordinator:
         """`FeedStarted`, then every change to the caller's jobs (an admin's: everyone's) until it stops."""
         require_role(principal, Role.CLIENT)
         return self._feed.subscribe(None if principal.role is Role.ADMIN else principal.owner_id)
+
+    # Results (docs/results.md)
+
+    def _job_event(self, live: LiveJob, event: JobEvent) -> None:
+        self._feed.publish(live, event)
+        if event.is_final:
+            self._results.finished(event.job_id)
+
+    @property
+    def results(self) -> Results:
+        """Downloads, checksums, deletes and share links of finished jobs."""
+        return self._results
+
+    @property
+    def retention(self) -> Retention:
+        """Plans (`set_plan`), each result's expiry, and the sweeper."""
+        return self._retention
 
     # Accounts
 

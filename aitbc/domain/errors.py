@@ -30,6 +30,12 @@ class Reason(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND"
     BLOCK_NOT_FOUND = "BLOCK_NOT_FOUND"
+    # Results (docs/results.md): a job that must have finished first; a result, or a share link, that is gone.
+    JOB_NOT_FINISHED = "JOB_NOT_FINISHED"
+    RESULT_DELETED = "RESULT_DELETED"
+    SHARE_LINK_NOT_FOUND = "SHARE_LINK_NOT_FOUND"
+    SHARE_LINK_EXPIRED = "SHARE_LINK_EXPIRED"
+    SHARE_LINK_REVOKED = "SHARE_LINK_REVOKED"
 
 
 class AitbcError(Exception):

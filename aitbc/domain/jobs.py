@@ -207,6 +207,10 @@ class JobRecord:
     excused_attempts: int = 0
     # The receipt of a job that was charged (docs/settlement.md); empty otherwise.
     receipt_id: str = ""
+    # When the prompt, result and logs were deleted (by the owner or by retention): the job is a tombstone.
+    result_deleted_at: datetime | None = None
+    # Derived, never stored: when the result will be deleted under the owner's plan (docs/results.md).
+    result_expires_at: datetime | None = field(default=None, compare=False)
     # Derived, never stored: while running from the measured speed; while pending from the queue.
     estimated_completion: datetime | None = field(default=None, compare=False)
     queue_position: int | None = field(default=None, compare=False)

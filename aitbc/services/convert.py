@@ -119,7 +119,8 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
             miner_id=record.miner_id,
             miner_reputation=record.miner_reputation,
             estimated_cost=record.estimated_cost,
-            input_hash=record.spec.input_hash(),
+            # A deleted job's prompt is gone, and with it its hash (its receipt keeps the one it was charged for).
+            input_hash=record.spec.input_hash() if record.result_deleted_at is None else "",
             queue_position=record.queue_position or 0,
             estimated_start=timestamp(record.estimated_start),
         ),
@@ -128,6 +129,7 @@ def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
         idempotency_key=record.spec.idempotency_key,
         expires_at=timestamp(record.expires_at),
         receipt_id=record.receipt_id,
+        result_expires_at=timestamp(record.result_expires_at),
     )
 
 

@@ -35,6 +35,12 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.INSUFFICIENT_FUNDS: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RECEIPT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.BLOCK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.JOB_NOT_FINISHED: grpc.StatusCode.FAILED_PRECONDITION,
+    # Gone for good: NOT_FOUND over gRPC, 410 Gone over HTTP (gateway.errors.HTTP_STATUS_FOR_REASON).
+    Reason.RESULT_DELETED: grpc.StatusCode.NOT_FOUND,
+    Reason.SHARE_LINK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.SHARE_LINK_EXPIRED: grpc.StatusCode.NOT_FOUND,
+    Reason.SHARE_LINK_REVOKED: grpc.StatusCode.NOT_FOUND,
 }
 
 

@@ -16,6 +16,7 @@ from aitbc.domain.money import Outcome, TokenPrices, Usage
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
+from aitbc.store.result_records import ResultStore
 
 
 class StoreUnavailableError(Exception):
@@ -181,7 +182,7 @@ class JobPage:
     next_page_token: str
 
 
-class Store(Protocol):
+class Store(ResultStore, Protocol):
     """Every method raises `StoreUnavailableError` when the store cannot be read or written."""
 
     async def close(self) -> None: ...

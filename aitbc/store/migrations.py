@@ -163,6 +163,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX blocks_by_receipt_seq ON blocks (receipt_to_seq, height);
     CREATE INDEX jobs_by_completion ON jobs (completed_at) WHERE state = 'completed';
     """,
+    # 9: results (docs/results.md): when a job's prompt, result and logs were deleted (the row stays as a
+    # tombstone); the checksums of its result package recorded when it finished (JSON {path: sha256});
+    # share links by the sha256 of their token; each account's plan (none: free), which sets retention.
+    """
+    ALTER TABLE jobs ADD COLUMN result_deleted_at INTEGER;
+    CREATE TABLE result_checksums (
+        job_id      TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        files       TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL
+    );
+    CREATE TABLE share_links (
+        share_id   TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        job_id     TEXT NOT NULL REFERENCES jobs (job_id),
+        owner_id   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX share_links_by_job ON share_links (job_id, created_at);
+    CREATE TABLE account_plans (
+        account_id TEXT PRIMARY KEY,
+        plan       TEXT NOT NULL CHECK (plan IN ('free', 'pro', 'enterprise')),
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_results_kept ON jobs (completed_at) WHERE result_deleted_at IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

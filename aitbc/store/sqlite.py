@@ -36,6 +36,7 @@ from aitbc.store.base import (
     StoreUnavailableError,
 )
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from aitbc.store.sqlite_results import SqliteResults
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -51,8 +52,10 @@ from aitbc.store.sqlite_rows import (
 )
 
 
-class SqliteStore:
-    """The default store. One connection; a lock keeps each method's statements one transaction."""
+class SqliteStore(SqliteResults):
+    """The default store. One connection; a lock keeps each method's statements one transaction.
+
+    What it keeps about results (checksums, share links, plans) is in `SqliteResults`."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
@@ -233,6 +236,7 @@ class SqliteStore:
                     job.miner_reputation,
                     job.excused_attempts,
                     job.receipt_id,
+                    None,  # result_deleted_at
                 ),
             )
             await self._insert_events([first_event])

@@ -22,7 +22,7 @@ JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
     " finish_reason, result, miner_id, attempt, prompt_tokens, completion_tokens, error, created_at, updated_at,"
     " started_at, completed_at, priority, max_price, idempotency_key, expires_at, estimated_cost, miner_reputation,"
-    " excused_attempts, receipt_id"
+    " excused_attempts, receipt_id, result_deleted_at"
 )
 KEY_COLUMNS = "key_id, role, owner_id, created_at, last_used_at, revoked_at"
 EVENT_COLUMNS = (
@@ -82,6 +82,7 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
         miner_reputation=row["miner_reputation"],
         excused_attempts=row["excused_attempts"],
         receipt_id=row["receipt_id"],
+        result_deleted_at=moment(row["result_deleted_at"]),
         finish_reason=row["finish_reason"],
         result=row["result"],
         miner_id=row["miner_id"],

@@ -46,6 +46,11 @@ class AccountServiceStub:
                 request_serializer=aitbc_dot_v1_dot_accounts__pb2.CreditAccountRequest.SerializeToString,
                 response_deserializer=aitbc_dot_v1_dot_accounts__pb2.CreditAccountResponse.FromString,
                 _registered_method=True)
+        self.SetAccountPlan = channel.unary_unary(
+                '/aitbc.v1.AccountService/SetAccountPlan',
+                request_serializer=aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -67,6 +72,14 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccountPlan(self, request, context):
+        """Set an account's plan, which decides how long its results are kept
+        (admin keys only; docs/results.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +92,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CreditAccount,
                     request_deserializer=aitbc_dot_v1_dot_accounts__pb2.CreditAccountRequest.FromString,
                     response_serializer=aitbc_dot_v1_dot_accounts__pb2.CreditAccountResponse.SerializeToString,
+            ),
+            'SetAccountPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountPlan,
+                    request_deserializer=aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +155,33 @@ class AccountService:
             '/aitbc.v1.AccountService/CreditAccount',
             aitbc_dot_v1_dot_accounts__pb2.CreditAccountRequest.SerializeToString,
             aitbc_dot_v1_dot_accounts__pb2.CreditAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccountPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.AccountService/SetAccountPlan',
+            aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanRequest.SerializeToString,
+            aitbc_dot_v1_dot_accounts__pb2.SetAccountPlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

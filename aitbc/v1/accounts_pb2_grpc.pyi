@@ -39,6 +39,10 @@ class AccountServiceStub:
     """The caller's own account; an admin key may name any account."""
     CreditAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreditAccountRequest, _accounts_pb2.CreditAccountResponse]
     """Mint credits into an account (admin keys only)."""
+    SetAccountPlan: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SetAccountPlanRequest, _accounts_pb2.SetAccountPlanResponse]
+    """Set an account's plan, which decides how long its results are kept
+    (admin keys only; docs/results.md).
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -51,6 +55,10 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """The caller's own account; an admin key may name any account."""
     CreditAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreditAccountRequest, _accounts_pb2.CreditAccountResponse]  # type: ignore[assignment]
     """Mint credits into an account (admin keys only)."""
+    SetAccountPlan: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SetAccountPlanRequest, _accounts_pb2.SetAccountPlanResponse]  # type: ignore[assignment]
+    """Set an account's plan, which decides how long its results are kept
+    (admin keys only; docs/results.md).
+    """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts and their money. Every API key belongs to an account (the key's
@@ -72,5 +80,15 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.CreditAccountResponse, _abc.Awaitable[_accounts_pb2.CreditAccountResponse]]:
         """Mint credits into an account (admin keys only)."""
+
+    @_abc_1.abstractmethod
+    def SetAccountPlan(
+        self,
+        request: _accounts_pb2.SetAccountPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.SetAccountPlanResponse, _abc.Awaitable[_accounts_pb2.SetAccountPlanResponse]]:
+        """Set an account's plan, which decides how long its results are kept
+        (admin keys only; docs/results.md).
+        """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

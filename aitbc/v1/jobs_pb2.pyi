@@ -88,7 +88,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason", "routing", "priority", "max_price", "idempotency_key", "expires_at", "receipt_id")
+    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason", "routing", "priority", "max_price", "idempotency_key", "expires_at", "receipt_id", "result_expires_at")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class Job(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobState
     prompt: str
@@ -137,7 +138,8 @@ class Job(_message.Message):
     idempotency_key: str
     expires_at: _timestamp_pb2.Timestamp
     receipt_id: str
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., max_price: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ...) -> None: ...
+    result_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., max_price: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ..., result_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("prompt", "model", "params", "messages", "raw", "max_price", "queue_if_unavailable", "priority", "idempotency_key", "ttl")

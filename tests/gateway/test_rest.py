@@ -216,10 +216,10 @@ async def test_unknown_route_and_wrong_method_are_json(http: httpx.AsyncClient) 
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Not Found", "error_code": "NOT_FOUND"}
 
-    wrong = await http.delete("/v1/jobs/job_x")
+    wrong = await http.put("/v1/jobs/job_x")
     assert wrong.status_code == 405
     assert wrong.json()["error_code"] == "METHOD_NOT_ALLOWED"
-    assert wrong.headers["allow"] == "GET"
+    assert wrong.headers["allow"] == "DELETE, GET"
 
 
 async def test_api_prefix_serves_the_same_routes(http: httpx.AsyncClient) -> None:
