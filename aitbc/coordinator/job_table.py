@@ -4,7 +4,7 @@ Every state change goes through `transition`, which checks the state
 machine and the attempt in memory and has the store compare-and-set it,
 so two racing changes can never both apply.
 
-aiosqlite runs each statement on a thread of its own, so a write can commit
+The store runs its statements on a thread of its own, so a write can commit
 even when the coroutine awaiting it is cancelled (a stream dropped, the
 server stopping). Every write that memory must mirror therefore runs in a
 task of its own (`shielded`): cancelling the caller cannot leave the store

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
-
-import aiosqlite
 
 from aitbc.domain.reputation import MinerStats
 from aitbc.store.base import MinerRecord
@@ -17,9 +17,9 @@ _COLUMNS = (
 )
 
 
-async def read_miners(db: aiosqlite.Connection) -> list[MinerRecord]:
-    async with db.execute(f"SELECT {_COLUMNS} FROM miner_stats ORDER BY miner_id") as cursor:
-        rows = await cursor.fetchall()
+def read_miners(db: sqlite3.Connection) -> list[MinerRecord]:
+    with closing(db.execute(f"SELECT {_COLUMNS} FROM miner_stats ORDER BY miner_id")) as cursor:
+        rows = cursor.fetchall()
     return [
         MinerRecord(
             miner_id=row["miner_id"],
@@ -41,9 +41,9 @@ async def read_miners(db: aiosqlite.Connection) -> list[MinerRecord]:
     ]
 
 
-async def write_miner(db: aiosqlite.Connection, miner: MinerRecord) -> None:
+def write_miner(db: sqlite3.Connection, miner: MinerRecord) -> None:
     stats = miner.stats
-    await db.execute(
+    db.execute(
         f"INSERT OR REPLACE INTO miner_stats ({_COLUMNS}) VALUES ({placeholders(_COLUMNS)})",
         (
             miner.miner_id,

@@ -1,25 +1,23 @@
-"""The SQLite side of `ResultStore`: a mixin of `SqliteStore`, over its connection, lock and transactions."""
+"""The SQLite side of `ResultStore`: a mixin of `SqliteStore`, over its thread."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-
-import aiosqlite
 
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.retention import Plan
 from aitbc.store.result_records import ResultChecksums, ShareLinkRecord
 from aitbc.store.sqlite_rows import JOB_COLUMNS, job_from_row, micros, moment
+from aitbc.store.sqlite_thread import SqliteThread
 
 _LINK_COLUMNS = "share_id, token_hash, job_id, owner_id, created_at, expires_at, revoked_at"
 _FINISHED = "('completed', 'failed', 'canceled')"
 
 
-def _link_from_row(row: aiosqlite.Row) -> ShareLinkRecord:
+def _link_from_row(row: sqlite3.Row) -> ShareLinkRecord:
     created_at = moment(row["created_at"])
     expires_at = moment(row["expires_at"])
     assert created_at is not None
@@ -36,59 +34,43 @@ def _link_from_row(row: aiosqlite.Row) -> ShareLinkRecord:
 
 
 class SqliteResults:
-    """`ResultStore` for `SqliteStore`, which provides the connection and the transaction helpers."""
+    """`ResultStore` for `SqliteStore`, which provides the store's thread."""
 
-    _db: aiosqlite.Connection
-    _lock: asyncio.Lock
-
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
-        raise NotImplementedError
-
-    def _reading(self) -> contextlib.AbstractAsyncContextManager[None]:
-        raise NotImplementedError
+    _thread: SqliteThread
 
     async def record_checksums(self, job_id: str, files: Mapping[str, str], now: datetime) -> ResultChecksums:
-        async with self._transaction():
-            await self._db.execute(
+        def record(db: sqlite3.Connection) -> ResultChecksums | None:
+            db.execute(
                 "INSERT OR IGNORE INTO result_checksums (job_id, files, recorded_at) VALUES (?, ?, ?)",
                 (job_id, json.dumps(dict(files), sort_keys=True), micros(now)),
             )
-            stored = await self._checksums(job_id)
+            return _checksums(db, job_id)
+
+        stored = await self._thread.write(record)
         assert stored is not None
         return stored
 
     async def result_checksums(self, job_id: str) -> ResultChecksums | None:
-        async with self._reading():
-            return await self._checksums(job_id)
-
-    async def _checksums(self, job_id: str) -> ResultChecksums | None:
-        sql = "SELECT job_id, files, recorded_at FROM result_checksums WHERE job_id = ?"
-        async with self._db.execute(sql, (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
-            return None
-        recorded_at = moment(row["recorded_at"])
-        assert recorded_at is not None
-        return ResultChecksums(job_id=row["job_id"], files=json.loads(row["files"]), recorded_at=recorded_at)
+        return await self._thread.read(_checksums, job_id)
 
     async def delete_result(self, job_id: str, now: datetime) -> JobRecord | None:
         at = micros(now)
-        async with self._transaction():
+
+        def delete(db: sqlite3.Connection) -> JobRecord | None:
             # Times, token counts, state, error and receipt id stay: history, stats and the ledger still add up.
-            await self._db.execute(
+            db.execute(
                 "UPDATE jobs SET prompt = '', messages = '[]', result = '', result_deleted_at = ?"
                 f" WHERE job_id = ? AND state IN {_FINISHED} AND result_deleted_at IS NULL",
                 (at, job_id),
             )
             # The logs: each chunk's text goes, its time, attempt and token count stay (sequence numbers too).
-            await self._db.execute("UPDATE job_events SET text = '' WHERE job_id = ? AND kind = 'tokens'", (job_id,))
-            await self._db.execute(
-                "UPDATE share_links SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL", (at, job_id)
-            )
+            db.execute("UPDATE job_events SET text = '' WHERE job_id = ? AND kind = 'tokens'", (job_id,))
+            db.execute("UPDATE share_links SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL", (at, job_id))
             sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {_FINISHED}"
-            async with self._db.execute(sql, (job_id,)) as cursor:
-                row = await cursor.fetchone()
-        return None if row is None else job_from_row(row)
+            row = db.execute(sql, (job_id,)).fetchone()
+            return None if row is None else job_from_row(row)
+
+        return await self._thread.write(delete)
 
     async def expired_results(
         self, now: datetime, retention: Mapping[Plan, timedelta], default_plan: Plan, limit: int
@@ -101,26 +83,33 @@ class SqliteResults:
             f" AND COALESCE(jobs.completed_at, jobs.updated_at) + (CASE COALESCE(account_plans.plan, ?) {cases} END)"
             " <= ? ORDER BY jobs.completed_at LIMIT ?"
         )
-        async with self._reading(), self._db.execute(sql, (default_plan.value, *kept, micros(now), limit)) as cursor:
-            rows = await cursor.fetchall()
-        return [row["job_id"] for row in rows]
+
+        def read(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(sql, (default_plan.value, *kept, micros(now), limit)).fetchall()
+            return [row["job_id"] for row in rows]
+
+        return await self._thread.read(read)
 
     async def account_plans(self) -> dict[str, Plan]:
-        async with self._reading(), self._db.execute("SELECT account_id, plan FROM account_plans") as cursor:
-            rows = await cursor.fetchall()
-        return {row["account_id"]: Plan(row["plan"]) for row in rows}
+        def read(db: sqlite3.Connection) -> dict[str, Plan]:
+            rows = db.execute("SELECT account_id, plan FROM account_plans").fetchall()
+            return {row["account_id"]: Plan(row["plan"]) for row in rows}
+
+        return await self._thread.read(read)
 
     async def set_account_plan(self, account_id: str, plan: Plan, now: datetime) -> None:
-        async with self._transaction():
-            await self._db.execute(
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO account_plans (account_id, plan, updated_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (account_id) DO UPDATE SET plan = excluded.plan, updated_at = excluded.updated_at",
                 (account_id, plan.value, micros(now)),
             )
 
+        await self._thread.write(write)
+
     async def add_share_link(self, link: ShareLinkRecord) -> None:
-        async with self._transaction():
-            await self._db.execute(
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
                 f"INSERT INTO share_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     link.share_id,
@@ -133,25 +122,40 @@ class SqliteResults:
                 ),
             )
 
+        await self._thread.write(insert)
+
     async def share_link(self, token_hash: str) -> ShareLinkRecord | None:
         sql = f"SELECT {_LINK_COLUMNS} FROM share_links WHERE token_hash = ?"
-        async with self._reading(), self._db.execute(sql, (token_hash,)) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else _link_from_row(row)
+
+        def read(db: sqlite3.Connection) -> ShareLinkRecord | None:
+            row = db.execute(sql, (token_hash,)).fetchone()
+            return None if row is None else _link_from_row(row)
+
+        return await self._thread.read(read)
 
     async def share_links(self, job_id: str) -> list[ShareLinkRecord]:
         sql = f"SELECT {_LINK_COLUMNS} FROM share_links WHERE job_id = ? ORDER BY created_at DESC, share_id"
-        async with self._reading(), self._db.execute(sql, (job_id,)) as cursor:
-            rows = await cursor.fetchall()
-        return [_link_from_row(row) for row in rows]
+
+        def read(db: sqlite3.Connection) -> list[ShareLinkRecord]:
+            return [_link_from_row(row) for row in db.execute(sql, (job_id,)).fetchall()]
+
+        return await self._thread.read(read)
 
     async def revoke_share_link(self, share_id: str, now: datetime) -> ShareLinkRecord | None:
-        async with self._transaction():
-            await self._db.execute(
-                "UPDATE share_links SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL",
-                (micros(now), share_id),
-            )
-            sql = f"SELECT {_LINK_COLUMNS} FROM share_links WHERE share_id = ?"
-            async with self._db.execute(sql, (share_id,)) as cursor:
-                row = await cursor.fetchone()
-        return None if row is None else _link_from_row(row)
+        def revoke(db: sqlite3.Connection) -> ShareLinkRecord | None:
+            sql = "UPDATE share_links SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL"
+            db.execute(sql, (micros(now), share_id))
+            row = db.execute(f"SELECT {_LINK_COLUMNS} FROM share_links WHERE share_id = ?", (share_id,)).fetchone()
+            return None if row is None else _link_from_row(row)
+
+        return await self._thread.write(revoke)
+
+
+def _checksums(db: sqlite3.Connection, job_id: str) -> ResultChecksums | None:
+    sql = "SELECT job_id, files, recorded_at FROM result_checksums WHERE job_id = ?"
+    row = db.execute(sql, (job_id,)).fetchone()
+    if row is None:
+        return None
+    recorded_at = moment(row["recorded_at"])
+    assert recorded_at is not None
+    return ResultChecksums(job_id=row["job_id"], files=json.loads(row["files"]), recorded_at=recorded_at)

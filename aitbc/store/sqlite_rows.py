@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
-
-import aiosqlite
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
@@ -50,7 +49,7 @@ def _micro(value: float | int | None) -> int | None:
     return None if value is None else int(value)
 
 
-def job_from_row(row: aiosqlite.Row) -> JobRecord:
+def job_from_row(row: sqlite3.Row) -> JobRecord:
     created_at = moment(row["created_at"])
     updated_at = moment(row["updated_at"])
     assert created_at is not None
@@ -97,7 +96,7 @@ def job_from_row(row: aiosqlite.Row) -> JobRecord:
     )
 
 
-def key_from_row(row: aiosqlite.Row) -> ApiKeyRecord:
+def key_from_row(row: sqlite3.Row) -> ApiKeyRecord:
     created_at = moment(row["created_at"])
     assert created_at is not None
     return ApiKeyRecord(
@@ -110,7 +109,7 @@ def key_from_row(row: aiosqlite.Row) -> ApiKeyRecord:
     )
 
 
-def event_from_row(row: aiosqlite.Row) -> JobEvent:
+def event_from_row(row: sqlite3.Row) -> JobEvent:
     time = moment(row["time"])
     assert time is not None
     return JobEvent(

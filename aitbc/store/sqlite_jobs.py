@@ -1,0 +1,170 @@
+"""Jobs and their events in SQLite: plain functions of the connection, each run whole on the store's thread.
+
+Write functions run inside the transaction `SqliteThread.write` opened, so a job commits with its first
+event and its hold, and a transition with its event and its settlement.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from aitbc.domain.events import JobEvent
+from aitbc.domain.jobs import JobRecord
+from aitbc.domain.states import JobState
+from aitbc.store import sqlite_ledger
+from aitbc.store.base import HoldRequest, JobChanges, JobPage, SettleRequest
+from aitbc.store.sqlite_rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    decode_page_token,
+    encode_page_token,
+    event_from_row,
+    event_row,
+    job_from_row,
+    micros,
+    placeholders,
+)
+
+_INSERT_EVENT = f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})"
+_INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})"
+
+
+def insert_events(db: sqlite3.Connection, events: Sequence[JobEvent]) -> None:
+    db.executemany(_INSERT_EVENT, [event_row(event) for event in events])
+
+
+def create_job(db: sqlite3.Connection, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None) -> JobRecord:
+    """Store the job, its first event and its hold; the job already stored under its idempotency key, if any."""
+    params = job.spec.params
+    key = job.spec.idempotency_key or None
+    existing = find_by_idempotency_key(db, job.owner_id, key) if key is not None else None
+    if existing is not None:
+        return existing
+    db.execute(
+        _INSERT_JOB,
+        (
+            job.job_id,
+            job.owner_id,
+            job.state.value,
+            job.spec.prompt,
+            job.spec.model,
+            params.max_tokens,
+            params.temperature,
+            params.top_p,
+            int(params.stream),
+            json.dumps(list(params.stop)),
+            json.dumps([asdict(message) for message in job.spec.messages]),
+            int(job.spec.raw),
+            job.finish_reason,
+            job.result,
+            job.miner_id,
+            job.attempt,
+            job.prompt_tokens,
+            job.completion_tokens,
+            job.error,
+            micros(job.created_at),
+            micros(job.updated_at),
+            None,
+            None,
+            int(job.spec.priority),
+            job.spec.max_price,
+            key,
+            micros(job.expires_at) if job.expires_at else None,
+            job.estimated_cost,
+            job.miner_reputation,
+            job.excused_attempts,
+            job.receipt_id,
+            None,  # result_deleted_at
+        ),
+    )
+    insert_events(db, [first_event])
+    if hold is not None:
+        sqlite_ledger.place_hold(db, job.job_id, hold, job.created_at)
+    return job
+
+
+def get_job(db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+    row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return None if row is None else job_from_row(row)
+
+
+def find_by_idempotency_key(db: sqlite3.Connection, owner_id: str, key: str) -> JobRecord | None:
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = ? AND idempotency_key = ?"
+    row = db.execute(sql, (owner_id, key)).fetchone()
+    return None if row is None else job_from_row(row)
+
+
+def list_jobs(
+    db: sqlite3.Connection, owner_id: str | None, state: JobState | None, limit: int, page_token: str
+) -> JobPage:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if owner_id is not None:
+        clauses.append("owner_id = ?")
+        args.append(owner_id)
+    if state is not None:
+        clauses.append("state = ?")
+        args.append(state.value)
+    if page_token:
+        created, job_id = decode_page_token(page_token)
+        clauses.append("(created_at, job_id) < (?, ?)")
+        args.extend((created, job_id))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    # One extra row tells whether another page exists.
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
+    rows = db.execute(sql, (*args, limit + 1)).fetchall()
+    jobs = [job_from_row(row) for row in rows[:limit]]
+    next_token = encode_page_token(jobs[-1]) if len(rows) > limit else ""
+    return JobPage(jobs=jobs, next_page_token=next_token)
+
+
+def unfinished_jobs(db: sqlite3.Connection) -> list[JobRecord]:
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('pending', 'assigned', 'running') ORDER BY created_at"
+    return [job_from_row(row) for row in db.execute(sql).fetchall()]
+
+
+def transition(
+    db: sqlite3.Connection,
+    job_id: str,
+    from_states: Collection[JobState],
+    attempt: int,
+    to: JobState,
+    changes: JobChanges,
+    now: datetime,
+    event: JobEvent,
+    settle: SettleRequest | None,
+) -> JobRecord | None:
+    """Compare-and-set the job's state, with its event and settlement; None if it moved on meanwhile."""
+    assignments = ["state = ?", "updated_at = ?"]
+    args: list[Any] = [to.value, micros(now)]
+    for column, value in asdict(changes).items():
+        if value is None:
+            continue
+        assignments.append(f"{column} = ?")
+        args.append(micros(value) if isinstance(value, datetime) else value)
+    sources = sorted(state.value for state in from_states)
+    # Whether the job has a hold to settle comes back with the row: a free job's terminal transition
+    # then costs no extra statement.
+    returning = JOB_COLUMNS + (", EXISTS (" + sqlite_ledger.OPEN_HOLD + ") AS has_hold" if settle else "")
+    sql = (
+        f"UPDATE jobs SET {', '.join(assignments)}"
+        f" WHERE job_id = ? AND attempt = ? AND state IN ({', '.join('?' * len(sources))})"
+        f" RETURNING {returning}"
+    )
+    row = db.execute(sql, (*args, job_id, attempt, *sources)).fetchone()
+    if row is None:
+        return None
+    insert_events(db, [event])
+    if settle is not None and row["has_hold"] and sqlite_ledger.settle_hold(db, job_id, attempt, settle, now):
+        return get_job(db, job_id)  # a receipt was issued: the row again, for its id
+    return job_from_row(row)
+
+
+def read_events(db: sqlite3.Connection, job_id: str, from_seq: int) -> list[JobEvent]:
+    sql = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? AND seq >= ? ORDER BY seq"
+    return [event_from_row(row) for row in db.execute(sql, (job_id, from_seq)).fetchall()]
