@@ -11,6 +11,8 @@ Each part owns one concern (see docs/design.md):
 * `ClientJobs` — submit, get, list, cancel and watch;
 * `AccountFeed` — every job of an account as it changes (`watch_account`).
 * `Settlement` — holds at submission, settlement at the end, accounts.
+* `JobHistory` — filters, exports and stats over past jobs.
+* `Webhooks`, `DeliveryWorker` — webhooks, and sending their deliveries from the store's outbox.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from aitbc.config import DEFAULT_MODEL
@@ -31,7 +33,9 @@ from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
+from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
+from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
@@ -41,6 +45,7 @@ from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
+from aitbc.coordinator.webhooks import DeliveryWorker, Webhooks
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
@@ -84,6 +89,8 @@ class CoordinatorConfig:
     block_max_transactions: int = 500
     # The model a submit that names none runs on: a catalog id or alias.
     default_model: str = DEFAULT_MODEL
+    # Webhooks may point at loopback and private addresses (`--allow-private-webhooks`): local stacks, tests.
+    allow_private_webhooks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +121,11 @@ class Coordinator:
             miner_attestation=lambda job_id, miner_id, attempt: self._miners.attestation(job_id, miner_id, attempt),
         )
         self._feed = AccountFeed(self.clock)
+        self.history = JobHistory(store, config.catalog, self.clock)
+        self.webhooks = Webhooks(store, self.clock, allow_private=config.allow_private_webhooks)
+        self._deliveries = DeliveryWorker(store, self.clock, self.webhooks)
         self._jobs = JobTable(
-            store, self.clock, self._health, on_event=self._feed.publish, settler=self._settlement.closing
+            store, self.clock, self._health, on_event=self._job_event, settler=self._settlement.closing
         )
         self.explorer = Explorer(store)
         self._blocks = BlockSealer(
@@ -191,6 +201,11 @@ class Coordinator:
                 await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
         self._dispatcher.start()
         await self._blocks.start()
+        self._deliveries.start()
+
+    def _job_event(self, live: LiveJob, event: JobEvent) -> None:
+        self._feed.publish(live, event)
+        self._deliveries.job_event(event)
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
         """A job left over from before its model was removed from the catalog can never run."""
@@ -230,6 +245,7 @@ class Coordinator:
         self._clients.expiries.close()
         await self._dispatcher.close()
         await self._blocks.close()
+        await self._deliveries.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)
         return ShutdownReport(requeued=requeued, queued=len(unfinished) - requeued)
@@ -268,8 +284,18 @@ class Coordinator:
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         return await self._clients.get(principal, job_id)
 
-    async def list_jobs(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
-        return await self._clients.list(principal, state=state, limit=limit, page_token=page_token)
+    async def list_jobs(
+        self,
+        principal: Principal,
+        *,
+        state: JobState | None,
+        limit: int,
+        page_token: str,
+        query: HistoryQuery | None = None,
+    ) -> JobPage:
+        """A page of jobs; `query`'s filters (its state is replaced by `state`)."""
+        job_filter = self.history.filter_for(principal, replace(query or HistoryQuery(), state=state))
+        return await self._clients.list(principal, job_filter, limit=limit, page_token=page_token)
 
     async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
         return await self._clients.cancel(principal, job_id)

@@ -26,6 +26,7 @@ from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
 from aitbc.services.receipt_service import ReceiptService
+from aitbc.services.webhook_service import WebhookService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
 from aitbc.v1 import (
@@ -45,6 +46,8 @@ from aitbc.v1 import (
     network_pb2_grpc,
     receipts_pb2,
     receipts_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ SERVICE_NAMES = (
     accounts_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
     receipts_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
     explorer_pb2.DESCRIPTOR.services_by_name["ExplorerService"].full_name,
+    webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -141,6 +145,7 @@ async def start_coordinator(
         accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
         receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
         explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(WebhookService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

@@ -16,11 +16,12 @@ import aiosqlite
 
 from aitbc.domain.blocks import Block
 from aitbc.domain.events import JobEvent
+from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.states import JobState
-from aitbc.store import sqlite_blocks, sqlite_ledger, sqlite_miners
+from aitbc.store import sqlite_blocks, sqlite_ledger, sqlite_miners, sqlite_webhooks
 from aitbc.store.base import (
     AccountRecord,
     ApiKeyRecord,
@@ -35,6 +36,7 @@ from aitbc.store.base import (
     StoreUnavailableError,
 )
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from aitbc.store.sqlite_history import HistoryQueries, filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -50,7 +52,7 @@ from aitbc.store.sqlite_rows import (
 )
 
 
-class SqliteStore:
+class SqliteStore(HistoryQueries, sqlite_webhooks.WebhookQueries):
     """The default store. One connection; a lock keeps each method's statements one transaction."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
@@ -258,22 +260,21 @@ class SqliteStore:
             row = await cursor.fetchone()
         return None if row is None else job_from_row(row)
 
-    async def list_jobs(self, *, owner_id: str | None, state: JobState | None, limit: int, page_token: str) -> JobPage:
-        clauses: list[str] = []
-        args: list[Any] = []
-        if owner_id is not None:
-            clauses.append("owner_id = ?")
-            args.append(owner_id)
-        if state is not None:
-            clauses.append("state = ?")
-            args.append(state.value)
-        if page_token:
-            created, job_id = decode_page_token(page_token)
-            clauses.append("(created_at, job_id) < (?, ?)")
-            args.extend((created, job_id))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    async def list_jobs(
+        self,
+        *,
+        owner_id: str | None,
+        state: JobState | None,
+        limit: int,
+        page_token: str,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> JobPage:
+        job_filter = JobFilter(owner_id, state, model, created_after, created_before)
+        clauses, args = filter_clauses(job_filter, decode_page_token(page_token) if page_token else None)
         # One extra row tells whether another page exists.
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs {where(clauses)} ORDER BY created_at DESC, job_id DESC LIMIT ?"
         async with self._reading(), self._db.execute(sql, (*args, limit + 1)) as cursor:
             rows = list(await cursor.fetchall())
         jobs = [job_from_row(row) for row in rows[:limit]]
@@ -331,6 +332,8 @@ class SqliteStore:
                     # A receipt was issued: read the row again for its id.
                     async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as again:
                         row = await again.fetchone()
+                if to.is_terminal:
+                    await sqlite_webhooks.enqueue_job_event(self._db, job_id, to, now)
         return None if row is None else job_from_row(row)
 
     # Accounts and the ledger
