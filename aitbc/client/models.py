@@ -12,7 +12,9 @@ class JobStatus(StrEnum):
     """A job's state, spelled in lower case as in the REST API and the seed documents.
 
     Being a `str`, a status compares equal to its spelling (`job.status == "completed"`).
-    `JobStatus("cancelled")` is accepted as the seed's alternative spelling of `canceled`.
+    `JobStatus("cancelled")` is accepted as the seed's alternative spelling of `canceled`, and
+    `JobStatus.CANCELLED` is the same member as `JobStatus.CANCELED` (`job.status is JobStatus.CANCELLED`).
+    `canceling` is a running job whose cancel the miner has not acknowledged yet; it is not final.
     """
 
     PENDING = "pending"
@@ -21,6 +23,10 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    CANCELING = "canceling"
+    # British aliases (the same members): the seed's poll loops spell it so.
+    CANCELLED = "canceled"
+    CANCELLING = "canceling"
 
     @property
     def is_final(self) -> bool:
@@ -34,6 +40,8 @@ class JobStatus(StrEnum):
         normalized = value.strip().lower()
         if normalized == "cancelled":
             return cls.CANCELED
+        if normalized == "cancelling":
+            return cls.CANCELING
         return next((status for status in cls if status.value == normalized), None)
 
 
