@@ -204,9 +204,7 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         yield httpbody_pb2.HttpBody(content_type="text/csv", data=b"job_id,status\r\n")
         yield httpbody_pb2.HttpBody(data=b"job_done,completed\r\n")
 
-    async def GetJobStats(
-        self, request: jobs_pb2.GetJobStatsRequest, context: Context
-    ) -> jobs_pb2.GetJobStatsResponse:
+    async def GetJobStats(self, request: jobs_pb2.GetJobStatsRequest, context: Context) -> jobs_pb2.GetJobStatsResponse:
         await self._accept(request, context)
         counts = jobs_pb2.JobStateCounts(completed=1, running=1, failed=1)
         return jobs_pb2.GetJobStatsResponse(stats=jobs_pb2.JobStats(total_jobs=3, counts=counts, finished_jobs=2))
