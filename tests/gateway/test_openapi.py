@@ -73,6 +73,7 @@ def test_schemas_follow_the_json_rules() -> None:
         "completed",
         "failed",
         "canceled",
+        "canceling",
     ]
     job = schemas["aitbc.v1.Job"]["properties"]
     assert job["job_id"] == {"type": "string", "readOnly": True}
@@ -88,7 +89,15 @@ def test_schemas_follow_the_json_rules() -> None:
     assert created == {"$ref": "#/components/schemas/aitbc.v1.Job"}
 
     listing = document["paths"]["/v1/jobs"]["get"]
-    assert [p["name"] for p in listing["parameters"]] == ["status", "limit", "page_token"]
+    assert [p["name"] for p in listing["parameters"]] == [
+        "status",
+        "limit",
+        "page_token",
+        "created_after",
+        "created_before",
+        "days",
+        "model",
+    ]
     watch = document["paths"]["/v1/jobs/{job_id}/stream"]["get"]
     assert set(watch["responses"]["200"]["content"]) == {"text/event-stream", "application/x-ndjson"}
     assert {p["name"] for p in watch["parameters"]} == {"job_id", "from_seq", "Last-Event-ID"}
