@@ -56,6 +56,8 @@ BATCH = 16
 # How long the worker waits before reading a failing store again.
 STORE_RETRY_SECONDS = 5.0
 USER_AGENT = "aitbc-webhooks/1"
+# A delivery this close to due is sent now: timers may fire a hair early (float time, µs in the store).
+DUE_SLACK = timedelta(milliseconds=5)
 
 # Resolves a host name to its IP addresses (the event loop's resolver in production).
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -208,7 +210,7 @@ class DeliveryWorker:
         while True:
             self._wake.clear()
             try:
-                due = await self._store.due_deliveries(self._clock.now(), BATCH)
+                due = await self._store.due_deliveries(self._clock.now() + DUE_SLACK, BATCH)
                 if due:
                     await asyncio.gather(*(self._attempt(delivery, hook) for delivery, hook in due))
                     continue
@@ -217,7 +219,9 @@ class DeliveryWorker:
                 log.warning("webhook deliveries wait for the store: %s", error)
                 next_at = self._clock.now() + timedelta(seconds=STORE_RETRY_SECONDS)
             # A day when nothing is pending: any new delivery wakes the worker first.
-            wait = 86_400.0 if next_at is None else max((next_at - self._clock.now()).total_seconds(), 0.0)
+            wait = 86_400.0 if next_at is None else (next_at - self._clock.now() - DUE_SLACK).total_seconds()
+            if wait <= 0:
+                continue  # came due while this round looked (a timer at 0 would wait for the clock to move)
             with contextlib.suppress(TimeoutError):
                 await self._clock.wait_for(self._wake.wait(), wait)
 
