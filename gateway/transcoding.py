@@ -190,8 +190,14 @@ def message_from_json(data: object, message_type: type[M]) -> M:
     try:
         json_format.ParseDict(normalized, message)
     except json_format.ParseError as error:
-        raise invalid_argument(str(error)) from None
+        # json_format ends its message with "at Message.field.path."; name the field as other errors do.
+        located = _PARSE_ERROR_AT.search(str(error))
+        field = located.group(1) if located else None
+        raise invalid_argument(f"{field}: {error}" if field else str(error), field) from None
     return message
+
+
+_PARSE_ERROR_AT = re.compile(r" at \w+\.([\w.]+?)\.?$")
 
 
 def parse_json(text: str | bytes, what: str) -> object:
