@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from aitbc.cli import main
+from aitbc.client import AitbcApiError, AsyncClient, JobStatus, StatusCode
 from aitbc.coordinator.engine import CoordinatorConfig
 from tests.conftest import TEST_CATALOG, Keys
 from tests.gateway.conftest import running_gateway
@@ -133,3 +134,27 @@ async def test_webhook_commands(connection: tuple[str, ...], capsys: pytest.Capt
         assert await asyncio.to_thread(main, ["webhooks", "delete", hook, *connection]) == 0
         assert await asyncio.to_thread(main, ["webhooks", "get", hook, *connection]) != 0
         assert "WEBHOOK_NOT_FOUND" in capsys.readouterr().err or "not found" in capsys.readouterr().err
+
+
+async def test_async_sdk_history(target: str, keys: Keys, transport: str) -> None:
+    async with AsyncExitStack() as stack:
+        address = target
+        if transport == "http":
+            address = f"http://{await stack.enter_async_context(running_gateway(target))}/api"
+        client = await stack.enter_async_context(AsyncClient(address, keys.client, timeout=10))
+        job = await client.submit_job('say "hi", twice', "tiny", queue_if_unavailable=True)
+        canceled = await client.cancel_job(job.job_id)
+        assert canceled.status is JobStatus.CANCELLED
+        document = b"".join([chunk async for chunk in client.export_jobs("csv")])
+        [row] = csv.DictReader(document.decode().splitlines())
+        assert (row["job_id"], row["prompt"], row["status"]) == (job.job_id, 'say "hi", twice', "canceled")
+        now = datetime.now(UTC)
+        assert (await client.job_stats(created_after=now - timedelta(minutes=5)))["counts"]["canceled"] == 1
+        assert not (await client.list_jobs(created_after=now + timedelta(minutes=5))).jobs
+        with pytest.raises(AitbcApiError) as refused:
+            await client.list_jobs(created_after=now, created_before=now - timedelta(days=1))
+        assert (refused.value.code, refused.value.field) == (StatusCode.INVALID_ARGUMENT, "created_before")
+        async with webhook_receiver() as receiver:
+            webhook = await client.create_webhook(receiver.url, ["job.failed"])
+            assert [hook["webhook_id"] for hook in await client.list_webhooks()] == [webhook["webhook_id"]]
+            await client.delete_webhook(webhook["webhook_id"])
