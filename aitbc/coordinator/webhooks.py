@@ -17,8 +17,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-
-import httpx
+from typing import TYPE_CHECKING
 
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.clock import Clock
@@ -47,6 +46,9 @@ from aitbc.domain.webhooks import (
     sign,
 )
 from aitbc.store.base import Store, StoreUnavailableError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,9 @@ class DeliveryWorker:
 
     def start(self) -> None:
         if self._client is None:
+            # Imported here: every `aitbc` command loads this module (through the server commands), few send.
+            import httpx
+
             self._client = httpx.AsyncClient(
                 timeout=DELIVERY_TIMEOUT_SECONDS, follow_redirects=False, headers={"User-Agent": USER_AGENT}
             )
@@ -277,7 +282,7 @@ class DeliveryWorker:
         assert self._client is not None, "started"
         try:
             response = await self._client.post(webhook.url, content=body, headers=headers)
-        except httpx.HTTPError as failure:
+        except Exception as failure:  # httpx.HTTPError, and whatever else a broken receiver provokes
             return 0, _ms_since(started), f"{type(failure).__name__}: {failure}"[:500]
         latency = _ms_since(started)
         if 200 <= response.status_code < 300:
