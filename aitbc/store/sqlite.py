@@ -94,6 +94,7 @@ class SqliteStore(HistoryQueries, sqlite_webhooks.WebhookQueries):
             await self._db.executescript(
                 f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;"
             )
+        await self._count_webhooks()
 
     async def close(self) -> None:
         await self._db.close()
@@ -333,7 +334,7 @@ class SqliteStore(HistoryQueries, sqlite_webhooks.WebhookQueries):
                     async with self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as again:
                         row = await again.fetchone()
                 if to.is_terminal:
-                    await sqlite_webhooks.enqueue_job_event(self._db, job_id, to, now)
+                    await self._enqueue_job_event(job_id, to, now)
         return None if row is None else job_from_row(row)
 
     # Accounts and the ledger

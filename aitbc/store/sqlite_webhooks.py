@@ -92,6 +92,18 @@ class WebhookQueries:
     """The webhook methods of `Store` for `SqliteStore`."""
 
     _db: aiosqlite.Connection
+    # Whether any webhook exists: while none does, a terminal transition skips the outbox statement (a round
+    # trip to aiosqlite's thread). One process owns the file, so creating and deleting here keep it true.
+    _any_webhooks = True
+
+    async def _count_webhooks(self) -> None:
+        async with self._db.execute("SELECT EXISTS (SELECT 1 FROM webhooks)") as cursor:
+            row = await cursor.fetchone()
+        self._any_webhooks = bool(row and row[0])
+
+    async def _enqueue_job_event(self, job_id: str, state: JobState, now: datetime) -> None:
+        if self._any_webhooks:
+            await enqueue_job_event(self._db, job_id, state, now)
 
     def _reading(self) -> contextlib.AbstractAsyncContextManager[None]:
         raise NotImplementedError
@@ -116,6 +128,7 @@ class WebhookQueries:
                     micros(webhook.created_at),
                 ),
             )
+            self._any_webhooks = True
 
     async def webhooks(self, owner_id: str | None) -> list[WebhookRecord]:
         where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
@@ -131,6 +144,7 @@ class WebhookQueries:
     async def delete_webhook(self, webhook_id: str) -> bool:
         async with self._transaction():
             cursor = await self._db.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+            await self._count_webhooks()
             return cursor.rowcount > 0
 
     async def enqueue_delivery(self, delivery: DeliveryRecord) -> None:
