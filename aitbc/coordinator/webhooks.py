@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 RECENT_DELIVERIES = 20
 # Deliveries sent at once; more wait for the next round.
 BATCH = 16
+# Finished deliveries are kept this long for the log, then pruned (checked at most once an hour).
+DELIVERY_LOG_RETENTION = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=1)
 # How long the worker waits before reading a failing store again.
 STORE_RETRY_SECONDS = 5.0
 USER_AGENT = "aitbc-webhooks/1"
@@ -182,6 +185,7 @@ class DeliveryWorker:
         self._client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pruned_at: datetime | None = None
         webhooks.on_enqueued = self.wake
 
     def start(self) -> None:
@@ -215,6 +219,7 @@ class DeliveryWorker:
         while True:
             self._wake.clear()
             try:
+                await self._prune()
                 due = await self._store.due_deliveries(self._clock.now() + DUE_SLACK, BATCH)
                 if due:
                     await asyncio.gather(*(self._attempt(delivery, hook) for delivery, hook in due))
@@ -229,6 +234,13 @@ class DeliveryWorker:
                 continue  # came due while this round looked (a timer at 0 would wait for the clock to move)
             with contextlib.suppress(TimeoutError):
                 await self._clock.wait_for(self._wake.wait(), wait)
+
+    async def _prune(self) -> None:
+        now = self._clock.now()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            if pruned := await self._store.prune_deliveries(now - DELIVERY_LOG_RETENTION):
+                log.info("pruned %d webhook deliveries older than %s", pruned, DELIVERY_LOG_RETENTION)
 
     async def _attempt(self, delivery: DeliveryRecord, webhook: WebhookRecord) -> None:
         status_code, latency_ms, error = await self._post(delivery, webhook)

@@ -278,6 +278,10 @@ class Store(Protocol):
         """A webhook's deliveries, newest first."""
         ...
 
+    async def prune_deliveries(self, before: datetime) -> int:
+        """Forget delivered and failed deliveries created before `before`; how many went."""
+        ...
+
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs in a non-terminal state, oldest first (used at start-up)."""
         ...

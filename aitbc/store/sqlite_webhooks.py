@@ -229,3 +229,10 @@ class WebhookQueries:
             (webhook_id, limit),
         )
         return [_delivery(row) for row in rows]
+
+    async def prune_deliveries(self, before: datetime) -> int:
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "DELETE FROM webhook_deliveries WHERE status != 'pending' AND created_at < ?", (micros(before),)
+            )
+            return cursor.rowcount

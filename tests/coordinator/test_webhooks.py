@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,25 @@ async def test_bad_webhooks_are_refused_naming_the_field(
             await coordinator.webhooks.create(CLIENT, url, events)
         assert (refused.value.reason, refused.value.field) == (Reason.INVALID_ARGUMENT, field)
         assert words in refused.value.message
+
+
+async def test_the_delivery_log_is_pruned_after_a_week(store: SqliteStore) -> None:
+    clock = ManualClock()
+    async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
+        webhook = await coordinator.webhooks.create(CLIENT, receiver.url, EVENTS)
+        await coordinator.webhooks.test(CLIENT, webhook.webhook_id)
+        await delivery_after(coordinator, webhook.webhook_id, 1)
+        await clock.advance(timedelta(days=6).total_seconds())
+        await coordinator.webhooks.test(CLIENT, webhook.webhook_id)
+        await delivery_after(coordinator, webhook.webhook_id, 1)
+        assert len((await coordinator.webhooks.get(CLIENT, webhook.webhook_id))[1]) == 2
+        await clock.advance(timedelta(days=2).total_seconds())
+        await coordinator.webhooks.test(CLIENT, webhook.webhook_id)
+        await receiver.wait_for(3)
+        kept = (await delivery_after(coordinator, webhook.webhook_id, 1)).created_at
+        _, deliveries = await coordinator.webhooks.get(CLIENT, webhook.webhook_id)
+        assert len(deliveries) == 2, "the first, eight days old, was pruned"
+        assert deliveries[0].created_at == kept
 
 
 def test_signatures_and_the_retry_schedule() -> None:
