@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from aitbc import config
+from aitbc.cli.connection import add_connection_options, open_client
 from aitbc.cli.follow import follow
 from aitbc.cli.history_commands import add_filter_options, confirm_cancel, filters, register_history_verbs
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339
@@ -46,19 +46,6 @@ def register_client_commands(subparsers: argparse._SubParsersAction[ParserT]) ->
     client = subparsers.add_parser("client", help=about, description=about)
     verbs = client.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_verbs(verbs, long_form=True)
-
-
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--coordinator",
-        metavar="HOST:PORT",
-        help=f"coordinator gRPC address (default: ${config.ENV_COORDINATOR}, else {config.DEFAULT_GRPC_ADDRESS})",
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
-    )
 
 
 def _add_verbs(
@@ -146,16 +133,6 @@ def _credits(text: str) -> int:
         return parse_credits(text, field="--max-price")
     except AitbcError as error:
         raise argparse.ArgumentTypeError(error.message) from None
-
-
-def open_client(ns: argparse.Namespace) -> Client:
-    key = config.api_key(ns.api_key)
-    if key is None:
-        raise CommandError(
-            f"no API key: pass --api-key KEY or set {config.ENV_API_KEY}; for a local coordinator, "
-            f"`make run` (`aitbc up`) starts one and saves a key in {config.aitbc_home()}"
-        )
-    return Client(ns.coordinator, key)
 
 
 def _prompt(ns: argparse.Namespace) -> str:

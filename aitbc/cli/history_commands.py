@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from aitbc.cli.connection import open_client
 from aitbc.cli.output import note, print_json, render_table
 from aitbc.cli.reporting import CommandError, Handler, reports_errors
-from aitbc.client import Client, JobStatus
+from aitbc.client import JobStatus
 from aitbc.domain.money import format_credits
 
 # Adds a verb with the connection options and returns its parser (client_commands' `add`).
@@ -101,15 +102,9 @@ def confirm_cancel(job_id: str, *, force: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _open(ns: argparse.Namespace) -> Client:
-    from aitbc.cli.client_commands import open_client
-
-    return open_client(ns)
-
-
 @reports_errors
 def _export(ns: argparse.Namespace) -> int:
-    with _open(ns) as client:
+    with open_client(ns) as client:
         chunks = client.export_jobs(ns.format, status=ns.status, **filters(ns))
         if ns.output in (None, "-"):
             for chunk in chunks:
@@ -141,7 +136,7 @@ def _write_atomically(path: Path, chunks: Any) -> int:
 
 @reports_errors
 def _stats(ns: argparse.Namespace) -> int:
-    with _open(ns) as client:
+    with open_client(ns) as client:
         stats = client.job_stats(**filters(ns))
     if ns.json:
         print_json(stats)

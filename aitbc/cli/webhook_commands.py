@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from aitbc.cli.client_commands import add_connection_options, open_client
 from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.connection import add_connection_options, open_client
 from aitbc.cli.output import print_json, print_listing, render_table, short_rfc3339
 from aitbc.cli.reporting import reports_errors
 from aitbc.cli.server_commands import SubParsers
