@@ -11,7 +11,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from aitbc.cli.connection import add_connection_options, open_client
+# Re-exported: other command modules import them from here too.
+from aitbc.cli.connection import add_connection_options as add_connection_options
+from aitbc.cli.connection import open_client as open_client
 from aitbc.cli.follow import follow
 from aitbc.cli.history_commands import add_filter_options, confirm_cancel, filters, register_history_verbs
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aitbc.cli.connection import add_connection_options, open_client
+from aitbc.cli.client_commands import add_connection_options, open_client
 from aitbc.cli.command_parser import CommandParser
 from aitbc.cli.output import note, print_listing, short_rfc3339
 from aitbc.cli.reporting import reports_errors
