@@ -3,6 +3,7 @@ webhooks, and every bad input answered 4xx naming its field."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -15,6 +16,8 @@ import pytest
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.domain.webhooks import verify_signature
 from tests.conftest import TEST_CATALOG, Keys
+from tests.gateway.conftest import MODEL, assigned, cancel_acknowledged, job_in_state
+from tests.support.scripted_miner import ScriptedMiner
 from tests.support.webhook_receiver import webhook_receiver
 
 # Prompts a CSV writer must quote: commas, quotes, line breaks of both kinds, a leading space, Unicode.
@@ -184,3 +187,22 @@ async def test_webhooks_over_rest(http: httpx.AsyncClient, gateway: str, keys: K
 
         assert (await http.delete(f"/v1/webhooks/{hook_id}")).status_code == 200
         assert (await http.get("/v1/webhooks")).json()["webhooks"] == []
+
+
+async def test_a_running_job_reads_canceling_until_its_miner_acknowledges(
+    http: httpx.AsyncClient, miner: ScriptedMiner
+) -> None:
+    response = await http.post("/v1/jobs", json={"prompt": "long story", "model": MODEL, "params": {"max_tokens": 50}})
+    job_id = response.json()["job_id"]
+    await assigned(miner)
+    await miner.started(job_id, 1)
+    await miner.tokens(job_id, 1, "Once")
+    await job_in_state(http, job_id, "running")
+    cancel = asyncio.create_task(http.post(f"/v1/jobs/{job_id}/cancel", json={}))
+    canceling = await job_in_state(http, job_id, "canceling")
+    assert canceling["cancel_requested"] is True
+    british = (await http.get(f"/v1/jobs/{job_id}", params={"state_spelling": "british"})).json()
+    assert british["status"] == "cancelling"
+    await cancel_acknowledged(miner, job_id, completion_tokens=1)
+    done = (await cancel).json()
+    assert (done["status"], done["cancel_requested"], done["result"]) == ("canceled", False, "Once")
