@@ -114,3 +114,11 @@ async def test_served_with_docs_and_under_api(http: httpx.AsyncClient) -> None:
     assert docs.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in docs.text
     assert 'url: "openapi.json"' in docs.text
+
+
+def test_an_export_is_documented_as_a_document() -> None:
+    operation = build_openapi(TABLE)["paths"]["/v1/jobs:export"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert sorted(content) == ["application/json", "text/csv"]
+    assert content["text/csv"]["schema"] == {"type": "string", "format": "binary"}
+    assert "Last-Event-ID" not in [parameter["name"] for parameter in operation["parameters"]]
