@@ -158,3 +158,15 @@ async def test_async_sdk_history(target: str, keys: Keys, transport: str) -> Non
             webhook = await client.create_webhook(receiver.url, ["job.failed"])
             assert [hook["webhook_id"] for hook in await client.list_webhooks()] == [webhook["webhook_id"]]
             await client.delete_webhook(webhook["webhook_id"])
+
+
+def test_sdk_statuses_read_the_seeds_british_spelling() -> None:
+    canceled = JobStatus("canceled")
+    assert canceled in ("completed", "failed", "cancelled")  # the seed's poll loop ends
+    assert canceled == "canceled"
+    assert canceled == "cancelled"
+    assert canceled is JobStatus.CANCELLED
+    assert JobStatus("cancelled") is JobStatus.CANCELED
+    assert JobStatus.CANCELING == "cancelling"
+    assert JobStatus.COMPLETED != "cancelled"
+    assert not JobStatus.CANCELING.is_final
