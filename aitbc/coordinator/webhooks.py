@@ -61,6 +61,7 @@ PRUNE_EVERY = timedelta(hours=1)
 # How long the worker waits before reading a failing store again.
 STORE_RETRY_SECONDS = 5.0
 USER_AGENT = "aitbc-webhooks/1"
+RESOLVE_TIMEOUT_SECONDS = 5.0
 # A delivery this close to due is sent now: timers may fire a hair early (float time, µs in the store).
 DUE_SLACK = timedelta(milliseconds=5)
 
@@ -93,7 +94,11 @@ class Webhooks:
         if self.allow_private:
             return
         try:
-            addresses = await self._resolve(host)
+            addresses = await self._clock.wait_for(self._resolve(host), RESOLVE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise invalid_argument(
+                "url", f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g}s"
+            ) from None
         except OSError as error:
             raise invalid_argument("url", f"host {host!r} does not resolve: {error}") from None
         private = sorted({address for address in addresses if not is_public(address)})
