@@ -94,20 +94,23 @@ class Webhooks:
         if self.allow_private:
             return
         try:
-            addresses = await self._clock.wait_for(self._resolve(host), RESOLVE_TIMEOUT_SECONDS)
+            private = await self.private_addresses(host)
         except TimeoutError:
             raise invalid_argument(
                 "url", f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g}s"
             ) from None
         except OSError as error:
             raise invalid_argument("url", f"host {host!r} does not resolve: {error}") from None
-        private = sorted({address for address in addresses if not is_public(address)})
-        if private or not addresses:
-            raise invalid_argument(
-                "url",
-                f"host {host!r} is on a private, loopback or reserved address ({', '.join(private) or 'none'});"
-                " the coordinator's operator can allow that with --allow-private-webhooks",
-            )
+        if private:
+            raise invalid_argument("url", _private_message(host, private))
+
+    async def private_addresses(self, host: str) -> list[str]:
+        """The host's addresses that are not public (all of them if it has none); TimeoutError or OSError
+        when it cannot be resolved now."""
+        addresses = await self._clock.wait_for(self._resolve(host), RESOLVE_TIMEOUT_SECONDS)
+        return sorted({address for address in addresses if not is_public(address)}) or (
+            ["none"] if not addresses else []
+        )
 
     async def create(self, principal: Principal, url: str, events: list[str]) -> WebhookRecord:
         require_role(principal, Role.CLIENT)
@@ -283,11 +286,16 @@ class DeliveryWorker:
 
     async def _post(self, delivery: DeliveryRecord, webhook: WebhookRecord) -> tuple[int, int, str]:
         """(HTTP status or 0, latency in ms, error or "")."""
-        try:
+        if not self._webhooks.allow_private:
             # Checked again at each attempt: a host name may have moved to a private address since creation.
-            await self._webhooks.check_destination(webhook.url)
-        except AitbcError as refused:
-            return 0, 0, f"refused: {refused.message}"
+            # A private address ends the delivery; a name that does not resolve now is retried like a 503.
+            host = check_url(webhook.url)
+            try:
+                private = await self._webhooks.private_addresses(host)
+            except (TimeoutError, OSError) as error:
+                return 0, 0, f"cannot resolve {host!r}: {error or 'timed out'}"
+            if private:
+                return 0, 0, f"refused: {_private_message(host, private)}"
         body = delivery.body
         headers = {
             "Content-Type": "application/json",
@@ -305,6 +313,13 @@ class DeliveryWorker:
         if 200 <= response.status_code < 300:
             return response.status_code, latency, ""
         return response.status_code, latency, f"HTTP {response.status_code}"
+
+
+def _private_message(host: str, private: list[str]) -> str:
+    return (
+        f"host {host!r} is on a private, loopback or reserved address ({', '.join(private)});"
+        " the coordinator's operator can allow that with --allow-private-webhooks"
+    )
 
 
 def _ms_since(started: float) -> int:

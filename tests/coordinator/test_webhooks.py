@@ -234,6 +234,34 @@ async def test_the_delivery_log_is_pruned_after_a_week(store: SqliteStore) -> No
         assert deliveries[0].created_at == kept
 
 
+async def test_each_attempt_checks_the_address_again(store: SqliteStore) -> None:
+    """A name that moved to a private address ends its delivery; one that does not resolve now is retried."""
+    answers: list[list[str] | OSError] = [["93.184.215.14"], OSError("temporary failure"), ["10.0.0.7"]]
+
+    async def resolve(host: str) -> list[str]:
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, OSError):
+            raise answer
+        return answer
+
+    clock = ManualClock()
+    async with started(store, clock, CoordinatorConfig(catalog=TEST_CATALOG)) as coordinator:
+        coordinator.webhooks._resolve = resolve
+        webhook = await coordinator.webhooks.create(CLIENT, "https://hooks.example.com/x", EVENTS)
+        await canceled_job(coordinator)
+        first = await delivery_after(coordinator, webhook.webhook_id, 1)
+        assert (first.status, first.last_error) == (
+            DeliveryStatus.PENDING,
+            "cannot resolve 'hooks.example.com': temporary failure",
+        )
+        assert first.next_attempt_at is not None
+        await clock.advance((first.next_attempt_at - clock.now()).total_seconds())
+        second = await delivery_after(coordinator, webhook.webhook_id, 2)
+        assert second.status is DeliveryStatus.FAILED
+        assert second.last_error.startswith("refused: host 'hooks.example.com' is on a private")
+        assert second.next_attempt_at is None
+
+
 def test_signatures_and_the_retry_schedule() -> None:
     body = b'{"id":"evt_1"}'
     header = sign("whsec_k", 1_700_000_000, body)
