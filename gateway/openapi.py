@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from aitbc import __version__
 from gateway.routes import RestRoute, RouteTable, field_at
-from gateway.streaming import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
+from gateway.streaming import HTTP_BODY, NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from gateway.transcoding import enum_to_json
 
 JsonObject = dict[str, Any]
@@ -63,8 +63,6 @@ _WELL_KNOWN: Final[dict[str, JsonObject]] = {
 }
 
 ERROR_SCHEMA: Final = "Error"
-# google.api.HttpBody: a response that is a file, not JSON.
-HTTP_BODY: Final = "google.api.HttpBody"
 _ERROR: Final[JsonObject] = {
     "type": "object",
     "required": ["detail", "error_code"],
@@ -218,7 +216,8 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
     else:
         parameters += _query_parameters(schemas, request, "", path_fields, frozenset({request.full_name}))
-    if route.server_streaming:
+    document = route.server_streaming and route.method.output_type.full_name == HTTP_BODY
+    if route.server_streaming and not document:
         parameters.append(
             {
                 "name": "Last-Event-ID",
@@ -237,13 +236,21 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
     else:
         response_schema = schemas.message(response)
     media_types = [SSE_MEDIA_TYPE, NDJSON_MEDIA_TYPE] if route.server_streaming else ["application/json"]
+    if document:
+        # A stream of google.api.HttpBody is one document of the first chunk's type; the exports are JSON or CSV.
+        response_schema = {"type": "string", "format": "binary"}
+        media_types = ["application/json", "text/csv"]
     content = {media_type: {"schema": response_schema} for media_type in media_types}
-    if response.full_name == HTTP_BODY:
+    if response.full_name == HTTP_BODY and not route.server_streaming:
         # The body is the file itself (gateway/rest.py), of whatever type the call answers.
         content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     operation["responses"] = {
         str(route.success_status): {
-            "description": "a stream of events, one per message" if route.server_streaming else "success",
+            "description": "a document, streamed"
+            if document
+            else "a stream of events, one per message"
+            if route.server_streaming
+            else "success",
             "content": content,
         },
         "default": {"description": "error", "content": {"application/json": {"schema": _ref(ERROR_SCHEMA)}}},

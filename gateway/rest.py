@@ -18,14 +18,16 @@ from gateway.limits import read_body
 from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
 from gateway.rpc import CoordinatorClient, require_api_key, timeout_from_headers
 from gateway.streaming import (
+    HTTP_BODY,
     NDJSON_MEDIA_TYPE,
     SSE_MEDIA_TYPE,
     EventStreamResponse,
     encode_stream,
+    http_body_response,
     resume_query,
     wants_sse,
 )
-from gateway.transcoding import request_from_http, response_to_json
+from gateway.transcoding import request_from_http, response_to_json, take_spelling
 
 _MATCH_KEY = "gateway.route_match"
 
@@ -72,15 +74,17 @@ class AnnotatedRoutes(BaseRoute):
         timeout = timeout_from_headers(request.headers)
         # A route without a body ignores one; it is not read (and uvicorn discards it).
         body = await read_body(request, self._max_body_bytes) if route.body else b""
-        query = resume_query(route, request.headers, request.query_params.multi_items())
+        query, british = take_spelling(resume_query(route, request.headers, request.query_params.multi_items()))
         message = request_from_http(route, found.captures, query, body)
         response_type = GetMessageClass(route.method.output_type)
 
         def to_json(response: Message) -> Any:
-            return response_to_json(route, response)
+            return response_to_json(route, response, british=british)
 
         if route.server_streaming:
             stream = await self._coordinator.open_stream(route.method, message, response_type, api_key, timeout)
+            if route.method.output_type.full_name == HTTP_BODY:
+                return http_body_response(stream)
             sse = wants_sse(request.headers)
             return EventStreamResponse(
                 encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE

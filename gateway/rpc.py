@@ -110,6 +110,11 @@ class MessageStream(Generic[M]):
         self._messages = messages
         self._first = first
 
+    @property
+    def first(self) -> M | None:
+        """The first message, already received; None when the stream ended without one."""
+        return self._first
+
     def cancel(self) -> None:
         """End the call, whether or not anyone started reading it."""
         self._call.cancel()

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import GatewayError, invalid_argument
 from gateway.routes import RestRoute
+from gateway.rpc import MessageStream
 
 T = TypeVar("T")
 
@@ -89,6 +90,25 @@ async def encode_stream(
         yield sse_event(encode_json(body), event="error") if sse else encode_json({"error": body}) + "\n"
 
 
+HTTP_BODY = "google.api.HttpBody"
+
+
+def http_body_response(stream: MessageStream[Any]) -> EventStreamResponse:
+    """A stream of `google.api.HttpBody` as one HTTP body, as grpc-gateway serves it: the bytes of every
+    message in order, with the first message's content type. Nothing can be said in-band in a document
+    that is not JSON lines, so an error after the first chunk ends the response without its last chunk:
+    clients see a broken transfer, never a document that merely looks shorter."""
+    first = stream.first
+    media_type = (first.content_type if first is not None else "") or "application/octet-stream"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for message in stream:
+            if message.data:
+                yield message.data
+
+    return EventStreamResponse(chunks(), media_type=media_type)
+
+
 class Disconnected:
     """What `run_until_disconnect` returns when the client left first."""
 
@@ -129,7 +149,7 @@ class EventStreamResponse(StreamingResponse):
 
     def __init__(
         self,
-        content: AsyncIterator[str],
+        content: AsyncIterator[str] | AsyncIterator[bytes],
         *,
         media_type: str,
         on_disconnect: Callable[[], Awaitable[None]] | None = None,

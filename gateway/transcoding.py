@@ -41,7 +41,11 @@ M = TypeVar("M", bound=Message)
 JsonObject = dict[str, Any]
 
 # Spellings the seed documents use for enum values that the proto spells otherwise.
-ENUM_ALIASES = {"CANCELLED": "CANCELED"}
+ENUM_ALIASES = {"CANCELLED": "CANCELED", "CANCELLING": "CANCELING"}
+# `?state_spelling=british` answers enum values as the seed's poll loops expect them ("cancelled").
+STATE_SPELLING_PARAMETER = "state_spelling"
+BRITISH_SPELLINGS = {"canceled": "cancelled", "canceling": "cancelling"}
+SPELLINGS = ("american", "british")
 
 # Well-known types have a JSON form of their own (a Timestamp is a string), not an object of fields.
 _WELL_KNOWN_PREFIX = "google.protobuf."
@@ -146,17 +150,35 @@ def _descriptor(message: Message | type[Message]) -> Descriptor:
     return cast(Descriptor, message.DESCRIPTOR)
 
 
-def message_to_json(message: Message) -> JsonObject:
+def message_to_json(message: Message, *, british: bool = False) -> JsonObject:
     data = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
         unquote_int64_if_possible=True,
     )
-    result: JsonObject = _rewrite_enums(
-        _descriptor(message), data, lambda enum, name, _: enum_to_json(enum, name), "", strict=False
-    )
+
+    def spell(enum: EnumDescriptor, name: Any, _: str) -> str:
+        value = enum_to_json(enum, name)
+        return BRITISH_SPELLINGS.get(value, value) if british else value
+
+    result: JsonObject = _rewrite_enums(_descriptor(message), data, spell, "", strict=False)
     return result
+
+
+def take_spelling(query: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
+    """The query without `state_spelling`, and whether it asked for British spellings; a gateway parameter
+    (like Grpc-Timeout) that applies to every route, so no request message has to carry it."""
+    spelling = [value for name, value in query if name == STATE_SPELLING_PARAMETER]
+    rest = [(name, value) for name, value in query if name != STATE_SPELLING_PARAMETER]
+    if not spelling:
+        return rest, False
+    if len(spelling) > 1 or spelling[0].lower() not in SPELLINGS:
+        given = ", ".join(repr(value) for value in spelling)
+        raise invalid_argument(
+            f"{STATE_SPELLING_PARAMETER}: expected american or british, got {given}", STATE_SPELLING_PARAMETER
+        )
+    return rest, spelling[0].lower() == "british"
 
 
 def message_from_json(data: object, message_type: type[M]) -> M:
@@ -168,8 +190,14 @@ def message_from_json(data: object, message_type: type[M]) -> M:
     try:
         json_format.ParseDict(normalized, message)
     except json_format.ParseError as error:
-        raise invalid_argument(str(error)) from None
+        # json_format ends its message with "at Message.field.path."; name the field as other errors do.
+        located = _PARSE_ERROR_AT.search(str(error))
+        field = located.group(1) if located else None
+        raise invalid_argument(f"{field}: {error}" if field else str(error), field) from None
     return message
+
+
+_PARSE_ERROR_AT = re.compile(r" at \w+\.([\w.]+?)\.?$")
 
 
 def parse_json(text: str | bytes, what: str) -> object:
@@ -293,9 +321,9 @@ def request_from_http(
     return message_from_json(data, GetMessageClass(descriptor))
 
 
-def response_to_json(route: RestRoute, message: Message) -> Any:
+def response_to_json(route: RestRoute, message: Message, *, british: bool = False) -> Any:
     """The HTTP body of a response: the whole message, or its `response_body` field."""
-    data = message_to_json(message)
+    data = message_to_json(message, british=british)
     if not route.response_body:
         return data
     return data.get(route.response_body, {})

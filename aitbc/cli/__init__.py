@@ -16,6 +16,7 @@ from aitbc.cli.key_commands import register_key_commands
 from aitbc.cli.ledger_commands import register_ledger_commands
 from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
+from aitbc.cli.webhook_commands import register_webhook_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_receipt_commands(subparsers)
     register_ledger_commands(subparsers)
     register_explorer_commands(subparsers)
+    register_webhook_commands(subparsers)
     return parser
 
 

@@ -11,12 +11,15 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from aitbc import config
+# Re-exported: other command modules import them from here too.
+from aitbc.cli.connection import add_connection_options as add_connection_options
+from aitbc.cli.connection import open_client as open_client
 from aitbc.cli.follow import follow
+from aitbc.cli.history_commands import add_filter_options, confirm_cancel, filters, register_history_verbs
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339
 from aitbc.cli.reporting import CommandError, Handler, reports_errors
 from aitbc.cli.result_commands import add_result_verbs
-from aitbc.client import AitbcApiError, Client, JobStatus
+from aitbc.client import AitbcApiError, Client
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.money import format_credits, parse_credits
 
@@ -48,19 +51,6 @@ def register_client_commands(subparsers: argparse._SubParsersAction[ParserT]) ->
     verbs = client.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_verbs(verbs, long_form=True)
     add_result_verbs(verbs, long_form=True)
-
-
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--coordinator",
-        metavar="HOST:PORT",
-        help=f"coordinator gRPC address (default: ${config.ENV_COORDINATOR}, else {config.DEFAULT_GRPC_ADDRESS})",
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
-    )
 
 
 def _add_verbs(
@@ -124,16 +114,17 @@ def _add_verbs(
         help="resume from event N, the last one seen + 1 (default: %(default)s, from the start)",
     )
 
-    list_name, list_aliases = ("list", ["jobs"]) if long_form else ("jobs", [])
+    list_name, list_aliases = ("list", ["jobs", "history"]) if long_form else ("jobs", ["list", "history"])
     jobs = add(list_name, "list your jobs, newest first", _jobs, aliases=list_aliases)
-    jobs.add_argument(
-        "--status", type=JobStatus, choices=list(JobStatus), help="only jobs in this state (default: all)"
-    )
+    add_filter_options(jobs, with_status=True)
     jobs.add_argument("--limit", type=int, metavar="N", help="at most N jobs (default: 50)")
     jobs.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     add_job_id(add("get", "print a job, including its output, as JSON", _get))
-    add_job_id(add("cancel", "cancel a job and print the tokens it produced", _cancel))
+    cancel = add("cancel", "cancel a job and print the tokens it produced; asks first on a terminal", _cancel)
+    add_job_id(cancel)
+    cancel.add_argument("--force", "-f", action="store_true", help="do not ask for confirmation")
+    register_history_verbs(add)
     if not long_form:
         models = add("models", "the model catalog, the default model, and what online miners serve", _models)
         models.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -147,16 +138,6 @@ def _credits(text: str) -> int:
         return parse_credits(text, field="--max-price")
     except AitbcError as error:
         raise argparse.ArgumentTypeError(error.message) from None
-
-
-def open_client(ns: argparse.Namespace) -> Client:
-    key = config.api_key(ns.api_key)
-    if key is None:
-        raise CommandError(
-            f"no API key: pass --api-key KEY or set {config.ENV_API_KEY}; for a local coordinator, "
-            f"`make run` (`aitbc up`) starts one and saves a key in {config.aitbc_home()}"
-        )
-    return Client(ns.coordinator, key)
 
 
 def _prompt(ns: argparse.Namespace) -> str:
@@ -242,7 +223,7 @@ def _get(ns: argparse.Namespace) -> int:
 @reports_errors
 def _jobs(ns: argparse.Namespace) -> int:
     with open_client(ns) as client:
-        page = client.list_jobs(ns.status, ns.limit)
+        page = client.list_jobs(ns.status, ns.limit, **filters(ns))
     if ns.json:
         print_json([rest_shape(job.to_dict()) for job in page.jobs])
     else:
@@ -254,6 +235,9 @@ def _jobs(ns: argparse.Namespace) -> int:
 
 @reports_errors
 def _cancel(ns: argparse.Namespace) -> int:
+    if not confirm_cancel(ns.job_id, force=ns.force):
+        note("not canceled")
+        return 1
     with open_client(ns) as client:
         job = client.cancel_job(ns.job_id)
     print(f"{job.job_id}: {job.status} (completion tokens: {job.usage.completion_tokens})")

@@ -61,6 +61,7 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         help="the model of jobs that name none: a catalog id or alias (default: %(default)s)",
     )
     add_home_argument(coordinator)
+    add_private_webhooks_argument(coordinator)
     coordinator.add_argument(
         "--public-url",
         default=f"http://{config.DEFAULT_HTTP_ADDRESS}",
@@ -109,6 +110,7 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         "--grace", type=float, default=config.SHUTDOWN_GRACE_SECONDS, help=f"{_GRACE_HELP} (default: %(default)g)"
     )
     add_home_argument(up)
+    add_private_webhooks_argument(up)
     up.set_defaults(handler=_run_stack)
 
     gateway = add(
@@ -131,6 +133,14 @@ def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
     add_gateway_arguments(parser)
 
 
+def add_private_webhooks_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhooks deliver to loopback and private addresses (a local receiver); refused by default",
+    )
+
+
 def add_home_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help=f"data directory (default: ${config.ENV_HOME}, else ~/.aitbc)"
@@ -142,7 +152,9 @@ def home_of(ns: argparse.Namespace) -> Path:
     return home
 
 
-def _coordinator_config(catalog: Catalog, default_model: str, home: Path, public_url: str) -> CoordinatorConfig:
+def _coordinator_config(
+    catalog: Catalog, default_model: str, home: Path, public_url: str, *, allow_private_webhooks: bool = False
+) -> CoordinatorConfig:
     """The coordinator's settings; ValueError when the default model is not in the catalog."""
     try:
         entry = catalog.resolve(default_model)
@@ -150,13 +162,25 @@ def _coordinator_config(catalog: Catalog, default_model: str, home: Path, public
         raise ValueError(f"--default-model: {error.message.removeprefix('model: ')}") from None
     # The key that signs receipts and blocks: made once, kept in AITBC_HOME (mode 0600).
     signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
-    return CoordinatorConfig(catalog=catalog, default_model=entry.id, signing_key=signing_key, public_url=public_url)
+    return CoordinatorConfig(
+        catalog=catalog,
+        default_model=entry.id,
+        signing_key=signing_key,
+        public_url=public_url,
+        allow_private_webhooks=allow_private_webhooks,
+    )
 
 
 def _run_coordinator(ns: argparse.Namespace) -> int:
     home = home_of(ns)
     try:
-        coordinator_config = _coordinator_config(load_catalog(home), ns.default_model, home, ns.public_url)
+        coordinator_config = _coordinator_config(
+            load_catalog(home),
+            ns.default_model,
+            home,
+            ns.public_url,
+            allow_private_webhooks=ns.allow_private_webhooks,
+        )
     except (CatalogFileError, KeyFileError, ValueError) as exc:
         print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
         return 2
@@ -287,7 +311,11 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
         signing_key = load_or_create_private_key(home / COORDINATOR_KEY_FILE)
         # Share links point at the gateway this command starts.
         coordinator_config = CoordinatorConfig(
-            catalog=catalog, default_model=default_model, signing_key=signing_key, public_url=f"http://{ns.http}"
+            catalog=catalog,
+            default_model=default_model,
+            signing_key=signing_key,
+            public_url=f"http://{ns.http}",
+            allow_private_webhooks=ns.allow_private_webhooks,
         )
         running = await start_coordinator(database, ns.listen, coordinator_config)
         miner_config = MinerConfig(

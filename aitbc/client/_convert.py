@@ -20,6 +20,7 @@ _STATE_BY_STATUS: dict[JobStatus, jobs_pb2.JobState] = {
     JobStatus.COMPLETED: jobs_pb2.JOB_STATE_COMPLETED,
     JobStatus.FAILED: jobs_pb2.JOB_STATE_FAILED,
     JobStatus.CANCELED: jobs_pb2.JOB_STATE_CANCELED,
+    JobStatus.CANCELING: jobs_pb2.JOB_STATE_CANCELING,
 }
 _STATUS_BY_STATE = {state: status for status, state in _STATE_BY_STATUS.items()}
 

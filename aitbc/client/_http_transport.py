@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+from google.api import httpbody_pb2
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
@@ -78,6 +79,18 @@ def _answer(call: RestCall, response: httpx.Response, response_type: type[M]) ->
     return parse_response(call, data, response_type)
 
 
+HTTP_BODY = "google.api.HttpBody"
+
+
+def _body(response: httpx.Response, data: bytes, response_type: type[M]) -> M:
+    """A chunk of a `google.api.HttpBody` stream as the gRPC transport delivers it."""
+    message = response_type()
+    message.ParseFromString(
+        httpbody_pb2.HttpBody(content_type=response.headers.get("content-type", ""), data=data).SerializeToString()
+    )
+    return message
+
+
 class HttpTransport(Transport):
     """A blocking httpx client of the gateway at `base_url` (e.g. `https://HOST/api`)."""
 
@@ -121,6 +134,11 @@ class HttpTransport(Transport):
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
+            if method.output_type.full_name == HTTP_BODY:
+                # A document (an export), not events: its bytes as they come.
+                for data in response.iter_bytes():
+                    yield _body(response, data, response_type)
+                return
             decoder = SseDecoder()
             for line in response.iter_lines():
                 if (event := decoder.feed(line)) is not None:
@@ -173,6 +191,10 @@ class AsyncHttpTransport(AsyncTransport):
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error(response)
+                if method.output_type.full_name == HTTP_BODY:
+                    async for data in response.aiter_bytes():
+                        yield _body(response, data, response_type)
+                    return
                 decoder = SseDecoder()
                 async for line in response.aiter_lines():
                     if (event := decoder.feed(line)) is not None:

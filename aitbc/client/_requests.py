@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from aitbc.client._convert import state_to_proto
 from aitbc.client.models import JobStatus, SamplingParams
-from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2
+from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2, webhooks_pb2
 
 _JOBS = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].methods_by_name
 SUBMIT_JOB = _JOBS["SubmitJob"]
@@ -18,6 +18,14 @@ GET_JOB = _JOBS["GetJob"]
 LIST_JOBS = _JOBS["ListJobs"]
 CANCEL_JOB = _JOBS["CancelJob"]
 WATCH_JOB = _JOBS["WatchJob"]
+EXPORT_JOBS = _JOBS["ExportJobs"]
+GET_JOB_STATS = _JOBS["GetJobStats"]
+_WEBHOOKS = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].methods_by_name
+CREATE_WEBHOOK = _WEBHOOKS["CreateWebhook"]
+LIST_WEBHOOKS = _WEBHOOKS["ListWebhooks"]
+GET_WEBHOOK = _WEBHOOKS["GetWebhook"]
+DELETE_WEBHOOK = _WEBHOOKS["DeleteWebhook"]
+TEST_WEBHOOK = _WEBHOOKS["TestWebhook"]
 LIST_MODELS = models_pb2.DESCRIPTOR.services_by_name["ModelService"].methods_by_name["ListModels"]
 LIST_MINERS = network_pb2.DESCRIPTOR.services_by_name["NetworkService"].methods_by_name["ListMiners"]
 _KEYS = keys_pb2.DESCRIPTOR.services_by_name["KeyService"].methods_by_name
@@ -99,3 +107,34 @@ def list_request(status: JobStatus | str | None, limit: int | None, page_token: 
         limit=limit or 0,
         page_token=page_token or "",
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class History:
+    """Which jobs a list, export or stats call covers; None: no filter. Times are aware datetimes."""
+
+    status: JobStatus | str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    days: int | None = None
+
+
+HistoryRequest = TypeVar(
+    "HistoryRequest", jobs_pb2.ListJobsRequest, jobs_pb2.ExportJobsRequest, jobs_pb2.GetJobStatsRequest
+)
+
+
+def with_history(request: HistoryRequest, history: History) -> HistoryRequest:
+    """`request` with the filters set (GetJobStats has no status filter)."""
+    if history.status is not None and not isinstance(request, jobs_pb2.GetJobStatsRequest):
+        request.status = state_to_proto(history.status)
+    request.model = history.model or ""
+    request.days = history.days or 0
+    for name in ("created_after", "created_before"):
+        moment = getattr(history, name)
+        if moment is not None:
+            if moment.tzinfo is None:
+                raise ValueError(f"{name} must be an aware datetime (with a time zone), got {moment!r}")
+            getattr(request, name).FromDatetime(moment)
+    return request

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from datetime import timedelta
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, Unpack
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
@@ -17,23 +18,32 @@ from aitbc.client._connection import Connection
 from aitbc.client._convert import as_dicts, event_from_proto, job_from_proto, page_from_proto
 from aitbc.client._requests import (
     CANCEL_JOB,
+    CREATE_WEBHOOK,
+    DELETE_WEBHOOK,
+    EXPORT_JOBS,
     GET_JOB,
+    GET_JOB_STATS,
+    GET_WEBHOOK,
     LIST_API_KEYS,
     LIST_JOBS,
     LIST_MINERS,
     LIST_MODELS,
+    LIST_WEBHOOKS,
     REVOKE_API_KEY,
     SUBMIT_JOB,
+    TEST_WEBHOOK,
     WATCH_JOB,
+    History,
     Scheduling,
     list_request,
     new_idempotency_key,
     submit_request,
+    with_history,
 )
 from aitbc.client._transport import M
 from aitbc.client.errors import AitbcApiError, deadline_as_timeout
 from aitbc.client.models import Job, JobEvent, JobPage, JobStatus, SamplingOptions, SamplingParams
-from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2
+from aitbc.v1 import jobs_pb2, keys_pb2, models_pb2, network_pb2, webhooks_pb2
 
 
 class AsyncClient:
@@ -163,11 +173,90 @@ class AsyncClient:
         return job_from_proto(response.job)
 
     async def list_jobs(
-        self, status: JobStatus | str | None = None, limit: int | None = None, page_token: str | None = None
+        self,
+        status: JobStatus | str | None = None,
+        limit: int | None = None,
+        page_token: str | None = None,
+        *,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        days: int | None = None,
     ) -> JobPage:
-        """One page of the caller's jobs, newest first, optionally only those in `status`."""
-        request = list_request(status, limit, page_token)
+        """One page of the caller's jobs, newest first, optionally only those in `status`, of `model`, created
+        in [`created_after`, `created_before`) or in the last `days` days. Pages stay put as jobs arrive."""
+        history = History(None, model, created_after, created_before, days)
+        request = with_history(list_request(status, limit, page_token), history)
         return page_from_proto(await self._unary(LIST_JOBS, request, jobs_pb2.ListJobsResponse))
+
+    async def export_jobs(
+        self,
+        format: str = "json",
+        *,
+        status: JobStatus | str | None = None,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        days: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Every matching job as one document, "json" (an array) or "csv" (RFC 4180 with a header row), in
+        chunks of bytes to write out as they come: any history exports in constant memory. Not resumed: a
+        broken export raises `AitbcApiError`, and a partial file must be discarded."""
+        history = History(status, model, created_after, created_before, days)
+        request = with_history(jobs_pb2.ExportJobsRequest(format=format), history)
+        chunks = self._transport.stream(EXPORT_JOBS, request, httpbody_pb2.HttpBody, None)
+        try:
+            async for chunk in chunks:
+                yield chunk.data
+        finally:
+            await chunks.aclose()
+
+    async def job_stats(
+        self,
+        *,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        days: int | None = None,
+    ) -> dict[str, Any]:
+        """Totals over the caller's jobs created in a period (default: all time): `total_jobs`, `counts` by
+        state, `success_rate`, mean/p50/p95 completion seconds, tokens, `total_spent` (µcr)."""
+        history = History(None, model, created_after, created_before, days)
+        request = with_history(jobs_pb2.GetJobStatsRequest(), history)
+        [stats] = as_dicts([(await self._unary(GET_JOB_STATS, request, jobs_pb2.GetJobStatsResponse)).stats])
+        return stats
+
+    async def create_webhook(self, url: str, events: Sequence[str]) -> dict[str, Any]:
+        """Register `url` for `events` ("job.completed", "job.failed", "job.canceled"); the answer's `secret`
+        (to check deliveries' signatures) is shown this once. Not retried: a repeat would make a second one."""
+        request = webhooks_pb2.CreateWebhookRequest(url=url, events=list(events))
+        response = await self._unary(CREATE_WEBHOOK, request, webhooks_pb2.CreateWebhookResponse, retry=False)
+        [webhook] = as_dicts([response.webhook])
+        return {**webhook, "secret": response.secret}
+
+    async def list_webhooks(self) -> list[dict[str, Any]]:
+        response = await self._unary(
+            LIST_WEBHOOKS, webhooks_pb2.ListWebhooksRequest(), webhooks_pb2.ListWebhooksResponse
+        )
+        return as_dicts(response.webhooks)
+
+    async def get_webhook(self, webhook_id: str) -> dict[str, Any]:
+        """The webhook and its `recent_deliveries` (status, attempts, last status code and latency)."""
+        request = webhooks_pb2.GetWebhookRequest(webhook_id=webhook_id)
+        response = await self._unary(GET_WEBHOOK, request, webhooks_pb2.GetWebhookResponse)
+        [webhook] = as_dicts([response.webhook])
+        return {**webhook, "recent_deliveries": as_dicts(response.recent_deliveries)}
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        request = webhooks_pb2.DeleteWebhookRequest(webhook_id=webhook_id)
+        await self._unary(DELETE_WEBHOOK, request, webhooks_pb2.DeleteWebhookResponse, retry=False)
+
+    async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
+        """Queue a `webhook.test` event to the webhook; returns its delivery (see `get_webhook` for the outcome)."""
+        request = webhooks_pb2.TestWebhookRequest(webhook_id=webhook_id)
+        response = await self._unary(TEST_WEBHOOK, request, webhooks_pb2.TestWebhookResponse, retry=False)
+        [delivery] = as_dicts([response.delivery])
+        return delivery
 
     async def iter_jobs(self, status: JobStatus | str | None = None) -> AsyncIterator[Job]:
         """Every one of the caller's jobs, newest first, fetching further pages as needed."""

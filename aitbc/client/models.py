@@ -7,12 +7,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+# The seed's spellings of the states the API spells the American way.
+_BRITISH = {"cancelled": "canceled", "cancelling": "canceling"}
+
 
 class JobStatus(StrEnum):
     """A job's state, spelled in lower case as in the REST API and the seed documents.
 
     Being a `str`, a status compares equal to its spelling (`job.status == "completed"`).
-    `JobStatus("cancelled")` is accepted as the seed's alternative spelling of `canceled`.
+    `JobStatus("cancelled")` is accepted as the seed's alternative spelling of `canceled`, and
+    `JobStatus.CANCELLED` is the same member as `JobStatus.CANCELED` (`job.status is JobStatus.CANCELLED`),
+    and a status also compares equal to its British spelling, so that the seed's poll loops end
+    (`job.status in ("completed", "failed", "cancelled")`). Hashing stays the API spelling's: a set or dict
+    keyed by "cancelled" does not find `CANCELED` (use `JobStatus(key)` for those).
+    `canceling` is a running job whose cancel the miner has not acknowledged yet; it is not final.
     """
 
     PENDING = "pending"
@@ -21,6 +29,20 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    CANCELING = "canceling"
+    # British aliases (the same members): the seed's poll loops spell it so.
+    CANCELLED = "canceled"
+    CANCELLING = "canceling"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str) and not isinstance(other, JobStatus) and other in _BRITISH:
+            return _BRITISH[other] == self.value
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
 
     @property
     def is_final(self) -> bool:
@@ -34,6 +56,8 @@ class JobStatus(StrEnum):
         normalized = value.strip().lower()
         if normalized == "cancelled":
             return cls.CANCELED
+        if normalized == "cancelling":
+            return cls.CANCELING
         return next((status for status in cls if status.value == normalized), None)
 
 

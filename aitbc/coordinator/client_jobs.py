@@ -21,6 +21,7 @@ from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
 from aitbc.domain.catalog import Catalog, ModelKind
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
 from aitbc.domain.events import JobEvent
+from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord, JobSpec, new_job_id
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.routing import RouteRequest, check_route
@@ -145,14 +146,21 @@ class ClientJobs:
         check_job_owner(principal, record)
         return record
 
-    async def list(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
+    async def list(self, principal: Principal, job_filter: JobFilter, *, limit: int, page_token: str) -> JobPage:
         require_role(principal, Role.CLIENT)
         if limit == 0:
             limit = DEFAULT_PAGE_SIZE
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise invalid_argument("limit", f"must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
-        owner = None if principal.role is Role.ADMIN else principal.owner_id
-        page = await self._store.list_jobs(owner_id=owner, state=state, limit=limit, page_token=page_token)
+        page = await self._store.list_jobs(
+            owner_id=job_filter.owner_id,
+            state=job_filter.state,
+            limit=limit,
+            page_token=page_token,
+            model=job_filter.model,
+            created_after=job_filter.created_after,
+            created_before=job_filter.created_before,
+        )
         jobs = [self._progress.of(live) if (live := self._jobs.get(job.job_id)) else job for job in page.jobs]
         return JobPage(jobs=jobs, next_page_token=page.next_page_token)
 
@@ -164,12 +172,16 @@ class ClientJobs:
             raise _not_cancelable(record)
         while not live.record.state.is_terminal:
             record = live.record
+            reason = CANCELED_BY_CLIENT
             if record.state is JobState.PENDING:
                 self._dispatcher.queue.remove(job_id)
             else:
-                await self._reports.stop_on_miner(record)
+                # `canceling` until the miner acknowledges, or its acknowledgement times out.
+                live.cancel_requested = True
+                if unacknowledged := await self._reports.stop_on_miner(record):
+                    reason = f"{CANCELED_BY_CLIENT}; {unacknowledged}"
             attempt = record.attempt
-            updated = await self._jobs.finish(live, JobState.CANCELED, CANCELED_BY_CLIENT, expected_attempt=attempt)
+            updated = await self._jobs.finish(live, JobState.CANCELED, reason, expected_attempt=attempt)
             if updated is not None:
                 return updated
         raise _not_cancelable(live.record)

@@ -12,6 +12,8 @@ Each part owns one concern (see docs/design.md):
 * `AccountFeed` — every job of an account as it changes (`watch_account`).
 * `Settlement` — holds at submission, settlement at the end, accounts.
 * `Results` — result packages, checksums, share links, delete; `Retention` — plans and the sweeper.
+* `JobHistory` — filters, exports and stats over past jobs.
+* `Webhooks`, `DeliveryWorker` — webhooks, and sending their deliveries from the store's outbox.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from aitbc.config import DEFAULT_MODEL
@@ -32,6 +34,7 @@ from aitbc.coordinator.client_jobs import ClientJobs
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
+from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
@@ -45,6 +48,7 @@ from aitbc.coordinator.results import Results
 from aitbc.coordinator.retention import Retention
 from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
+from aitbc.coordinator.webhooks import DeliveryWorker, Webhooks
 from aitbc.domain.blocks import ReceiptProof
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
@@ -94,6 +98,8 @@ class CoordinatorConfig:
     public_url: str = "http://127.0.0.1:8080"
     # How often the retention sweeper deletes results past their plan's retention.
     retention_sweep_interval: float = 3600.0
+    # Webhooks may point at loopback and private addresses (`--allow-private-webhooks`): local stacks, tests.
+    allow_private_webhooks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +131,9 @@ class Coordinator:
             on_entry=lambda: self._blocks.entry_written(),
         )
         self._feed = AccountFeed(self.clock)
+        self.history = JobHistory(store, config.catalog, self.clock)
+        self.webhooks = Webhooks(store, self.clock, allow_private=config.allow_private_webhooks)
+        self._deliveries = DeliveryWorker(store, self.clock, self.webhooks)
         self._jobs = JobTable(
             store, self.clock, self._health, on_event=self._job_event, settler=self._settlement.closing
         )
@@ -208,6 +217,7 @@ class Coordinator:
         self._dispatcher.start()
         await self._blocks.start()
         await self._retention.start()
+        self._deliveries.start()
 
     async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
         """A job left over from before its model was removed from the catalog can never run."""
@@ -250,6 +260,7 @@ class Coordinator:
         await self._jobs.writes_done()
         await self._results.recorded()
         await self._blocks.close()
+        await self._deliveries.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)
         return ShutdownReport(requeued=requeued, queued=len(unfinished) - requeued)
@@ -288,8 +299,18 @@ class Coordinator:
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         return self._retention.annotate(await self._clients.get(principal, job_id))
 
-    async def list_jobs(self, principal: Principal, *, state: JobState | None, limit: int, page_token: str) -> JobPage:
-        page = await self._clients.list(principal, state=state, limit=limit, page_token=page_token)
+    async def list_jobs(
+        self,
+        principal: Principal,
+        *,
+        state: JobState | None,
+        limit: int,
+        page_token: str,
+        query: HistoryQuery | None = None,
+    ) -> JobPage:
+        """A page of jobs; `query`'s filters (its state is replaced by `state`)."""
+        job_filter = self.history.filter_for(principal, replace(query or HistoryQuery(), state=state))
+        page = await self._clients.list(principal, job_filter, limit=limit, page_token=page_token)
         return JobPage([self._retention.annotate(job) for job in page.jobs], page.next_page_token)
 
     async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
@@ -307,6 +328,7 @@ class Coordinator:
 
     def _job_event(self, live: LiveJob, event: JobEvent) -> None:
         self._feed.publish(live, event)
+        self._deliveries.job_event(event)
         if event.is_final:
             self._results.finished(event.job_id)
 

@@ -26,6 +26,8 @@ class LiveJob:
         self._events: list[JobEvent] = []
         self._text: list[str] = []
         self.tokens = 0
+        # A client asked to cancel and the miner has not acknowledged yet: shown as `canceling`.
+        self.cancel_requested = False
         self._grown = asyncio.Event()
         for event in events:
             self.append(event)

@@ -37,7 +37,9 @@ class Progress:
 
     def of(self, live: LiveJob) -> JobRecord:
         """The stored record plus the output so far and, while waiting or generating, estimates."""
-        record = replace(live.record, result=live.text, completion_tokens=live.tokens)
+        record = replace(
+            live.record, result=live.text, completion_tokens=live.tokens, cancel_requested=live.cancel_requested
+        )
         if record.job_id in self._jobs.stranded:
             # Watchers see why nothing happens; the job resumes once the store recovers.
             return replace(record, error=STRANDED)

@@ -193,24 +193,33 @@ class MinerReports:
 
     # Stopping a job on its miner, and miners that leave
 
-    async def stop_on_miner(self, record: JobRecord) -> None:
-        """Ask the job's miner to stop and wait until every token it made has arrived."""
+    async def stop_on_miner(self, record: JobRecord) -> str:
+        """Ask the job's miner to stop and wait until every token it made has arrived.
+
+        Returns "" once the miner acknowledged (or nothing was on a miner), else why the job is canceled without
+        an acknowledgement: the reason the job records.
+        """
         held = self._miners.holder(record.job_id, record.miner_id, record.attempt)
         if held is None:
-            return
+            return ""
         session, assignment = held
         if session.polls:
             # Nothing can reach a polling miner: it learns from LEASE_LOST when it reports.
             self._miners.release(session, assignment)
-            return
+            return ""
         acknowledged = assignment.request_cancel()
+        unacknowledged = ""
         try:
             session.send(Cancel(record.job_id, record.attempt))
             await self._clock.wait_for(asyncio.shield(acknowledged), self._cancel_ack_timeout)
         except (OutboxFull, TimeoutError):
             log.warning("miner %s did not acknowledge cancel of %s", session.miner_id, record.job_id)
             self._reputation.caused_cancellation(session.miner_id)
+            unacknowledged = (
+                f"miner {session.miner_id} did not acknowledge the cancel within {self._cancel_ack_timeout:g}s"
+            )
         self._free(session, assignment)
+        return unacknowledged
 
     def miner_gone(self, session: MinerSession, reason: str, *, penalize: bool = True) -> asyncio.Task[None]:
         """Detach a miner whose stream ended, in a task of its own.

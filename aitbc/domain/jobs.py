@@ -215,6 +215,8 @@ class JobRecord:
     estimated_completion: datetime | None = field(default=None, compare=False)
     queue_position: int | None = field(default=None, compare=False)
     estimated_start: datetime | None = field(default=None, compare=False)
+    # Derived, never stored: a cancel was asked for and the miner has not acknowledged it yet (`canceling`).
+    cancel_requested: bool = field(default=False, compare=False)
 
     @property
     def counted_attempts(self) -> int:

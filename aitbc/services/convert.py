@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from aitbc.coordinator.account_feed import FeedStarted, FeedUpdate, JobProgress
+from aitbc.coordinator.history import HistoryQuery
 from aitbc.coordinator.miners import Assign, Cancel, Drain, GpuSpec, MinerCommand, MinerInfo, Welcome
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
+from aitbc.domain.history import JobFilter, JobStatsRecord
 from aitbc.domain.jobs import ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.priority import Priority
 from aitbc.domain.routing import Price
@@ -95,10 +98,56 @@ def state_filter(value: int) -> JobState | None:
     return STATE_FROM_PROTO.get(value)
 
 
+def _moment(message: Message, name: str) -> datetime | None:
+    if not message.HasField(name):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, name)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def history_query(
+    request: jobs_pb2.ListJobsRequest | jobs_pb2.ExportJobsRequest | jobs_pb2.GetJobStatsRequest,
+) -> HistoryQuery:
+    """The filters of ListJobs, ExportJobs and GetJobStats (which has no state filter)."""
+    state = None
+    if not isinstance(request, jobs_pb2.GetJobStatsRequest) and request.status:
+        state = state_filter(request.status)
+        if state is None:
+            # `canceling` is never stored: such a job is running, with cancel_requested set.
+            raise invalid_argument("status", f"cannot filter by {jobs_pb2.JobState.Name(request.status)}; use running")
+    return HistoryQuery(
+        state=state,
+        model=request.model,
+        created_after=_moment(request, "created_after"),
+        created_before=_moment(request, "created_before"),
+        days=request.days,
+    )
+
+
+def stats_to_proto(job_filter: JobFilter, stats: JobStatsRecord) -> jobs_pb2.JobStats:
+    counts = {state.value: stats.counts.get(state, 0) for state in JobState}
+    return jobs_pb2.JobStats(
+        created_after=timestamp(job_filter.created_after),
+        created_before=timestamp(job_filter.created_before),
+        total_jobs=stats.total_jobs,
+        counts=jobs_pb2.JobStateCounts(**counts),
+        finished_jobs=stats.finished_jobs,
+        success_rate=stats.success_rate,
+        mean_completion_seconds=stats.mean_completion_seconds,
+        p50_completion_seconds=stats.p50_completion_seconds,
+        p95_completion_seconds=stats.p95_completion_seconds,
+        prompt_tokens=stats.prompt_tokens,
+        completion_tokens=stats.completion_tokens,
+        total_spent=stats.total_spent,
+    )
+
+
 def job_to_proto(record: JobRecord) -> jobs_pb2.Job:
+    canceling = record.cancel_requested and not record.state.is_terminal
     return jobs_pb2.Job(
         job_id=record.job_id,
-        status=STATE_TO_PROTO[record.state],
+        status=jobs_pb2.JOB_STATE_CANCELING if canceling else STATE_TO_PROTO[record.state],
+        cancel_requested=canceling,
         prompt=record.spec.prompt,
         model=record.spec.model,
         params=params_to_proto(record.spec.params),

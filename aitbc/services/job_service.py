@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from google.api import httpbody_pb2
+
 from aitbc.coordinator.engine import Coordinator
 from aitbc.domain.errors import invalid_argument
-from aitbc.services.convert import event_to_proto, feed_update_to_proto, job_to_proto, spec_from_submit, state_filter
+from aitbc.domain.history import export_format
+from aitbc.services.convert import (
+    event_to_proto,
+    feed_update_to_proto,
+    history_query,
+    job_to_proto,
+    spec_from_submit,
+    stats_to_proto,
+)
+from aitbc.services.export_format import encode_export
 from aitbc.services.interceptors import Context, current_principal
 from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -33,11 +44,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return jobs_pb2.GetJobResponse(job=job_to_proto(record))
 
     async def ListJobs(self, request: jobs_pb2.ListJobsRequest, context: Context) -> jobs_pb2.ListJobsResponse:
-        state = state_filter(request.status)
-        if state is None and request.status != jobs_pb2.JOB_STATE_UNSPECIFIED:
-            raise invalid_argument("status", f"unknown state {request.status}")
+        query = history_query(request)
         page = await self._coordinator.list_jobs(
-            current_principal(), state=state, limit=request.limit, page_token=request.page_token
+            current_principal(), state=query.state, limit=request.limit, page_token=request.page_token, query=query
         )
         return jobs_pb2.ListJobsResponse(
             jobs=[job_to_proto(job) for job in page.jobs], next_page_token=page.next_page_token
@@ -59,3 +68,16 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[jobs_pb2.WatchAccountJobsResponse]:
         async for update in self._coordinator.watch_account(current_principal()):
             yield feed_update_to_proto(update)
+
+    async def ExportJobs(
+        self, request: jobs_pb2.ExportJobsRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        form = export_format(request.format)
+        # Filters are checked before the first chunk, so a bad one is an error status, not a cut-off document.
+        pages = self._coordinator.history.export(current_principal(), history_query(request))
+        async for chunk in encode_export(pages, form):
+            yield chunk
+
+    async def GetJobStats(self, request: jobs_pb2.GetJobStatsRequest, context: Context) -> jobs_pb2.GetJobStatsResponse:
+        job_filter, stats = await self._coordinator.history.stats(current_principal(), history_query(request))
+        return jobs_pb2.GetJobStatsResponse(stats=stats_to_proto(job_filter, stats))

@@ -27,6 +27,7 @@ from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
 from aitbc.services.receipt_service import ReceiptService
 from aitbc.services.result_service import ResultService
+from aitbc.services.webhook_service import WebhookService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
 from aitbc.v1 import (
@@ -48,6 +49,8 @@ from aitbc.v1 import (
     receipts_pb2_grpc,
     results_pb2,
     results_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ SERVICE_NAMES = (
     receipts_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
     explorer_pb2.DESCRIPTOR.services_by_name["ExplorerService"].full_name,
     results_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name,
+    webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 
 SERVER_OPTIONS: list[tuple[str, int]] = [
@@ -146,6 +150,7 @@ async def start_coordinator(
         receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
         explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
         results_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(coordinator), server)
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(WebhookService(coordinator), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from aitbc.domain.blocks import Block, BlockHeader
 from aitbc.domain.events import JobEvent
+from aitbc.domain.history import JobFilter, JobStatsRecord
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.ledger import Transaction
@@ -16,6 +17,7 @@ from aitbc.domain.money import Outcome, TokenPrices, Usage
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
+from aitbc.domain.webhooks import DeliveryRecord, DeliveryStatus, WebhookRecord
 from aitbc.store.result_records import ResultStore
 
 
@@ -228,8 +230,74 @@ class Store(ResultStore, Protocol):
     async def job_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None: ...
 
     async def list_jobs(
-        self, *, owner_id: str | None, state: JobState | None, limit: int, page_token: str
-    ) -> JobPage: ...
+        self,
+        *,
+        owner_id: str | None,
+        state: JobState | None,
+        limit: int,
+        page_token: str,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> JobPage:
+        """Newest first; created_after inclusive, created_before exclusive."""
+        ...
+
+    # History (docs/history.md)
+    async def export_page(
+        self, job_filter: JobFilter, *, after: tuple[int, str] | None, limit: int
+    ) -> list[tuple[JobRecord, int]]:
+        """Up to `limit` jobs newest first, each with what it was charged (µcr), after the keyset cursor
+        (created_at in µs, job_id) of the previous page's last job."""
+        ...
+
+    async def job_stats(self, job_filter: JobFilter) -> JobStatsRecord:
+        """Counts, tokens, spending and completion times of the matching jobs, as SQL aggregates."""
+        ...
+
+    # Webhooks: the hooks, and the outbox of deliveries. A job's terminal transition queues its deliveries
+    # in the transaction that stores the transition.
+    async def create_webhook(self, webhook: WebhookRecord) -> None: ...
+
+    async def webhooks(self, owner_id: str | None) -> list[WebhookRecord]:
+        """One account's webhooks (None: everyone's), oldest first."""
+        ...
+
+    async def webhook(self, webhook_id: str) -> WebhookRecord | None: ...
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        """Remove a webhook with its deliveries; False when there was none."""
+        ...
+
+    async def enqueue_delivery(self, delivery: DeliveryRecord) -> None: ...
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
+        """Pending deliveries whose next attempt is due, oldest due first, with their webhook."""
+        ...
+
+    async def next_delivery_at(self) -> datetime | None:
+        """When the earliest pending delivery is due; None when none is pending."""
+        ...
+
+    async def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        status_code: int,
+        latency_ms: int,
+        error: str,
+        next_attempt_at: datetime | None,
+        now: datetime,
+    ) -> None: ...
+
+    async def deliveries(self, webhook_id: str, limit: int) -> list[DeliveryRecord]:
+        """A webhook's deliveries, newest first."""
+        ...
+
+    async def prune_deliveries(self, before: datetime) -> int:
+        """Forget delivered and failed deliveries created before `before`; how many went."""
+        ...
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs in a non-terminal state, oldest first (used at start-up)."""

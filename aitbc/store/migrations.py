@@ -190,6 +190,36 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_results_kept ON jobs (completed_at) WHERE result_deleted_at IS NULL;
     """,
+    # 10: history and webhooks (docs/history.md): webhooks per account, and the outbox of their deliveries, which a
+    # job's terminal transition fills in its own transaction; each row keeps its last attempt's outcome.
+    """
+    CREATE TABLE webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        owner_id   TEXT NOT NULL,
+        url        TEXT NOT NULL,
+        events     TEXT NOT NULL,  -- JSON list of event names
+        signing_key TEXT NOT NULL,  -- the HMAC key: the coordinator signs with it, so it is kept as is
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX webhooks_by_owner ON webhooks (owner_id, created_at);
+    CREATE TABLE webhook_deliveries (
+        delivery_id      TEXT PRIMARY KEY,
+        webhook_id       TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+        event            TEXT NOT NULL,
+        job_id           TEXT NOT NULL DEFAULT '',
+        payload          TEXT NOT NULL,  -- the event's JSON without its id
+        status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        last_status_code INTEGER NOT NULL DEFAULT 0,
+        last_latency_ms  INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT NOT NULL DEFAULT '',
+        created_at       INTEGER NOT NULL,
+        next_attempt_at  INTEGER,
+        delivered_at     INTEGER
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from aitbc.domain.blocks import Block
 from aitbc.domain.events import JobEvent
+from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.states import JobState
-from aitbc.store import sqlite_blocks, sqlite_jobs, sqlite_ledger, sqlite_miners, sqlite_stats
+from aitbc.store import sqlite_blocks, sqlite_jobs, sqlite_ledger, sqlite_miners, sqlite_stats, sqlite_webhooks
 from aitbc.store.base import (
     AccountRecord,
     ApiKeyRecord,
@@ -34,6 +35,7 @@ from aitbc.store.base import (
     StoreUnavailableError,
 )
 from aitbc.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from aitbc.store.sqlite_history import HistoryQueries
 from aitbc.store.sqlite_results import SqliteResults
 from aitbc.store.sqlite_rows import KEY_COLUMNS, key_from_row, micros
 from aitbc.store.sqlite_thread import SqliteThread
@@ -64,8 +66,9 @@ def _schema_version(db: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-class SqliteStore(SqliteResults):
-    """The default store. What it keeps about results (checksums, share links, plans) is in `SqliteResults`."""
+class SqliteStore(SqliteResults, HistoryQueries, sqlite_webhooks.WebhookQueries):
+    """The default store. Results (checksums, share links, plans), history (exports, stats) and webhooks are in
+    the mixins."""
 
     def __init__(self, thread: SqliteThread) -> None:
         self._thread = thread
@@ -88,7 +91,9 @@ class SqliteStore(SqliteResults):
         except BaseException:
             await thread.close()
             raise
-        return cls(thread)
+        store = cls(thread)
+        await thread.read(store._note_webhooks)
+        return store
 
     async def close(self) -> None:
         await self._thread.close()
@@ -167,8 +172,19 @@ class SqliteStore(SqliteResults):
     async def job_by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
         return await self._thread.read(sqlite_jobs.find_by_idempotency_key, owner_id, key)
 
-    async def list_jobs(self, *, owner_id: str | None, state: JobState | None, limit: int, page_token: str) -> JobPage:
-        return await self._thread.read(sqlite_jobs.list_jobs, owner_id, state, limit, page_token)
+    async def list_jobs(
+        self,
+        *,
+        owner_id: str | None,
+        state: JobState | None,
+        limit: int,
+        page_token: str,
+        model: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> JobPage:
+        job_filter = JobFilter(owner_id, state, model, created_after, created_before)
+        return await self._thread.read(sqlite_jobs.list_jobs, job_filter, limit, page_token)
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         return await self._thread.read(sqlite_jobs.unfinished_jobs)
@@ -186,8 +202,13 @@ class SqliteStore(SqliteResults):
         settle: SettleRequest | None = None,
     ) -> JobRecord | None:
         return await self._thread.write(
-            sqlite_jobs.transition, job_id, from_states, attempt, to, changes, now, event, settle
+            sqlite_jobs.transition, job_id, from_states, attempt, to, changes, now, event, settle, self._ended
         )
+
+    def _ended(self, db: sqlite3.Connection, job_id: str, state: JobState, now: datetime) -> None:
+        """In a terminal transition's transaction: queue its webhook deliveries (none while no webhook exists)."""
+        if self._any_webhooks:
+            sqlite_webhooks.enqueue_job_event(db, job_id, state, now)
 
     # Accounts and the ledger
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from aitbc.domain.events import JobEvent
+from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.states import JobState
 from aitbc.store import sqlite_ledger
 from aitbc.store.base import HoldRequest, JobChanges, JobPage, SettleRequest
+from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -99,24 +101,10 @@ def find_by_idempotency_key(db: sqlite3.Connection, owner_id: str, key: str) -> 
     return None if row is None else job_from_row(row)
 
 
-def list_jobs(
-    db: sqlite3.Connection, owner_id: str | None, state: JobState | None, limit: int, page_token: str
-) -> JobPage:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if owner_id is not None:
-        clauses.append("owner_id = ?")
-        args.append(owner_id)
-    if state is not None:
-        clauses.append("state = ?")
-        args.append(state.value)
-    if page_token:
-        created, job_id = decode_page_token(page_token)
-        clauses.append("(created_at, job_id) < (?, ?)")
-        args.extend((created, job_id))
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+def list_jobs(db: sqlite3.Connection, job_filter: JobFilter, limit: int, page_token: str) -> JobPage:
+    clauses, args = filter_clauses(job_filter, decode_page_token(page_token) if page_token else None)
     # One extra row tells whether another page exists.
-    sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id DESC LIMIT ?"
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs {where(clauses)} ORDER BY created_at DESC, job_id DESC LIMIT ?"
     rows = db.execute(sql, (*args, limit + 1)).fetchall()
     jobs = [job_from_row(row) for row in rows[:limit]]
     next_token = encode_page_token(jobs[-1]) if len(rows) > limit else ""
@@ -138,8 +126,10 @@ def transition(
     now: datetime,
     event: JobEvent,
     settle: SettleRequest | None,
+    ended: Callable[[sqlite3.Connection, str, JobState, datetime], None],
 ) -> JobRecord | None:
-    """Compare-and-set the job's state, with its event and settlement; None if it moved on meanwhile."""
+    """Compare-and-set the job's state, with its event and settlement, and `ended` told of a terminal state;
+    None if the job moved on meanwhile."""
     assignments = ["state = ?", "updated_at = ?"]
     args: list[Any] = [to.value, micros(now)]
     for column, value in asdict(changes).items():
@@ -160,9 +150,10 @@ def transition(
     if row is None:
         return None
     insert_events(db, [event])
-    if settle is not None and row["has_hold"] and sqlite_ledger.settle_hold(db, job_id, attempt, settle, now):
-        return get_job(db, job_id)  # a receipt was issued: the row again, for its id
-    return job_from_row(row)
+    issued = settle is not None and row["has_hold"] and sqlite_ledger.settle_hold(db, job_id, attempt, settle, now)
+    if to.is_terminal:
+        ended(db, job_id, to, now)  # after the settlement, so that what it reads names the receipt
+    return get_job(db, job_id) if issued else job_from_row(row)  # a receipt was issued: the row again, for its id
 
 
 def read_events(db: sqlite3.Connection, job_id: str, from_seq: int) -> list[JobEvent]:

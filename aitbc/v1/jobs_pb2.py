@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61itbc/v1/jobs.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0fRoutingDecision\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x18\n\x10miner_reputation\x18\x02 \x01(\x05\x12\x16\n\x0e\x65stimated_cost\x18\x07 \x01(\x03\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x16\n\x0equeue_position\x18\x05 \x01(\x05\x12\x33\n\x0f\x65stimated_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x03\x10\x04\"\x9e\x01\n\x0eSamplingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x0e\n\x06stream\x18\x04 \x01(\x08\x12\x0c\n\x04stop\x18\x05 \x03(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\x8a\x07\n\x03Job\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x12.aitbc.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12(\n\x06params\x18\x05 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\x14\n\x06result\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08progress\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08miner_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x63ompleted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12>\n\x14\x65stimated_completion\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61ttempt\x18\r \x01(\x05\x42\x04\xe2\x41\x01\x03\x12$\n\x05usage\x18\x0e \x01(\x0b\x32\x0f.aitbc.v1.UsageB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65rror\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\'\n\x08messages\x18\x10 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\x11 \x01(\x08\x12\x1b\n\rfinish_reason\x18\x12 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\x07routing\x18\x13 \x01(\x0b\x32\x19.aitbc.v1.RoutingDecisionB\x04\xe2\x41\x01\x03\x12\'\n\x08priority\x18\x14 \x01(\x0e\x32\x15.aitbc.v1.JobPriority\x12\x16\n\tmax_price\x18\x18 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\x16 \x01(\t\x12\x34\n\nexpires_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\nreceipt_id\x18\x19 \x01(\tB\x04\xe2\x41\x01\x03\x12;\n\x11result_expires_at\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x42\x0c\n\n_max_priceJ\x04\x08\x15\x10\x16\"\xc5\x02\n\x10SubmitJobRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\'\n\x08messages\x18\x04 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\x05 \x01(\x08\x12\x16\n\tmax_price\x18\x0b \x01(\x03H\x00\x88\x01\x01\x12\x1c\n\x14queue_if_unavailable\x18\x07 \x01(\x08\x12\'\n\x08priority\x18\x08 \x01(\x0e\x32\x15.aitbc.v1.JobPriority\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12&\n\x03ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationB\x0c\n\n_max_priceJ\x04\x08\x06\x10\x07\"/\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"%\n\rGetJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"X\n\x0fListJobsRequest\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.aitbc.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.aitbc.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x10\x43\x61ncelJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"9\n\x0fWatchJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"\x9d\x01\n\x0eJobStateChange\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.aitbc.v1.JobState\x12\x10\n\x08miner_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x1e\n\x05usage\x18\x05 \x01(\x0b\x32\x0f.aitbc.v1.Usage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\"/\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\"\xac\x01\n\x10WatchJobResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cstate_change\x18\x03 \x01(\x0b\x32\x18.aitbc.v1.JobStateChangeH\x00\x12&\n\x06tokens\x18\x04 \x01(\x0b\x32\x14.aitbc.v1.TokenChunkH\x00\x42\x07\n\x05\x65vent\"\x19\n\x17WatchAccountJobsRequest\"q\n\x0bJobProgress\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\x12\x10\n\x08progress\x18\x04 \x01(\x05\"\xbb\x01\n\x18WatchAccountJobsResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12-\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1a.aitbc.v1.WatchJobResponseH\x00\x12)\n\x08progress\x18\x04 \x01(\x0b\x32\x15.aitbc.v1.JobProgressH\x00\x42\x08\n\x06update*\xb2\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x16\n\x12JOB_STATE_ASSIGNED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x16\n\x12JOB_STATE_CANCELED\x10\x06*q\n\x0bJobPriority\x12\x1c\n\x18JOB_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_PRIORITY_HIGH\x10\x01\x12\x17\n\x13JOB_PRIORITY_NORMAL\x10\x02\x12\x14\n\x10JOB_PRIORITY_LOW\x10\x03\x32\xea\x04\n\nJobService\x12^\n\tSubmitJob\x12\x1a.aitbc.v1.SubmitJobRequest\x1a\x1b.aitbc.v1.SubmitJobResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\x08/v1/jobs:\x01*b\x03job\x12[\n\x06GetJob\x12\x17.aitbc.v1.GetJobRequest\x1a\x18.aitbc.v1.GetJobResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x11/v1/jobs/{job_id}b\x03job\x12S\n\x08ListJobs\x12\x19.aitbc.v1.ListJobsRequest\x1a\x1a.aitbc.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12n\n\tCancelJob\x12\x1a.aitbc.v1.CancelJobRequest\x1a\x1b.aitbc.v1.CancelJobResponse\"(\x82\xd3\xe4\x93\x02\"\"\x18/v1/jobs/{job_id}/cancel:\x01*b\x03job\x12\x65\n\x08WatchJob\x12\x19.aitbc.v1.WatchJobRequest\x1a\x1a.aitbc.v1.WatchJobResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/jobs/{job_id}/stream0\x01\x12s\n\x10WatchAccountJobs\x12!.aitbc.v1.WatchAccountJobsRequest\x1a\".aitbc.v1.WatchAccountJobsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61itbc/v1/jobs.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0fRoutingDecision\x12\x10\n\x08miner_id\x18\x01 \x01(\t\x12\x18\n\x10miner_reputation\x18\x02 \x01(\x05\x12\x16\n\x0e\x65stimated_cost\x18\x07 \x01(\x03\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x16\n\x0equeue_position\x18\x05 \x01(\x05\x12\x33\n\x0f\x65stimated_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x03\x10\x04\"\x9e\x01\n\x0eSamplingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x0e\n\x06stream\x18\x04 \x01(\x08\x12\x0c\n\x04stop\x18\x05 \x03(\tB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\"\xaa\x07\n\x03Job\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x12.aitbc.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12(\n\x06params\x18\x05 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\x14\n\x06result\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08progress\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08miner_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x63ompleted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12>\n\x14\x65stimated_completion\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07\x61ttempt\x18\r \x01(\x05\x42\x04\xe2\x41\x01\x03\x12$\n\x05usage\x18\x0e \x01(\x0b\x32\x0f.aitbc.v1.UsageB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65rror\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\'\n\x08messages\x18\x10 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\x11 \x01(\x08\x12\x1b\n\rfinish_reason\x18\x12 \x01(\tB\x04\xe2\x41\x01\x03\x12\x30\n\x07routing\x18\x13 \x01(\x0b\x32\x19.aitbc.v1.RoutingDecisionB\x04\xe2\x41\x01\x03\x12\'\n\x08priority\x18\x14 \x01(\x0e\x32\x15.aitbc.v1.JobPriority\x12\x16\n\tmax_price\x18\x18 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\x16 \x01(\t\x12\x34\n\nexpires_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x18\n\nreceipt_id\x18\x19 \x01(\tB\x04\xe2\x41\x01\x03\x12;\n\x11result_expires_at\x18\x1a \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x63\x61ncel_requested\x18\x1b \x01(\x08\x42\x04\xe2\x41\x01\x03\x42\x0c\n\n_max_priceJ\x04\x08\x15\x10\x16\"\xc5\x02\n\x10SubmitJobRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12(\n\x06params\x18\x03 \x01(\x0b\x32\x18.aitbc.v1.SamplingParams\x12\'\n\x08messages\x18\x04 \x03(\x0b\x32\x15.aitbc.v1.ChatMessage\x12\x0b\n\x03raw\x18\x05 \x01(\x08\x12\x16\n\tmax_price\x18\x0b \x01(\x03H\x00\x88\x01\x01\x12\x1c\n\x14queue_if_unavailable\x18\x07 \x01(\x08\x12\'\n\x08priority\x18\x08 \x01(\x0e\x32\x15.aitbc.v1.JobPriority\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12&\n\x03ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationB\x0c\n\n_max_priceJ\x04\x08\x06\x10\x07\"/\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"%\n\rGetJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"\xdc\x01\n\x0fListJobsRequest\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.aitbc.v1.JobState\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64\x61ys\x18\x06 \x01(\x05\x12\r\n\x05model\x18\x07 \x01(\t\"\xcb\x01\n\x11\x45xportJobsRequest\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0e\x32\x12.aitbc.v1.JobState\x12\x31\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64\x61ys\x18\x05 \x01(\x05\x12\r\n\x05model\x18\x06 \x01(\t\"\x98\x01\n\x12GetJobStatsRequest\x12\x31\n\rcreated_after\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\"y\n\x0eJobStateCounts\x12\x0f\n\x07pending\x18\x01 \x01(\x03\x12\x10\n\x08\x61ssigned\x18\x02 \x01(\x03\x12\x0f\n\x07running\x18\x03 \x01(\x03\x12\x11\n\tcompleted\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x10\n\x08\x63\x61nceled\x18\x06 \x01(\x03\"\x84\x03\n\x08JobStats\x12\x31\n\rcreated_after\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntotal_jobs\x18\x03 \x01(\x03\x12(\n\x06\x63ounts\x18\x04 \x01(\x0b\x32\x18.aitbc.v1.JobStateCounts\x12\x15\n\rfinished_jobs\x18\x05 \x01(\x03\x12\x14\n\x0csuccess_rate\x18\x06 \x01(\x01\x12\x1f\n\x17mean_completion_seconds\x18\x07 \x01(\x01\x12\x1e\n\x16p50_completion_seconds\x18\x08 \x01(\x01\x12\x1e\n\x16p95_completion_seconds\x18\t \x01(\x01\x12\x15\n\rprompt_tokens\x18\n \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x03\x12\x13\n\x0btotal_spent\x18\x0c \x01(\x03\"8\n\x13GetJobStatsResponse\x12!\n\x05stats\x18\x01 \x01(\x0b\x32\x12.aitbc.v1.JobStats\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.aitbc.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x10\x43\x61ncelJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.aitbc.v1.Job\"9\n\x0fWatchJobRequest\x12\x14\n\x06job_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x03\"\x9d\x01\n\x0eJobStateChange\x12\"\n\x06status\x18\x01 \x01(\x0e\x32\x12.aitbc.v1.JobState\x12\x10\n\x08miner_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x1e\n\x05usage\x18\x05 \x01(\x0b\x32\x0f.aitbc.v1.Usage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\"/\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\"\xac\x01\n\x10WatchJobResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cstate_change\x18\x03 \x01(\x0b\x32\x18.aitbc.v1.JobStateChangeH\x00\x12&\n\x06tokens\x18\x04 \x01(\x0b\x32\x14.aitbc.v1.TokenChunkH\x00\x42\x07\n\x05\x65vent\"\x19\n\x17WatchAccountJobsRequest\"q\n\x0bJobProgress\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x05\x12\x10\n\x08progress\x18\x04 \x01(\x05\"\xbb\x01\n\x18WatchAccountJobsResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12-\n\x07started\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1a.aitbc.v1.WatchJobResponseH\x00\x12)\n\x08progress\x18\x04 \x01(\x0b\x32\x15.aitbc.v1.JobProgressH\x00\x42\x08\n\x06update*\xcb\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x16\n\x12JOB_STATE_ASSIGNED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x16\n\x12JOB_STATE_CANCELED\x10\x06\x12\x17\n\x13JOB_STATE_CANCELING\x10\x07*q\n\x0bJobPriority\x12\x1c\n\x18JOB_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_PRIORITY_HIGH\x10\x01\x12\x17\n\x13JOB_PRIORITY_NORMAL\x10\x02\x12\x14\n\x10JOB_PRIORITY_LOW\x10\x03\x32\xb1\x06\n\nJobService\x12^\n\tSubmitJob\x12\x1a.aitbc.v1.SubmitJobRequest\x1a\x1b.aitbc.v1.SubmitJobResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\x08/v1/jobs:\x01*b\x03job\x12[\n\x06GetJob\x12\x17.aitbc.v1.GetJobRequest\x1a\x18.aitbc.v1.GetJobResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x11/v1/jobs/{job_id}b\x03job\x12S\n\x08ListJobs\x12\x19.aitbc.v1.ListJobsRequest\x1a\x1a.aitbc.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12n\n\tCancelJob\x12\x1a.aitbc.v1.CancelJobRequest\x1a\x1b.aitbc.v1.CancelJobResponse\"(\x82\xd3\xe4\x93\x02\"\"\x18/v1/jobs/{job_id}/cancel:\x01*b\x03job\x12\x65\n\x08WatchJob\x12\x19.aitbc.v1.WatchJobRequest\x1a\x1a.aitbc.v1.WatchJobResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/jobs/{job_id}/stream0\x01\x12s\n\x10WatchAccountJobs\x12!.aitbc.v1.WatchAccountJobsRequest\x1a\".aitbc.v1.WatchAccountJobsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x12Z\n\nExportJobs\x12\x1b.aitbc.v1.ExportJobsRequest\x1a\x14.google.api.HttpBody\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/jobs:export0\x01\x12i\n\x0bGetJobStats\x12\x1c.aitbc.v1.GetJobStatsRequest\x1a\x1d.aitbc.v1.GetJobStatsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x0e/v1/jobs/statsb\x05statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -69,6 +70,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOB'].fields_by_name['receipt_id']._serialized_options = b'\342A\001\003'
   _globals['_JOB'].fields_by_name['result_expires_at']._loaded_options = None
   _globals['_JOB'].fields_by_name['result_expires_at']._serialized_options = b'\342A\001\003'
+  _globals['_JOB'].fields_by_name['cancel_requested']._loaded_options = None
+  _globals['_JOB'].fields_by_name['cancel_requested']._serialized_options = b'\342A\001\003'
   _globals['_GETJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
   _globals['_GETJOBREQUEST'].fields_by_name['job_id']._serialized_options = b'\342A\001\002'
   _globals['_CANCELJOBREQUEST'].fields_by_name['job_id']._loaded_options = None
@@ -87,50 +90,64 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSERVICE'].methods_by_name['WatchJob']._serialized_options = b'\202\323\344\223\002\032\022\030/v1/jobs/{job_id}/stream'
   _globals['_JOBSERVICE'].methods_by_name['WatchAccountJobs']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['WatchAccountJobs']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/jobs:watch'
-  _globals['_JOBSTATE']._serialized_start=3020
-  _globals['_JOBSTATE']._serialized_end=3198
-  _globals['_JOBPRIORITY']._serialized_start=3200
-  _globals['_JOBPRIORITY']._serialized_end=3313
-  _globals['_ROUTINGDECISION']._serialized_start=162
-  _globals['_ROUTINGDECISION']._serialized_end=350
-  _globals['_SAMPLINGPARAMS']._serialized_start=353
-  _globals['_SAMPLINGPARAMS']._serialized_end=511
-  _globals['_CHATMESSAGE']._serialized_start=513
-  _globals['_CHATMESSAGE']._serialized_end=557
-  _globals['_USAGE']._serialized_start=559
-  _globals['_USAGE']._serialized_end=616
-  _globals['_JOB']._serialized_start=619
-  _globals['_JOB']._serialized_end=1525
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1528
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1853
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=1855
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=1902
-  _globals['_GETJOBREQUEST']._serialized_start=1904
-  _globals['_GETJOBREQUEST']._serialized_end=1941
-  _globals['_GETJOBRESPONSE']._serialized_start=1943
-  _globals['_GETJOBRESPONSE']._serialized_end=1987
-  _globals['_LISTJOBSREQUEST']._serialized_start=1989
-  _globals['_LISTJOBSREQUEST']._serialized_end=2077
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2079
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2151
-  _globals['_CANCELJOBREQUEST']._serialized_start=2153
-  _globals['_CANCELJOBREQUEST']._serialized_end=2193
-  _globals['_CANCELJOBRESPONSE']._serialized_start=2195
-  _globals['_CANCELJOBRESPONSE']._serialized_end=2242
-  _globals['_WATCHJOBREQUEST']._serialized_start=2244
-  _globals['_WATCHJOBREQUEST']._serialized_end=2301
-  _globals['_JOBSTATECHANGE']._serialized_start=2304
-  _globals['_JOBSTATECHANGE']._serialized_end=2461
-  _globals['_TOKENCHUNK']._serialized_start=2463
-  _globals['_TOKENCHUNK']._serialized_end=2510
-  _globals['_WATCHJOBRESPONSE']._serialized_start=2513
-  _globals['_WATCHJOBRESPONSE']._serialized_end=2685
-  _globals['_WATCHACCOUNTJOBSREQUEST']._serialized_start=2687
-  _globals['_WATCHACCOUNTJOBSREQUEST']._serialized_end=2712
-  _globals['_JOBPROGRESS']._serialized_start=2714
-  _globals['_JOBPROGRESS']._serialized_end=2827
-  _globals['_WATCHACCOUNTJOBSRESPONSE']._serialized_start=2830
-  _globals['_WATCHACCOUNTJOBSRESPONSE']._serialized_end=3017
-  _globals['_JOBSERVICE']._serialized_start=3316
-  _globals['_JOBSERVICE']._serialized_end=3934
+  _globals['_JOBSERVICE'].methods_by_name['ExportJobs']._loaded_options = None
+  _globals['_JOBSERVICE'].methods_by_name['ExportJobs']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/jobs:export'
+  _globals['_JOBSERVICE'].methods_by_name['GetJobStats']._loaded_options = None
+  _globals['_JOBSERVICE'].methods_by_name['GetJobStats']._serialized_options = b'\202\323\344\223\002\027\022\016/v1/jobs/statsb\005stats'
+  _globals['_JOBSTATE']._serialized_start=4145
+  _globals['_JOBSTATE']._serialized_end=4348
+  _globals['_JOBPRIORITY']._serialized_start=4350
+  _globals['_JOBPRIORITY']._serialized_end=4463
+  _globals['_ROUTINGDECISION']._serialized_start=189
+  _globals['_ROUTINGDECISION']._serialized_end=377
+  _globals['_SAMPLINGPARAMS']._serialized_start=380
+  _globals['_SAMPLINGPARAMS']._serialized_end=538
+  _globals['_CHATMESSAGE']._serialized_start=540
+  _globals['_CHATMESSAGE']._serialized_end=584
+  _globals['_USAGE']._serialized_start=586
+  _globals['_USAGE']._serialized_end=643
+  _globals['_JOB']._serialized_start=646
+  _globals['_JOB']._serialized_end=1584
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1587
+  _globals['_SUBMITJOBREQUEST']._serialized_end=1912
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=1914
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=1961
+  _globals['_GETJOBREQUEST']._serialized_start=1963
+  _globals['_GETJOBREQUEST']._serialized_end=2000
+  _globals['_GETJOBRESPONSE']._serialized_start=2002
+  _globals['_GETJOBRESPONSE']._serialized_end=2046
+  _globals['_LISTJOBSREQUEST']._serialized_start=2049
+  _globals['_LISTJOBSREQUEST']._serialized_end=2269
+  _globals['_EXPORTJOBSREQUEST']._serialized_start=2272
+  _globals['_EXPORTJOBSREQUEST']._serialized_end=2475
+  _globals['_GETJOBSTATSREQUEST']._serialized_start=2478
+  _globals['_GETJOBSTATSREQUEST']._serialized_end=2630
+  _globals['_JOBSTATECOUNTS']._serialized_start=2632
+  _globals['_JOBSTATECOUNTS']._serialized_end=2753
+  _globals['_JOBSTATS']._serialized_start=2756
+  _globals['_JOBSTATS']._serialized_end=3144
+  _globals['_GETJOBSTATSRESPONSE']._serialized_start=3146
+  _globals['_GETJOBSTATSRESPONSE']._serialized_end=3202
+  _globals['_LISTJOBSRESPONSE']._serialized_start=3204
+  _globals['_LISTJOBSRESPONSE']._serialized_end=3276
+  _globals['_CANCELJOBREQUEST']._serialized_start=3278
+  _globals['_CANCELJOBREQUEST']._serialized_end=3318
+  _globals['_CANCELJOBRESPONSE']._serialized_start=3320
+  _globals['_CANCELJOBRESPONSE']._serialized_end=3367
+  _globals['_WATCHJOBREQUEST']._serialized_start=3369
+  _globals['_WATCHJOBREQUEST']._serialized_end=3426
+  _globals['_JOBSTATECHANGE']._serialized_start=3429
+  _globals['_JOBSTATECHANGE']._serialized_end=3586
+  _globals['_TOKENCHUNK']._serialized_start=3588
+  _globals['_TOKENCHUNK']._serialized_end=3635
+  _globals['_WATCHJOBRESPONSE']._serialized_start=3638
+  _globals['_WATCHJOBRESPONSE']._serialized_end=3810
+  _globals['_WATCHACCOUNTJOBSREQUEST']._serialized_start=3812
+  _globals['_WATCHACCOUNTJOBSREQUEST']._serialized_end=3837
+  _globals['_JOBPROGRESS']._serialized_start=3839
+  _globals['_JOBPROGRESS']._serialized_end=3952
+  _globals['_WATCHACCOUNTJOBSRESPONSE']._serialized_start=3955
+  _globals['_WATCHACCOUNTJOBSRESPONSE']._serialized_end=4142
+  _globals['_JOBSERVICE']._serialized_start=4466
+  _globals['_JOBSERVICE']._serialized_end=5283
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -22,6 +23,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_COMPLETED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELED: _ClassVar[JobState]
+    JOB_STATE_CANCELING: _ClassVar[JobState]
 
 class JobPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +38,7 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_COMPLETED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELED: JobState
+JOB_STATE_CANCELING: JobState
 JOB_PRIORITY_UNSPECIFIED: JobPriority
 JOB_PRIORITY_HIGH: JobPriority
 JOB_PRIORITY_NORMAL: JobPriority
@@ -88,7 +91,7 @@ class Usage(_message.Message):
     def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason", "routing", "priority", "max_price", "idempotency_key", "expires_at", "receipt_id", "result_expires_at")
+    __slots__ = ("job_id", "status", "prompt", "model", "params", "result", "progress", "miner_id", "created_at", "started_at", "completed_at", "estimated_completion", "attempt", "usage", "error", "messages", "raw", "finish_reason", "routing", "priority", "max_price", "idempotency_key", "expires_at", "receipt_id", "result_expires_at", "cancel_requested")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +117,7 @@ class Job(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobState
     prompt: str
@@ -139,7 +143,8 @@ class Job(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     receipt_id: str
     result_expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., max_price: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ..., result_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cancel_requested: bool
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[SamplingParams, _Mapping]] = ..., result: _Optional[str] = ..., progress: _Optional[int] = ..., miner_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., estimated_completion: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., error: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., raw: _Optional[bool] = ..., finish_reason: _Optional[str] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., priority: _Optional[_Union[JobPriority, str]] = ..., max_price: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receipt_id: _Optional[str] = ..., result_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("prompt", "model", "params", "messages", "raw", "max_price", "queue_if_unavailable", "priority", "idempotency_key", "ttl")
@@ -184,14 +189,100 @@ class GetJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("status", "limit", "page_token")
+    __slots__ = ("status", "limit", "page_token", "created_after", "created_before", "days", "model")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     status: JobState
     limit: int
     page_token: str
-    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    days: int
+    model: str
+    def __init__(self, status: _Optional[_Union[JobState, str]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ExportJobsRequest(_message.Message):
+    __slots__ = ("format", "status", "created_after", "created_before", "days", "model")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    status: JobState
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    days: int
+    model: str
+    def __init__(self, format: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class GetJobStatsRequest(_message.Message):
+    __slots__ = ("created_after", "created_before", "days", "model")
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    days: int
+    model: str
+    def __init__(self, created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class JobStateCounts(_message.Message):
+    __slots__ = ("pending", "assigned", "running", "completed", "failed", "canceled")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELED_FIELD_NUMBER: _ClassVar[int]
+    pending: int
+    assigned: int
+    running: int
+    completed: int
+    failed: int
+    canceled: int
+    def __init__(self, pending: _Optional[int] = ..., assigned: _Optional[int] = ..., running: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., canceled: _Optional[int] = ...) -> None: ...
+
+class JobStats(_message.Message):
+    __slots__ = ("created_after", "created_before", "total_jobs", "counts", "finished_jobs", "success_rate", "mean_completion_seconds", "p50_completion_seconds", "p95_completion_seconds", "prompt_tokens", "completion_tokens", "total_spent")
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_JOBS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P50_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P95_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SPENT_FIELD_NUMBER: _ClassVar[int]
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    total_jobs: int
+    counts: JobStateCounts
+    finished_jobs: int
+    success_rate: float
+    mean_completion_seconds: float
+    p50_completion_seconds: float
+    p95_completion_seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    total_spent: int
+    def __init__(self, created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_jobs: _Optional[int] = ..., counts: _Optional[_Union[JobStateCounts, _Mapping]] = ..., finished_jobs: _Optional[int] = ..., success_rate: _Optional[float] = ..., mean_completion_seconds: _Optional[float] = ..., p50_completion_seconds: _Optional[float] = ..., p95_completion_seconds: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_spent: _Optional[int] = ...) -> None: ...
+
+class GetJobStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: JobStats
+    def __init__(self, stats: _Optional[_Union[JobStats, _Mapping]] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")

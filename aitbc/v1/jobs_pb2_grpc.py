@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from aitbc.v1 import jobs_pb2 as aitbc_dot_v1_dot_jobs__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -72,6 +73,16 @@ class JobServiceStub:
                 request_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.SerializeToString,
                 response_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.FromString,
                 _registered_method=True)
+        self.ExportJobs = channel.unary_stream(
+                '/aitbc.v1.JobService/ExportJobs',
+                request_serializer=aitbc_dot_v1_dot_jobs__pb2.ExportJobsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetJobStats = channel.unary_unary(
+                '/aitbc.v1.JobService/GetJobStats',
+                request_serializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -100,7 +111,7 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """The caller's jobs, newest first.
+        """The caller's jobs, newest first, filtered by state, model and creation time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,6 +142,26 @@ class JobServiceServicer:
         replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
         that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
         WATCH_TOO_SLOW.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportJobs(self, request, context):
+        """Every job matching the filters, newest first, as one JSON array or one
+        CSV document (RFC 4180, a header row), in chunks: the whole history
+        streams in constant memory. Over HTTP the response is the document itself
+        (`application/json` or `text/csv`), not NDJSON. HttpBody is how
+        google.api.http (and grpc-gateway) stream a body that is not JSON messages.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobStats(self, request, context):
+        """Totals over the caller's jobs created in a period (default: all time):
+        counts by state, success rate, completion times, tokens and credits spent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,6 +199,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchAccountJobs,
                     request_deserializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.FromString,
                     response_serializer=aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.SerializeToString,
+            ),
+            'ExportJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportJobs,
+                    request_deserializer=aitbc_dot_v1_dot_jobs__pb2.ExportJobsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetJobStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStats,
+                    request_deserializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -340,6 +381,60 @@ class JobService:
             '/aitbc.v1.JobService/WatchAccountJobs',
             aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsRequest.SerializeToString,
             aitbc_dot_v1_dot_jobs__pb2.WatchAccountJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aitbc.v1.JobService/ExportJobs',
+            aitbc_dot_v1_dot_jobs__pb2.ExportJobsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.JobService/GetJobStats',
+            aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
+            aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

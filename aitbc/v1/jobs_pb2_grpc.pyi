@@ -5,6 +5,7 @@ isort:skip_file
 
 from aitbc.v1 import jobs_pb2 as _jobs_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -46,7 +47,7 @@ class JobServiceStub:
     GetJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.GetJobResponse]
     """One job, with its output so far."""
     ListJobs: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first, filtered by state, model and creation time."""
     CancelJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.CancelJobRequest, _jobs_pb2.CancelJobResponse]
     """Cancel a job that has not finished. For a job on a miner this returns
     once the miner acknowledged (or a short deadline passed); the job keeps the
@@ -64,6 +65,18 @@ class JobServiceStub:
     replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
     that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
     WATCH_TOO_SLOW.
+    """
+    ExportJobs: _grpc.UnaryStreamMultiCallable[_jobs_pb2.ExportJobsRequest, _httpbody_pb2.HttpBody]
+    """Every job matching the filters, newest first, as one JSON array or one
+    CSV document (RFC 4180, a header row), in chunks: the whole history
+    streams in constant memory. Over HTTP the response is the document itself
+    (`application/json` or `text/csv`), not NDJSON. HttpBody is how
+    google.api.http (and grpc-gateway) stream a body that is not JSON messages.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
+    GetJobStats: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobStatsRequest, _jobs_pb2.GetJobStatsResponse]
+    """Totals over the caller's jobs created in a period (default: all time):
+    counts by state, success rate, completion times, tokens and credits spent.
     """
 
 @_typing.type_check_only
@@ -84,7 +97,7 @@ class JobServiceAsyncStub(JobServiceStub):
     GetJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.GetJobResponse]  # type: ignore[assignment]
     """One job, with its output so far."""
     ListJobs: _aio.UnaryUnaryMultiCallable[_jobs_pb2.ListJobsRequest, _jobs_pb2.ListJobsResponse]  # type: ignore[assignment]
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first, filtered by state, model and creation time."""
     CancelJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.CancelJobRequest, _jobs_pb2.CancelJobResponse]  # type: ignore[assignment]
     """Cancel a job that has not finished. For a job on a miner this returns
     once the miner acknowledged (or a short deadline passed); the job keeps the
@@ -102,6 +115,18 @@ class JobServiceAsyncStub(JobServiceStub):
     replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
     that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
     WATCH_TOO_SLOW.
+    """
+    ExportJobs: _aio.UnaryStreamMultiCallable[_jobs_pb2.ExportJobsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Every job matching the filters, newest first, as one JSON array or one
+    CSV document (RFC 4180, a header row), in chunks: the whole history
+    streams in constant memory. Over HTTP the response is the document itself
+    (`application/json` or `text/csv`), not NDJSON. HttpBody is how
+    google.api.http (and grpc-gateway) stream a body that is not JSON messages.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
+    GetJobStats: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobStatsRequest, _jobs_pb2.GetJobStatsResponse]  # type: ignore[assignment]
+    """Totals over the caller's jobs created in a period (default: all time):
+    counts by state, success rate, completion times, tokens and credits spent.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -137,7 +162,7 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _jobs_pb2.ListJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_jobs_pb2.ListJobsResponse, _abc.Awaitable[_jobs_pb2.ListJobsResponse]]:
-        """The caller's jobs, newest first."""
+        """The caller's jobs, newest first, filtered by state, model and creation time."""
 
     @_abc_1.abstractmethod
     def CancelJob(
@@ -173,6 +198,30 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
         that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
         WATCH_TOO_SLOW.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportJobs(
+        self,
+        request: _jobs_pb2.ExportJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """Every job matching the filters, newest first, as one JSON array or one
+        CSV document (RFC 4180, a header row), in chunks: the whole history
+        streams in constant memory. Over HTTP the response is the document itself
+        (`application/json` or `text/csv`), not NDJSON. HttpBody is how
+        google.api.http (and grpc-gateway) stream a body that is not JSON messages.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+
+    @_abc_1.abstractmethod
+    def GetJobStats(
+        self,
+        request: _jobs_pb2.GetJobStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.GetJobStatsResponse, _abc.Awaitable[_jobs_pb2.GetJobStatsResponse]]:
+        """Totals over the caller's jobs created in a period (default: all time):
+        counts by state, success rate, completion times, tokens and credits spent.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
@@ -194,6 +195,19 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         await self._accept(request, context)
         yield jobs_pb2.WatchAccountJobsResponse(started=T0)
         await asyncio.Event().wait()
+
+    async def ExportJobs(
+        self, request: jobs_pb2.ExportJobsRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        """The document in two chunks, as a coordinator splits a long one."""
+        await self._accept(request, context)
+        yield httpbody_pb2.HttpBody(content_type="text/csv", data=b"job_id,status\r\n")
+        yield httpbody_pb2.HttpBody(data=b"job_done,completed\r\n")
+
+    async def GetJobStats(self, request: jobs_pb2.GetJobStatsRequest, context: Context) -> jobs_pb2.GetJobStatsResponse:
+        await self._accept(request, context)
+        counts = jobs_pb2.JobStateCounts(completed=1, running=1, failed=1)
+        return jobs_pb2.GetJobStatsResponse(stats=jobs_pb2.JobStats(total_jobs=3, counts=counts, finished_jobs=2))
 
     async def _accept(self, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())

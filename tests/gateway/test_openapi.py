@@ -74,6 +74,7 @@ def test_schemas_follow_the_json_rules() -> None:
         "completed",
         "failed",
         "canceled",
+        "canceling",
     ]
     job = schemas["aitbc.v1.Job"]["properties"]
     assert job["job_id"] == {"type": "string", "readOnly": True}
@@ -89,7 +90,15 @@ def test_schemas_follow_the_json_rules() -> None:
     assert created == {"$ref": "#/components/schemas/aitbc.v1.Job"}
 
     listing = document["paths"]["/v1/jobs"]["get"]
-    assert [p["name"] for p in listing["parameters"]] == ["status", "limit", "page_token"]
+    assert [p["name"] for p in listing["parameters"]] == [
+        "status",
+        "limit",
+        "page_token",
+        "created_after",
+        "created_before",
+        "days",
+        "model",
+    ]
     watch = document["paths"]["/v1/jobs/{job_id}/stream"]["get"]
     assert set(watch["responses"]["200"]["content"]) == {"text/event-stream", "application/x-ndjson"}
     assert {p["name"] for p in watch["parameters"]} == {"job_id", "from_seq", "Last-Event-ID"}
@@ -106,3 +115,11 @@ async def test_served_with_docs_and_under_api(http: httpx.AsyncClient) -> None:
     assert docs.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in docs.text
     assert 'url: "openapi.json"' in docs.text
+
+
+def test_an_export_is_documented_as_a_document() -> None:
+    operation = build_openapi(TABLE)["paths"]["/v1/jobs:export"]["get"]
+    content = operation["responses"]["200"]["content"]
+    assert sorted(content) == ["application/json", "text/csv"]
+    assert content["text/csv"]["schema"] == {"type": "string", "format": "binary"}
+    assert "Last-Event-ID" not in [parameter["name"] for parameter in operation["parameters"]]
