@@ -32,7 +32,9 @@ from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.job_table import JobTable
+from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
+from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobLog, load_of
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
@@ -95,8 +97,17 @@ class ShutdownReport:
 
 
 class Coordinator:
-    def __init__(self, store: Store, config: CoordinatorConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: CoordinatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        observer: CoordinatorObserver | None = None,
+    ) -> None:
         config = config or CoordinatorConfig()
+        self._observer = observer or CoordinatorObserver()
+        self._job_log = JobLog()
         self._config = config
         self._store = store
         self._catalog = config.catalog
@@ -115,7 +126,7 @@ class Coordinator:
         )
         self._feed = AccountFeed(self.clock)
         self._jobs = JobTable(
-            store, self.clock, self._health, on_event=self._feed.publish, settler=self._settlement.closing
+            store, self.clock, self._health, on_event=self._on_job_event, settler=self._settlement.closing
         )
         self.explorer = Explorer(store)
         self._blocks = BlockSealer(
@@ -130,7 +141,7 @@ class Coordinator:
             self._reputation,
             self.clock,
             lease_timeout=config.lease_timeout,
-            on_lease_expired=lambda session, reason: self._reports.lease_expired(session, reason),
+            on_lease_expired=self._on_lease_expired,
         )
         self._dispatcher = Dispatcher(
             self._jobs,
@@ -166,6 +177,19 @@ class Coordinator:
             self._settlement,
         )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
+
+    def _on_job_event(self, live: LiveJob, event: JobEvent) -> None:
+        self._feed.publish(live, event)
+        self._job_log.job_event(live.record, event)
+        self._observer.job_event(live.record, event)
+
+    def _on_lease_expired(self, session: MinerSession, reason: str) -> None:
+        self._observer.lease_expired(session.miner_id)
+        self._reports.lease_expired(session, reason)
+
+    def load(self) -> CoordinatorLoad:
+        """What is queued, running and online now (for metrics, read at scrape time)."""
+        return load_of(self._jobs, self._miners)
 
     # Lifecycle
 
@@ -311,6 +335,7 @@ class Coordinator:
             await self._reports.detach(previous, "a newer connection of the same miner took over")
         session = self._miners.admit(principal, info, models, polls=False)
         session.send(Welcome(info.miner_id, self.heartbeat_interval))
+        self._observer.miner_connected(info.miner_id)
         log.info(
             "miner %s connected: models=%s slots=%d backend=%s version=%s",
             info.miner_id,
