@@ -7,6 +7,7 @@ every call passing it along. Job fields (job_id, attempt, miner_id, ...) come fr
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import json
 import logging
@@ -27,6 +28,16 @@ MAX_REQUEST_ID_LENGTH: Final = 128
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("aitbc_request_id", default="")
 traceparent_var: contextvars.ContextVar[str] = contextvars.ContextVar("aitbc_traceparent", default="")
+# Fields of every line logged in this context and the tasks it starts (a miner's id, say).
+_bound_fields: contextvars.ContextVar[tuple[tuple[str, str | int], ...]] = contextvars.ContextVar(
+    "aitbc_log_fields", default=()
+)
+
+
+def bind_log_fields(**fields: str | int) -> None:
+    """Add `fields` to every JSON log line written from now on in this context (and tasks started from it)."""
+    _bound_fields.set((*_bound_fields.get(), *fields.items()))
+
 
 # What every LogRecord has; anything else on a record came from `extra=` and is a context field.
 _STANDARD_ATTRIBUTES: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -76,6 +87,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(_bound_fields.get())  # later bindings of a name win
         if request_id := request_id_var.get():
             entry["request_id"] = request_id
         if traceparent := traceparent_var.get():
@@ -94,12 +106,23 @@ def log_format_default() -> str:
     return configured if configured in LOG_FORMATS else "text"
 
 
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    """`--log-format text|json` for the commands that serve (coordinator, gateway, miner, up)."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=log_format_default(),
+        help=f"text, or json: one JSON object per line (default: ${ENV_LOG_FORMAT}, else text)",
+    )
+
+
 def configure_logging(level: str | int = logging.INFO, log_format: str = "text") -> None:
-    """Send every log line to stderr in `log_format`, replacing handlers set up before (the CLI's default)."""
+    """Send log lines to stderr in `log_format`, as `logging.basicConfig` does: not when the root logger has
+    handlers already (a host application's, or pytest's)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for previous in list(root.handlers):
-        root.removeHandler(previous)
     root.addHandler(handler)
     root.setLevel(level)

@@ -6,10 +6,13 @@ Every caller of the coordinator (miners, the gateway's channel, the SDK, the CLI
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import grpc.aio
 
 # Addresses that ask for TLS; "grpc://" and a bare HOST:PORT are plaintext. For the SDK, https:// names an
 # HTTP gateway instead (see aitbc.client._endpoint); everywhere else a coordinator is only reached over gRPC.
@@ -60,13 +63,27 @@ def client_tls(
     """
     target, by_scheme = split_target(address)
     if (cert is None) != (key is None):
-        raise TlsConfigError("--tls-cert and --tls-key go together: a client certificate needs its key")
+        raise TlsConfigError("a client certificate needs its key, and a key its certificate: give both files")
     if not (by_scheme or tls or ca or cert):
         return target, None
     for path in (ca, cert, key):
         if path is not None:
             _read(path)  # fail at start-up, naming the file, rather than at the first handshake
     return target, ClientTls(ca=ca, cert=cert, key=key)
+
+
+def aio_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str, int]] = ()) -> grpc.aio.Channel:
+    """A grpc.aio channel to `target`: TLS with `tls`, else plaintext."""
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=options)
+
+
+def blocking_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
+    """A blocking channel to `target`: TLS with `tls`, else plaintext."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, tls.credentials(), options=options)
 
 
 def channel_credentials(
@@ -100,3 +117,41 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise TlsConfigError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def add_client_tls_arguments(parser: argparse.ArgumentParser, *, cert_flag: str = "--tls-cert") -> None:
+    """`--tls`, `--tls-ca` and the client certificate flags (`--tls-cert`/`--tls-key`, or named after
+    `cert_flag` where `--tls-cert` means a server certificate, as in the gateway)."""
+    key_flag = cert_flag.removesuffix("cert") + "key"
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="reach the coordinator over TLS (also implied by an https:// or grpcs:// address, or any --tls-* file)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA bundle that signed the coordinator's certificate (default: the system trust store)",
+    )
+    parser.add_argument(
+        cert_flag,
+        type=Path,
+        metavar="FILE",
+        dest="tls_client_cert",
+        help=f"PEM client certificate, for a coordinator that requires mutual TLS (with {key_flag})",
+    )
+    parser.add_argument(
+        key_flag, type=Path, metavar="FILE", dest="tls_client_key", help=f"PEM private key of {cert_flag}"
+    )
+
+
+def client_tls_from_args(ns: argparse.Namespace, address: str) -> tuple[str, ClientTls | None]:
+    """The target and TLS settings the flags of `add_client_tls_arguments` ask for."""
+    return client_tls(
+        address,
+        tls=bool(getattr(ns, "tls", False)),
+        ca=getattr(ns, "tls_ca", None),
+        cert=getattr(ns, "tls_client_cert", None),
+        key=getattr(ns, "tls_client_key", None),
+    )

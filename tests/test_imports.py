@@ -49,7 +49,13 @@ def closed_port() -> int:
 
 
 def test_the_check_sees_a_loaded_server_package() -> None:
-    assert loaded_after("import tenacity, gateway.main") == ["gateway", "starlette", "tenacity", "uvicorn"]
+    assert loaded_after("import tenacity, gateway.main") == [
+        "gateway",
+        "prometheus_client",
+        "starlette",
+        "tenacity",
+        "uvicorn",
+    ]
 
 
 def test_importing_the_cli_loads_no_server_package() -> None:

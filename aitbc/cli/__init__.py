@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aitbc import __version__
@@ -16,6 +15,7 @@ from aitbc.cli.key_commands import register_key_commands
 from aitbc.cli.ledger_commands import register_ledger_commands
 from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
+from aitbc.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(ns.log_level, getattr(ns, "log_format", "text"))
     code: int = ns.handler(ns)
     return code
 

@@ -191,6 +191,10 @@ class Coordinator:
         """What is queued, running and online now (for metrics, read at scrape time)."""
         return load_of(self._jobs, self._miners)
 
+    def ready_miners(self) -> int:
+        """Connected miners that take jobs (not draining): what readiness checks ask for, without the jobs."""
+        return load_of((), self._miners).ready_miners
+
     # Lifecycle
 
     async def start(self) -> None:

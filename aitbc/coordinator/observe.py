@@ -37,24 +37,30 @@ class CoordinatorObserver:
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorLoad:
-    """A snapshot: unfinished jobs by (model, state); connected miners and their free slots by model."""
+    """A snapshot: unfinished jobs by (model, state); connected miners and their free slots by model; miners
+    that can take jobs (connected, not draining)."""
 
     jobs: Counter[tuple[str, JobState]] = field(default_factory=Counter)
     miners: Counter[str] = field(default_factory=Counter)
     free_slots: Counter[str] = field(default_factory=Counter)
+    ready_miners: int = 0
 
 
 def load_of(jobs: Iterable[LiveJob], sessions: Iterable[MinerSession]) -> CoordinatorLoad:
-    load = CoordinatorLoad()
+    by_state: Counter[tuple[str, JobState]] = Counter()
+    miners: Counter[str] = Counter()
+    free_slots: Counter[str] = Counter()
+    ready = 0
     for live in jobs:
-        load.jobs[(live.record.spec.model, live.record.state)] += 1
+        by_state[(live.record.spec.model, live.record.state)] += 1
     for session in sessions:
         # A draining miner takes no new jobs: its free slots are not capacity.
-        free = 0 if session.draining or session.closed else max(session.free_slots, 0)
+        taking_jobs = not (session.draining or session.closed)
+        ready += taking_jobs
         for model in session.models:
-            load.miners[model] += 1
-            load.free_slots[model] += free
-    return load
+            miners[model] += 1
+            free_slots[model] += max(session.free_slots, 0) if taking_jobs else 0
+    return CoordinatorLoad(jobs=by_state, miners=miners, free_slots=free_slots, ready_miners=ready)
 
 
 class JobLog:

@@ -179,3 +179,8 @@ class _LoadCollector(Collector):
             free.add_metric([model], load.free_slots[model])
         yield online
         yield free
+        yield GaugeMetricFamily(
+            "aitbc_miners_ready",
+            "Connected miners taking jobs (not draining), whatever they serve",
+            value=load.ready_miners,
+        )

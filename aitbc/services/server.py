@@ -26,6 +26,7 @@ from aitbc.services.key_service import KeyService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
+from aitbc.services.readiness import ReadinessHealth
 from aitbc.services.receipt_service import ReceiptService
 from aitbc.services.rpc_context import RequestContextInterceptor
 from aitbc.services.timed_store import timed_store
@@ -175,7 +176,7 @@ async def start_coordinator(
         accounts_pb2_grpc.add_AccountServiceServicer_to_server(AccountService(coordinator), server)
         receipts_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(coordinator), server)
         explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
-        health = HealthServicer()
+        health = ReadinessHealth(coordinator.ready_miners)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
         try:
