@@ -16,6 +16,7 @@ from aitbc.cli.ledger_commands import register_ledger_commands
 from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
 from aitbc.logs import configure_logging
+from aitbc.tls import TlsConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     configure_logging(ns.log_level, getattr(ns, "log_format", "text"))
-    code: int = ns.handler(ns)
+    try:
+        code: int = ns.handler(ns)
+    except TlsConfigError as problem:
+        # A TLS file named on the command line that cannot be read, or options that do not fit together.
+        print(f"aitbc: error: {problem}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -15,6 +15,7 @@ from aitbc import config
 from aitbc.cli.follow import follow
 from aitbc.cli.output import jobs_table, note, print_json, print_listing, rest_shape, short_rfc3339
 from aitbc.cli.reporting import CommandError, Handler, reports_errors
+from aitbc.cli.tls_options import add_tls_options, sdk_client
 from aitbc.client import AitbcApiError, Client, JobStatus
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.money import format_credits, parse_credits
@@ -58,6 +59,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
     )
+    add_tls_options(parser)
 
 
 def _add_verbs(
@@ -153,7 +155,7 @@ def open_client(ns: argparse.Namespace) -> Client:
             f"no API key: pass --api-key KEY or set {config.ENV_API_KEY}; for a local coordinator, "
             f"`make run` (`aitbc up`) starts one and saves a key in {config.aitbc_home()}"
         )
-    return Client(ns.coordinator, key)
+    return sdk_client(ns, key)
 
 
 def _prompt(ns: argparse.Namespace) -> str:

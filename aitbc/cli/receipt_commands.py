@@ -14,10 +14,8 @@ import sys
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
-
 from aitbc import config
-from aitbc.client import Client
+from aitbc.cli.tls_options import add_tls_options, coordinator_channel, sdk_client
 from aitbc.client.errors import AitbcApiError, translate_rpc_errors
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.receipts import Receipt
@@ -51,6 +49,7 @@ def register_receipt_commands(subparsers: argparse._SubParsersAction[ParserT]) -
     )
     verify.add_argument("--require-miner-signature", action="store_true", help="fail a receipt the miner did not sign")
     verify.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address, to fetch a receipt by id")
+    add_tls_options(verify)
     verify.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${config.ENV_API_KEY} or the saved key)")
     verify.set_defaults(handler=_verify)
 
@@ -101,7 +100,7 @@ def _load(ns: argparse.Namespace) -> tuple[Receipt, str | None]:
     if key is None:
         raise _Problem(f"{ns.receipt!r} is no file; to fetch it by id pass --api-key KEY or set {config.ENV_API_KEY}")
     metadata = ((config.API_KEY_METADATA, key),)
-    with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+    with coordinator_channel(ns) as channel, translate_rpc_errors():
         stub = receipts_pb2_grpc.ReceiptServiceStub(channel)
         request = receipts_pb2.GetReceiptRequest(receipt_id=ns.receipt)
         response = stub.GetReceipt(request, metadata=metadata, timeout=_CALL_TIMEOUT)
@@ -113,7 +112,7 @@ def _receipt_of_job(ns: argparse.Namespace) -> tuple[str, str]:
     key = config.api_key(ns.api_key)
     if key is None:
         raise _Problem(f"--job-id needs the job owner's key: pass --api-key KEY or set {config.ENV_API_KEY}")
-    with Client(ns.coordinator, key) as client:
+    with sdk_client(ns, key) as client:
         job = client.get_job(ns.job_id)
     if not job.receipt_id:
         state = job.status.value
