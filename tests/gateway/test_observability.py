@@ -78,13 +78,15 @@ async def test_readyz_waits_for_a_miner(target: str, keys: Keys, unused_tcp_port
 
 
 async def test_readyz_counts_the_miners_it_is_told_to(target: str, keys: Keys, unused_tcp_port: int) -> None:
-    async with gateway_with(target, unused_tcp_port, ready_min_miners=2) as http:
-        async with ScriptedMiner(target, keys.miner) as first:
-            await first.hello("m1", [MODEL])
-            assert (await http.get("/readyz")).status_code == 503
-            async with ScriptedMiner(target, keys.miner) as second:
-                await second.hello("m2", [MODEL])
-                assert (await http.get("/readyz")).status_code == 200
+    async with (
+        gateway_with(target, unused_tcp_port, ready_min_miners=2) as http,
+        ScriptedMiner(target, keys.miner) as first,
+    ):
+        await first.hello("m1", [MODEL])
+        assert (await http.get("/readyz")).status_code == 503
+        async with ScriptedMiner(target, keys.miner) as second:
+            await second.hello("m2", [MODEL])
+            assert (await http.get("/readyz")).status_code == 200
 
 
 async def test_readyz_with_no_miner_check_asks_only_the_coordinator(target: str, unused_tcp_port: int) -> None:
