@@ -11,10 +11,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aitbc.coordinator.engine import CoordinatorConfig
+from aitbc.coordinator.clock import ManualClock
+from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
+from aitbc.services.metrics import CoordinatorMetrics
 from aitbc.services.server import RunningCoordinator, start_coordinator
+from aitbc.store.sqlite import SqliteStore
 from aitbc.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.conftest import Keys
+from tests.coordinator.test_parts import CLIENT, CONFIG, assigned, attached, spec
 from tests.support.rpc import key, until_event
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -118,3 +122,25 @@ async def test_other_paths_get_404(coordinator: RunningCoordinator) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.get(f"http://127.0.0.1:{coordinator.metrics_port}/other")
     assert response.status_code == 404
+
+
+async def test_a_lost_lease_counts_an_expiry_and_a_requeue(tmp_path: Path) -> None:
+    clock, metrics = ManualClock(), CoordinatorMetrics()
+    store = await SqliteStore.open(tmp_path / "aitbc.db")
+    coordinator = Coordinator(store, CONFIG, clock=clock, observer=metrics)
+    metrics.bind(coordinator.load)
+    await coordinator.start()
+    try:
+        session = await attached(coordinator)
+        job = await coordinator.submit(CLIENT, spec())
+        await assigned(coordinator, session)
+        await clock.advance(CONFIG.lease_timeout + 1)
+        await coordinator.reports.wait_detached()
+        assert (await coordinator.get(CLIENT, job.job_id)).attempt == 1
+        assert metrics.registry.get_sample_value("aitbc_miner_lease_expiries_total") == 1
+        assert metrics.registry.get_sample_value("aitbc_job_requeues_total", {"model": "tiny"}) == 1
+        assert metrics.registry.get_sample_value("aitbc_jobs", {"model": "tiny", "state": "pending"}) == 1
+        assert metrics.registry.get_sample_value("aitbc_miners_ready") == 0
+    finally:
+        await coordinator.shutdown(0)
+        await store.close()
