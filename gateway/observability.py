@@ -63,11 +63,9 @@ class Observability:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                status = message.get("status", 101)
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
-            elif message["type"] == "websocket.accept":
-                status = 101
             await send(message)
 
         if self.metrics is not None:

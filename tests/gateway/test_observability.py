@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
 
 from aitbc.logs import JsonFormatter
 from gateway.main import EmbeddedGateway, GatewaySettings
@@ -196,3 +197,12 @@ def test_a_valid_traceparent_is_kept(value: str) -> None:
     assert valid_traceparent(value) == value
     assert valid_traceparent(value.upper()) is None
     assert valid_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
+
+
+async def test_a_websocket_handshake_carries_the_request_id(target: str, keys: Keys, unused_tcp_port: int) -> None:
+    async with gateway_with(target, unused_tcp_port):
+        url = f"ws://127.0.0.1:{unused_tcp_port}/v1/jobs/ws"
+        headers = {"X-Api-Key": keys.client, "X-Request-Id": "ws-7"}
+        async with connect(url, additional_headers=headers, proxy=None) as socket:
+            assert socket.response is not None
+            assert socket.response.headers["x-request-id"] == "ws-7"
