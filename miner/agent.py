@@ -191,8 +191,10 @@ class MinerAgent:
 
     async def _backoff_sleep(self, seconds: float) -> None:
         # A drain ends the wait early: there is nothing to drain while disconnected.
+        # asyncio.timeout, not wait_for, which on Python 3.11 can drop a stop()'s cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drain_requested.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._drain_requested.wait()
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
