@@ -12,10 +12,13 @@ from starlette.routing import BaseRoute, Mount
 
 import aitbc.v1
 from aitbc.api_descriptors import api_files
+from aitbc.tls import ClientTls
 from gateway.errors import GatewayError, render_gateway_error, render_http_exception
-from gateway.health import health_route
+from gateway.health import DEFAULT_READY_MIN_MINERS, health_route, probe_routes
 from gateway.jobs import JobClient
 from gateway.limits import GatewayLimits, HangUpOnUnreadBodies
+from gateway.metrics import GatewayMetrics
+from gateway.observability import Observability
 from gateway.openai_api import OpenAIRoutes
 from gateway.openapi import openapi_routes
 from gateway.rest import AnnotatedRoutes
@@ -27,16 +30,30 @@ from gateway.websocket import websocket_routes
 API_PREFIX = "/api"
 
 
-def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> Starlette:
-    """The app for a coordinator at `coordinator_target` (HOST:PORT); its channel lives as long as the lifespan."""
+def create_app(
+    coordinator_target: str,
+    limits: GatewayLimits | None = None,
+    *,
+    tls: ClientTls | None = None,
+    ready_min_miners: int = DEFAULT_READY_MIN_MINERS,
+    metrics: bool = True,
+) -> Starlette:
+    """The app for a coordinator at `coordinator_target` (HOST:PORT); its channel lives as long as the lifespan.
+
+    `tls`: reach the coordinator over TLS. `ready_min_miners`: the miners online `/readyz` asks for (0: none).
+    `metrics`: serve `/metrics`.
+    """
     limits = limits or GatewayLimits()
-    coordinator = CoordinatorClient(coordinator_target)
+    coordinator = CoordinatorClient(coordinator_target, tls)
+    gateway_metrics = GatewayMetrics() if metrics else None
     jobs = JobClient(coordinator)
     table = RouteTable.from_files(api_files(aitbc.v1))
     # Hand-written routes come first; the annotated ones go last, so they
     # cannot shadow /health or the OpenAI paths with a broad template.
     routes: list[BaseRoute] = [
         health_route(coordinator),
+        *probe_routes(coordinator, ready_min_miners),
+        *([gateway_metrics.route()] if gateway_metrics is not None else []),
         *openapi_routes(table),
         *OpenAIRoutes(jobs, limits.max_body_bytes).routes(),
         *websocket_routes(jobs, limits),
@@ -55,6 +72,10 @@ def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> 
         routes=[Mount(API_PREFIX, routes=routes), *routes],
         lifespan=lifespan,
         # A client may overshoot the limit by up to its own size and still read its 413.
-        middleware=[Middleware(HangUpOnUnreadBodies, drain_bytes=2 * limits.max_body_bytes)],
+        middleware=[
+            # Outermost, so every response (a 413 included) carries its request id and is counted.
+            Middleware(Observability, metrics=gateway_metrics),
+            Middleware(HangUpOnUnreadBodies, drain_bytes=2 * limits.max_body_bytes),
+        ],
         exception_handlers={HTTPException: render_http_exception, GatewayError: render_gateway_error},
     )

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from aitbc import config
+from aitbc.config import coordinator_address
+from aitbc.logs import add_log_format_argument
+from aitbc.tls import ClientTls, add_client_tls_arguments, client_tls_from_args
 from gateway.app import create_app
+from gateway.health import DEFAULT_READY_MIN_MINERS
 from gateway.limits import DEFAULT_MAX_BODY_BYTES, GatewayLimits
 
 
@@ -21,6 +29,13 @@ def split_address(address: str) -> tuple[str, int]:
     if not colon or not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {address!r}")
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -50,18 +65,94 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body or WebSocket message accepted; larger ones get 413 / close 1009 "
         "(default: %(default)s, 8 MiB)",
     )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain: serve HTTPS (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    # The channel to the coordinator: --tls, --tls-ca, --tls-client-cert, --tls-client-key.
+    add_client_tls_arguments(parser, cert_flag="--tls-client-cert")
+    parser.add_argument(
+        "--ready-min-miners",
+        type=_non_negative_int,
+        default=DEFAULT_READY_MIN_MINERS,
+        metavar="N",
+        help="/readyz answers 503 while fewer miners are online and taking jobs; 0 checks only the coordinator"
+        " (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve Prometheus metrics at /metrics, without a key (default: on)",
+    )
+    add_log_format_argument(parser)
 
 
-async def serve_gateway(coordinator_target: str, listen: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """What `aitbc gateway` serves besides the addresses."""
+
+    limits: GatewayLimits = field(default_factory=GatewayLimits)
+    coordinator_tls: ClientTls | None = None
+    # HTTPS: the certificate chain and key files.
+    https_cert: Path | None = None
+    https_key: Path | None = None
+    ready_min_miners: int = DEFAULT_READY_MIN_MINERS
+    metrics: bool = True
+    # Our own access log (one line per request, with its id and route); uvicorn's is off.
+    access_log: bool = True
+    log_format: str = "text"
+
+
+def settings_from_args(ns: argparse.Namespace) -> tuple[str, GatewaySettings]:
+    """The coordinator's target and the gateway's settings; ValueError for options that do not fit together."""
+    target, tls = client_tls_from_args(ns, coordinator_address(ns.coordinator))
+    if (ns.tls_cert is None) != (ns.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: HTTPS needs both")
+    for path in (ns.tls_cert, ns.tls_key):
+        if path is not None and not path.is_file():
+            raise ValueError(f"cannot read {path}")
+    settings = GatewaySettings(
+        limits=GatewayLimits(max_body_bytes=ns.max_body_bytes),
+        coordinator_tls=tls,
+        https_cert=ns.tls_cert,
+        https_key=ns.tls_key,
+        ready_min_miners=ns.ready_min_miners,
+        metrics=ns.metrics,
+        log_format=ns.log_format,
+    )
+    return target, settings
+
+
+async def serve_gateway(
+    coordinator_target: str,
+    listen: str,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    settings: GatewaySettings | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM (`aitbc gateway`)."""
-    limits = GatewayLimits(max_body_bytes=max_body_bytes)
-    await uvicorn.Server(_config(coordinator_target, listen, limits, log_level="info")).serve()
+    settings = settings or GatewaySettings(limits=GatewayLimits(max_body_bytes=max_body_bytes))
+    await uvicorn.Server(_config(coordinator_target, listen, settings, log_level="info")).serve()
 
 
-def _config(coordinator_target: str, listen: str, limits: GatewayLimits, *, log_level: str) -> uvicorn.Config:
+def _config(coordinator_target: str, listen: str, settings: GatewaySettings, *, log_level: str) -> uvicorn.Config:
     host, port = split_address(listen)
+    limits = settings.limits
+    app = create_app(
+        coordinator_target,
+        limits,
+        tls=settings.coordinator_tls,
+        ready_min_miners=settings.ready_min_miners,
+        metrics=settings.metrics,
+    )
+    logging.getLogger("gateway.access").setLevel(logging.INFO if settings.access_log else logging.WARNING)
+    extra: dict[str, Any] = {}
+    if settings.log_format == "json":
+        # uvicorn's own handlers write text; without them its lines reach the root logger's JSON handler.
+        extra["log_config"] = None
     return uvicorn.Config(
-        create_app(coordinator_target, limits),
+        app,
         host=host,
         port=port,
         log_level=log_level,
@@ -69,6 +160,11 @@ def _config(coordinator_target: str, listen: str, limits: GatewayLimits, *, log_
         # uvicorn refuses a bigger WebSocket message itself (close 1009) before
         # buffering it; the app checks again for servers that do not.
         ws_max_size=limits.max_body_bytes,
+        # The app logs each request itself, with its request id and route template.
+        access_log=False,
+        ssl_certfile=settings.https_cert,
+        ssl_keyfile=settings.https_key,
+        **extra,
     )
 
 
@@ -83,9 +179,18 @@ class _SignalFreeServer(uvicorn.Server):
 class EmbeddedGateway:
     """The gateway as one part of a bigger process (`aitbc up`): started and stopped by its owner."""
 
-    def __init__(self, coordinator_target: str, listen: str, limits: GatewayLimits | None = None) -> None:
+    def __init__(
+        self,
+        coordinator_target: str,
+        listen: str,
+        limits: GatewayLimits | None = None,
+        *,
+        settings: GatewaySettings | None = None,
+    ) -> None:
         self.listen = listen
-        config = _config(coordinator_target, listen, limits or GatewayLimits(), log_level="warning")
+        # The terminal of `aitbc up` shows the stack's own lines, not a line per request (unless logs are JSON).
+        settings = settings or GatewaySettings(limits=limits or GatewayLimits(), access_log=False)
+        config = _config(coordinator_target, listen, settings, log_level="warning")
         self._server = _SignalFreeServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -32,6 +32,12 @@ from gateway.transcoding import request_from_http, response_to_json, take_spelli
 _MATCH_KEY = "gateway.route_match"
 
 
+def matched_template(scope: Scope) -> str | None:
+    """The path template of the annotated route that served `scope`, if one did (for metrics and logs)."""
+    found = scope.get(_MATCH_KEY)
+    return found.route.template.text if isinstance(found, RouteMatch) else None
+
+
 def _route_path(scope: Scope) -> str:
     """The path below the mount point (`/api` serves the same routes as `/`)."""
     path: str = scope["path"]

@@ -14,6 +14,9 @@ from starlette.datastructures import Headers
 
 from aitbc.api_descriptors import is_keyless
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
+from aitbc.logs import request_metadata
+from aitbc.services.readiness import miners_service
+from aitbc.tls import ClientTls, aio_channel
 from gateway.errors import from_rpc_error, invalid_argument, unauthenticated
 
 M = TypeVar("M", bound=Message)
@@ -90,7 +93,8 @@ def _metadata(method: MethodDescriptor, api_key: str | None) -> tuple[tuple[str,
         # Every other aitbc.v1 call needs a key; said here in HTTP's terms (the coordinator's words name gRPC
         # metadata).
         raise unauthenticated(MISSING_KEY)
-    return ((API_KEY_METADATA, api_key),)
+    # The request's id and traceparent travel with each call, so the coordinator's log lines name them too.
+    return ((API_KEY_METADATA, api_key), *request_metadata())
 
 
 def _rpc_path(method: MethodDescriptor) -> str:
@@ -136,12 +140,13 @@ class MessageStream(Generic[M]):
 class CoordinatorClient:
     """The gateway's channel to the coordinator, opened in the app's lifespan."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: ClientTls | None = None) -> None:
         self._target = target
+        self._tls = tls
         self._channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self._target, options=KEEPALIVE_OPTIONS)
+        self._channel = aio_channel(self._target, self._tls, KEEPALIVE_OPTIONS)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -214,12 +219,17 @@ class CoordinatorClient:
             raise
         return MessageStream(call, messages, first)
 
-    async def serving(self) -> tuple[bool, str]:
-        """Whether the coordinator's grpc.health.v1 check says SERVING, and its status in words."""
+    async def serving(self, service: str = "") -> tuple[bool, str]:
+        """Whether the coordinator's grpc.health.v1 check of `service` (the whole server by default) says
+        SERVING, and its status in words."""
         stub = health_pb2_grpc.HealthStub(self.channel)
         try:
-            response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT)
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=HEALTH_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             return False, f"unreachable: {error.code().name}"
         status_name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return response.status == health_pb2.HealthCheckResponse.SERVING, status_name.lower()
+
+    async def enough_miners(self, minimum: int) -> tuple[bool, str]:
+        """Whether at least `minimum` miners are online and taking jobs (the coordinator's `aitbc.miners/N`)."""
+        return await self.serving(miners_service(minimum))

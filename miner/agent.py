@@ -13,6 +13,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
 from aitbc.domain.signing import generate_seed, public_key_of
 from aitbc.key_files import load_or_create_private_key
+from aitbc.logs import bind_log_fields
+from aitbc.tls import aio_channel
 from aitbc.v1 import miner_pb2, miner_pb2_grpc
 from miner.backends.base import Backend
 from miner.config import MinerConfig
@@ -68,6 +70,8 @@ class MinerAgent:
             raise RuntimeError("the miner agent is already running")
         self._running = True
         self._finished.clear()
+        # This task and those it starts log as this miner (`aitbc up` runs the miner in a task of its own).
+        bind_log_fields(miner_id=self.miner_id)
         log.info(
             "miner %s serving %s (%s, %d at once) for %s",
             self.miner_id,
@@ -130,7 +134,7 @@ class MinerAgent:
         if self._drain_requested.is_set():
             # Nothing runs while disconnected, so there is nothing left to drain.
             return
-        async with grpc.aio.insecure_channel(self._config.coordinator, options=KEEPALIVE_OPTIONS) as channel:
+        async with aio_channel(self._config.coordinator, self._config.tls, KEEPALIVE_OPTIONS) as channel:
             call = miner_pb2_grpc.MinerServiceStub(channel).Connect(
                 metadata=((API_KEY_METADATA, self._config.api_key),)
             )
@@ -187,8 +191,10 @@ class MinerAgent:
 
     async def _backoff_sleep(self, seconds: float) -> None:
         # A drain ends the wait early: there is nothing to drain while disconnected.
+        # asyncio.timeout, not wait_for, which on Python 3.11 can drop a stop()'s cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drain_requested.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._drain_requested.wait()
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None

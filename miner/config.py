@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aitbc.config import SHUTDOWN_GRACE_SECONDS
+from aitbc.tls import ClientTls
 
 # The coordinator waits as long for a draining miner as a miner gives its jobs (one number for both).
 DEFAULT_DRAIN_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS
@@ -48,6 +49,8 @@ class MinerConfig:
     # The miner's Ed25519 signing key (PKCS#8 PEM, mode 0600), created there on first start. None: a key for
     # this process only, for tests and throwaway miners; receipts then name a key no later run can sign with.
     key_file: Path | None = None
+    # TLS to the coordinator (CA, and a client certificate where it requires mutual TLS); None: plaintext.
+    tls: ClientTls | None = None
 
     def __post_init__(self) -> None:
         for name in ("coordinator", "api_key", "miner_id"):

@@ -10,6 +10,7 @@ import time
 
 from aitbc.domain.canonical import text_hash
 from aitbc.domain.receipts import MinerAttestation
+from aitbc.logs import bind_log_fields
 from aitbc.v1 import miner_pb2
 from miner.backends.base import Backend, ChatMessage, FinishReason, GenerationRequest, InvalidRequestError
 from miner.outbox import Outbox
@@ -62,6 +63,8 @@ class JobRun:
         self.task.cancel()
 
     async def _run(self) -> None:
+        # The job's task: every line it logs names the job.
+        bind_log_fields(job_id=self.job_id, attempt=self.attempt)
         try:
             await self._generate()
         except asyncio.CancelledError:

@@ -18,6 +18,8 @@ from aitbc.config import (
     coordinator_address,
     miner_api_key,
 )
+from aitbc.logs import add_log_format_argument
+from aitbc.tls import add_client_tls_arguments, client_tls_from_args
 from miner.agent import MinerAgent
 from miner.backends.exllamav2_settings import CACHE_QUANTS, DEFAULT_MAX_SEQ_LEN
 from miner.backends.registry import BACKEND_NAMES, create_backend
@@ -37,7 +39,8 @@ def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
-        help=f"the coordinator's gRPC address (default: ${ENV_COORDINATOR}, else {DEFAULT_GRPC_ADDRESS})",
+        help=f"the coordinator's gRPC address; grpcs://HOST:PORT for TLS (default: ${ENV_COORDINATOR}, else"
+        f" {DEFAULT_GRPC_ADDRESS})",
     )
     parser.add_argument(
         "--api-key",
@@ -92,6 +95,8 @@ def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM, how long running jobs get to finish (default: %(default)g)",
     )
+    add_client_tls_arguments(parser)
+    add_log_format_argument(parser)
 
 
 def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str, object]]:
@@ -124,8 +129,10 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
             options["model"] = ns.model
         if ns.model_name is not None:
             options["model_name"] = ns.model_name
+    target, tls = client_tls_from_args(ns, coordinator_address(ns.coordinator))
     config = MinerConfig(
-        coordinator=coordinator_address(ns.coordinator),
+        coordinator=target,
+        tls=tls,
         api_key=key,
         miner_id=ns.miner_id or default_miner_id(),
         max_concurrency=ns.max_concurrency,

@@ -113,7 +113,10 @@ class Session:
         # Written before the writer task exists, so it is still the only writer.
         await self._call.write(miner_pb2.ConnectRequest(hello=self._hello))
         try:
-            response = await asyncio.wait_for(self._call.read(), _WELCOME_TIMEOUT_SECONDS)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that arrives as the read
+            # completes, and the agent's stop() then waits forever for a session that keeps serving.
+            async with asyncio.timeout(_WELCOME_TIMEOUT_SECONDS):
+                response = await self._call.read()
         except TimeoutError:
             raise StreamLost(f"no Welcome within {_WELCOME_TIMEOUT_SECONDS:.0f}s") from None
         if not isinstance(response, miner_pb2.ConnectResponse):
@@ -190,7 +193,8 @@ class Session:
     async def _heartbeat_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._heartbeat_due.wait(), self._heartbeat_interval)
+                async with asyncio.timeout(self._heartbeat_interval):  # not wait_for: see _handshake
+                    await self._heartbeat_due.wait()
             self._heartbeat_due.clear()
             await self._outbox.send_heartbeat()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aitbc import __version__
@@ -17,6 +16,8 @@ from aitbc.cli.ledger_commands import register_ledger_commands
 from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
 from aitbc.cli.webhook_commands import register_webhook_commands
+from aitbc.logs import configure_logging
+from aitbc.tls import TlsConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    code: int = ns.handler(ns)
+    configure_logging(ns.log_level, getattr(ns, "log_format", "text"))
+    try:
+        code: int = ns.handler(ns)
+    except TlsConfigError as problem:
+        # A TLS file named on the command line that cannot be read, or options that do not fit together.
+        print(f"aitbc: error: {problem}", file=sys.stderr)
+        return 2
     return code
 
 

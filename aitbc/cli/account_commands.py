@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
-
 from aitbc import config
+from aitbc.cli.tls_options import add_tls_options, coordinator_channel
 from aitbc.client.errors import AitbcApiError, translate_rpc_errors
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.keys import hash_key
@@ -67,6 +66,7 @@ def register_account_commands(subparsers: argparse._SubParsersAction[ParserT]) -
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address")
+    add_tls_options(parser)
     parser.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${config.ENV_API_KEY} or the saved key)")
 
 
@@ -87,7 +87,7 @@ def _call(
         return 1
     metadata = ((config.API_KEY_METADATA, key),)
     try:
-        with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+        with coordinator_channel(ns) as channel, translate_rpc_errors():
             stub = accounts_pb2_grpc.AccountServiceStub(channel)
             if isinstance(request, accounts_pb2.GetAccountRequest):
                 account = stub.GetAccount(request, metadata=metadata, timeout=_CALL_TIMEOUT).account

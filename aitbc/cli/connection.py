@@ -1,4 +1,4 @@
-"""How a client command reaches the coordinator: its `--coordinator` and `--api-key` options, and the client."""
+"""How a client command reaches the coordinator: its `--coordinator`, `--api-key` and TLS options, and the client."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 
 from aitbc import config
 from aitbc.cli.reporting import CommandError
+from aitbc.cli.tls_options import add_tls_options, sdk_client
 from aitbc.client import Client
 
 
@@ -20,6 +21,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help=f"client API key (default: ${config.ENV_API_KEY}, else the key saved in {config.aitbc_home()})",
     )
+    add_tls_options(parser)
 
 
 def open_client(ns: argparse.Namespace) -> Client:
@@ -29,4 +31,4 @@ def open_client(ns: argparse.Namespace) -> Client:
             f"no API key: pass --api-key KEY or set {config.ENV_API_KEY}; for a local coordinator, "
             f"`make run` (`aitbc up`) starts one and saves a key in {config.aitbc_home()}"
         )
-    return Client(ns.coordinator, key)
+    return sdk_client(ns, key)

@@ -10,11 +10,10 @@ import json
 import sys
 from typing import Any, TypeVar
 
-import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from aitbc import config
+from aitbc.cli.tls_options import add_tls_options, coordinator_channel
 from aitbc.client.errors import AitbcApiError, translate_rpc_errors
 from aitbc.v1 import explorer_pb2, explorer_pb2_grpc
 
@@ -63,6 +62,7 @@ def register_explorer_commands(subparsers: argparse._SubParsersAction[ParserT]) 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address")
+    add_tls_options(parser)
 
 
 def _call(stub: explorer_pb2_grpc.ExplorerServiceStub, ns: argparse.Namespace) -> Message:
@@ -82,7 +82,7 @@ def _call(stub: explorer_pb2_grpc.ExplorerServiceStub, ns: argparse.Namespace) -
 
 def _run(ns: argparse.Namespace) -> int:
     try:
-        with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+        with coordinator_channel(ns) as channel, translate_rpc_errors():
             response = _call(explorer_pb2_grpc.ExplorerServiceStub(channel), ns)
     except AitbcApiError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
 from google.protobuf import json_format
 
 from aitbc import config
-from aitbc.client import Client
+from aitbc.cli.tls_options import add_tls_options, coordinator_channel, sdk_client
 from aitbc.client.errors import AitbcApiError, translate_rpc_errors
 from aitbc.domain.blocks import ReceiptProof
 from aitbc.domain.errors import AitbcError
@@ -67,6 +66,7 @@ def register_receipt_commands(subparsers: argparse._SubParsersAction[ParserT]) -
         help=f"how long to wait for a fetched receipt's block to be sealed (default: {DEFAULT_SEAL_WAIT:g})",
     )
     verify.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address, to fetch a receipt by id")
+    add_tls_options(verify)
     verify.add_argument(
         "--api-key", metavar="KEY", help=f"API key, for --job-id (default: ${config.ENV_API_KEY} or the saved key)"
     )
@@ -132,7 +132,7 @@ def _proof_of(response: receipts_pb2.GetReceiptResponse) -> ReceiptProof | None:
 def _fetch(ns: argparse.Namespace) -> tuple[Receipt, str | None, ReceiptProof | None]:
     deadline = time.monotonic() + max(0.0, ns.wait)
     waiting = False
-    with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+    with coordinator_channel(ns) as channel, translate_rpc_errors():
         stub = receipts_pb2_grpc.ReceiptServiceStub(channel)
         while True:
             request = receipts_pb2.GetReceiptRequest(receipt_id=ns.receipt)
@@ -151,7 +151,7 @@ def _receipt_of_job(ns: argparse.Namespace) -> tuple[str, str]:
     key = config.api_key(ns.api_key)
     if key is None:
         raise _Problem(f"--job-id needs the job owner's key: pass --api-key KEY or set {config.ENV_API_KEY}")
-    with Client(ns.coordinator, key) as client:
+    with sdk_client(ns, key) as client:
         job = client.get_job(ns.job_id)
     if not job.receipt_id:
         state = job.status.value

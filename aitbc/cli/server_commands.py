@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+
 from aitbc import config
 from aitbc.cli.account_commands import grant_starting_balance
 from aitbc.cli.command_parser import AddArguments, CommandParser
+from aitbc.cli.server_options import add_coordinator_tls_arguments, add_observability_arguments, server_credentials_from
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
 from aitbc.coordinator.engine import CoordinatorConfig, ShutdownReport
@@ -31,6 +34,7 @@ from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import start_coordinator
 from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
+from aitbc.tls import TlsConfigError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
     coordinator.add_argument(
         "--grace", type=float, default=config.SHUTDOWN_GRACE_SECONDS, help=f"{_GRACE_HELP} (default: %(default)g)"
     )
+    add_coordinator_tls_arguments(coordinator)
+    add_observability_arguments(coordinator)
     coordinator.set_defaults(handler=_run_coordinator)
 
     miner = add("miner", "run a miner that connects to a coordinator", arguments_from=_add_miner_arguments)
@@ -111,6 +117,7 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
     )
     add_home_argument(up)
     add_private_webhooks_argument(up)
+    add_observability_arguments(up)
     up.set_defaults(handler=_run_stack)
 
     gateway = add(
@@ -192,15 +199,38 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
         )
         return 1
     try:
-        asyncio.run(_serve_coordinator(home / config.DATABASE_FILE, ns.listen, ns.grace, coordinator_config))
+        credentials = server_credentials_from(ns)
+    except TlsConfigError as exc:
+        print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
+        return 2
+    serve = _serve_coordinator(
+        home / config.DATABASE_FILE,
+        ns.listen,
+        ns.grace,
+        coordinator_config,
+        credentials=credentials,
+        metrics_listen=ns.metrics_listen,
+    )
+    try:
+        asyncio.run(serve)
     except (OSError, StoreUnavailableError) as exc:
         print(f"aitbc coordinator: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve_coordinator(database: Path, listen: str, grace: float, coordinator_config: CoordinatorConfig) -> None:
-    running = await start_coordinator(database, listen, coordinator_config)
+async def _serve_coordinator(
+    database: Path,
+    listen: str,
+    grace: float,
+    coordinator_config: CoordinatorConfig,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    metrics_listen: str | None = None,
+) -> None:
+    running = await start_coordinator(
+        database, listen, coordinator_config, credentials=credentials, metrics_listen=metrics_listen
+    )
     log.info("coordinator serving on %s (store %s)", listen, database)
     await wait_for_shutdown_signal()
     _say(f"stopping: running jobs get up to {grace:g}s to finish (press Ctrl-C again to stop at once)")
@@ -278,10 +308,14 @@ def _run_stack(ns: argparse.Namespace) -> int:
 
 
 def _run_gateway(ns: argparse.Namespace) -> int:
-    from gateway.main import serve_gateway
+    from gateway.main import serve_gateway, settings_from_args
 
-    address = config.coordinator_address(ns.coordinator)
-    asyncio.run(serve_gateway(address, ns.listen, max_body_bytes=ns.max_body_bytes))
+    try:
+        target, settings = settings_from_args(ns)
+    except ValueError as exc:
+        print(f"aitbc gateway: error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve_gateway(target, ns.listen, settings=settings))
     return 0
 
 
@@ -293,7 +327,7 @@ def served_default(catalog: Catalog, served: Sequence[str]) -> str:
 
 
 async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object]) -> None:
-    from gateway.main import EmbeddedGateway
+    from gateway.main import EmbeddedGateway, GatewaySettings
     from miner.agent import MinerAgent
     from miner.backends.registry import create_backend
     from miner.config import MINER_SIGNING_KEY_FILE, MinerConfig
@@ -317,7 +351,7 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
             public_url=f"http://{ns.http}",
             allow_private_webhooks=ns.allow_private_webhooks,
         )
-        running = await start_coordinator(database, ns.listen, coordinator_config)
+        running = await start_coordinator(database, ns.listen, coordinator_config, metrics_listen=ns.metrics_listen)
         miner_config = MinerConfig(
             coordinator=f"127.0.0.1:{running.port}",
             api_key=miner_key,
@@ -329,7 +363,11 @@ async def _serve_stack(ns: argparse.Namespace, backend_options: dict[str, object
         )
         agent = MinerAgent(miner_config, backend)
         miner_task = asyncio.create_task(agent.run(), name="local miner")
-        gateway = EmbeddedGateway(f"127.0.0.1:{running.port}", ns.http)
+        gateway = EmbeddedGateway(
+            f"127.0.0.1:{running.port}",
+            ns.http,
+            settings=GatewaySettings(access_log=ns.log_format == "json", log_format=ns.log_format),
+        )
         try:
             await gateway.start()
         except OSError:

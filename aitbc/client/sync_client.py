@@ -53,8 +53,9 @@ class Client:
     HTTP gateway's base URL, "http[s]://HOST[:PORT][/PATH]" (e.g. "https://aitbc.bubuit.net/api"), which is
     called over REST and Server-Sent Events with the same methods, results and errors. The default is
     `$AITBC_COORDINATOR`, else 127.0.0.1:50051. `api_key` defaults to `$AITBC_API_KEY`, else the key saved
-    in `~/.aitbc`. `timeout` bounds each unary call in seconds. Pass `credentials` (e.g.
-    `grpc.ssl_channel_credentials()`) for a TLS channel to a "HOST:PORT" target.
+    in `~/.aitbc`. `timeout` bounds each unary call in seconds. A "grpcs://" target uses TLS with the
+    system's trust store; pass `credentials` for a private CA or mutual TLS (to any gRPC target), e.g.
+    `aitbc.tls.channel_credentials(ca=Path("ca.pem"), cert=..., key=...)`.
 
     Calls that are safe to repeat are retried up to `max_retries` times when refused for now (429/503,
     RESOURCE_EXHAUSTED/UNAVAILABLE) or when the connection fails, after the server's `Retry-After` or

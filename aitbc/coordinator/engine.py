@@ -38,6 +38,7 @@ from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
+from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobLog, load_of
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
@@ -111,8 +112,17 @@ class ShutdownReport:
 
 
 class Coordinator:
-    def __init__(self, store: Store, config: CoordinatorConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: CoordinatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        observer: CoordinatorObserver | None = None,
+    ) -> None:
         config = config or CoordinatorConfig()
+        self._observer = observer or CoordinatorObserver()
+        self._job_log = JobLog()
         self._config = config
         self._store = store
         self._catalog = config.catalog
@@ -135,7 +145,7 @@ class Coordinator:
         self.webhooks = Webhooks(store, self.clock, allow_private=config.allow_private_webhooks)
         self._deliveries = DeliveryWorker(store, self.clock, self.webhooks)
         self._jobs = JobTable(
-            store, self.clock, self._health, on_event=self._job_event, settler=self._settlement.closing
+            store, self.clock, self._health, on_event=self._on_job_event, settler=self._settlement.closing
         )
         # Late-bound: the registry is built below.
         self.explorer = Explorer(store, self.clock, lambda: (len(self._miners), list(self._miners.offers())))
@@ -151,7 +161,7 @@ class Coordinator:
             self._reputation,
             self.clock,
             lease_timeout=config.lease_timeout,
-            on_lease_expired=lambda session, reason: self._reports.lease_expired(session, reason),
+            on_lease_expired=self._on_lease_expired,
         )
         self._dispatcher = Dispatcher(
             self._jobs,
@@ -191,6 +201,26 @@ class Coordinator:
             store, self.clock, erase=self._results.erase, interval=config.retention_sweep_interval
         )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
+
+    def _on_job_event(self, live: LiveJob, event: JobEvent) -> None:
+        self._feed.publish(live, event)
+        self._job_log.job_event(live.record, event)
+        self._observer.job_event(live.record, event)
+        self._deliveries.job_event(event)
+        if event.is_final:
+            self._results.finished(event.job_id)
+
+    def _on_lease_expired(self, session: MinerSession, reason: str) -> None:
+        self._observer.lease_expired(session.miner_id)
+        self._reports.lease_expired(session, reason)
+
+    def load(self) -> CoordinatorLoad:
+        """What is queued, running and online now (for metrics, read at scrape time)."""
+        return load_of(self._jobs, self._miners)
+
+    def ready_miners(self) -> int:
+        """Connected miners that take jobs (not draining): what readiness checks ask for, without the jobs."""
+        return load_of((), self._miners).ready_miners
 
     # Lifecycle
 
@@ -326,12 +356,6 @@ class Coordinator:
 
     # Results (docs/results.md)
 
-    def _job_event(self, live: LiveJob, event: JobEvent) -> None:
-        self._feed.publish(live, event)
-        self._deliveries.job_event(event)
-        if event.is_final:
-            self._results.finished(event.job_id)
-
     @property
     def results(self) -> Results:
         """Downloads, checksums, deletes and share links of finished jobs."""
@@ -371,6 +395,7 @@ class Coordinator:
             await self._reports.detach(previous, "a newer connection of the same miner took over")
         session = self._miners.admit(principal, info, models, polls=False)
         session.send(Welcome(info.miner_id, self.heartbeat_interval))
+        self._observer.miner_connected(info.miner_id)
         log.info(
             "miner %s connected: models=%s slots=%d backend=%s version=%s",
             info.miner_id,

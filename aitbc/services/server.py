@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,8 +26,11 @@ from aitbc.services.key_service import KeyService
 from aitbc.services.miner_service import MinerService
 from aitbc.services.model_service import ModelService
 from aitbc.services.network_service import NetworkService
+from aitbc.services.readiness import ReadinessHealth
 from aitbc.services.receipt_service import ReceiptService
 from aitbc.services.result_service import ResultService
+from aitbc.services.rpc_context import RequestContextInterceptor
+from aitbc.services.timed_store import timed_store
 from aitbc.services.webhook_service import WebhookService
 from aitbc.store.base import Store
 from aitbc.store.urls import open_store
@@ -52,6 +56,10 @@ from aitbc.v1 import (
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from aitbc.services.metrics import CoordinatorMetrics
+    from aitbc.services.metrics_http import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +120,13 @@ class RunningCoordinator:
     store: Store
     health: HealthServicer
     authenticator: Authenticator
+    # With `metrics_listen`: the metrics and the port that serves them.
+    metrics: CoordinatorMetrics | None = None
+    metrics_server: MetricsServer | None = field(default=None, repr=False)
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_server.port if self.metrics_server is not None else None
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> ShutdownReport:
         """Stop taking work, let miners finish for up to `grace` seconds, then close; says what was left over."""
@@ -120,6 +135,8 @@ class RunningCoordinator:
         await self.server.stop(grace=1.0)
         await self.authenticator.close()
         await self.store.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         return report
 
 
@@ -129,18 +146,36 @@ async def start_coordinator(
     config: CoordinatorConfig | None = None,
     *,
     clock: Clock | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    metrics_listen: str | None = None,
 ) -> RunningCoordinator:
     """Serve a coordinator on `listen` over `store` (a `Store`, or a path or URL to open); it owns the store.
 
+    With `credentials` (`aitbc.tls.server_credentials`) it serves TLS only. With `metrics_listen` (HOST:PORT)
+    it serves Prometheus metrics there, and times RPCs and store calls; without, neither costs anything.
     Raises `ListenError` when `listen` cannot be bound (taken by another process, say).
     """
     if isinstance(store, Path | str):
         store = await open_store(store)
+    owned = store
+    metrics: CoordinatorMetrics | None = None
+    metrics_server: MetricsServer | None = None
     try:
-        coordinator = Coordinator(store, config, clock=clock)
+        if metrics_listen is not None:
+            # Here, not at the top: the CLI imports this module, and prometheus_client only serves metrics.
+            from aitbc.services.metrics import CoordinatorMetrics
+            from aitbc.services.metrics_http import serve_metrics
+
+            metrics = CoordinatorMetrics()
+            store = timed_store(store, metrics.store_done)
+        coordinator = Coordinator(store, config, clock=clock, observer=metrics)
         await coordinator.start()
         authenticator = Authenticator(store, clock)
-        server = grpc.aio.server(interceptors=[AuthAndErrorsInterceptor(authenticator)], options=SERVER_OPTIONS)
+        interceptors = [
+            RequestContextInterceptor(metrics.rpc_done if metrics is not None else None),
+            AuthAndErrorsInterceptor(authenticator),
+        ]
+        server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(coordinator), server)
         miner_pb2_grpc.add_MinerServiceServicer_to_server(MinerService(coordinator), server)
         models_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(coordinator), server)
@@ -151,20 +186,40 @@ async def start_coordinator(
         explorer_pb2_grpc.add_ExplorerServiceServicer_to_server(ExplorerService(coordinator), server)
         results_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(coordinator), server)
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(WebhookService(coordinator), server)
-        health = HealthServicer()
+        health = ReadinessHealth(coordinator.ready_miners)
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection((*SERVICE_NAMES, reflection.SERVICE_NAME, "grpc.health.v1.Health"), server)
         try:
-            port = server.add_insecure_port(listen)
+            if credentials is None:
+                port = server.add_insecure_port(listen)
+            else:
+                port = server.add_secure_port(listen, credentials)
         except RuntimeError as exc:
             raise _listen_error(listen) from exc
+        if metrics is not None and metrics_listen is not None:
+            metrics.bind(coordinator.load)
+            try:
+                metrics_server = await serve_metrics(metrics.registry, metrics_listen)
+            except OSError as exc:
+                raise ListenError(f"cannot serve metrics on {metrics_listen}: {exc.strerror or exc}") from exc
         await server.start()
     except BaseException:
-        await store.close()
+        if metrics_server is not None:
+            await metrics_server.close()
+        await owned.close()
         raise
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("coordinator listening on port %d", port)
+    log.info("coordinator listening on port %d%s", port, " (TLS)" if credentials is not None else "")
+    if metrics_server is not None:
+        log.info("metrics on %s, port %d", metrics_listen, metrics_server.port)
     return RunningCoordinator(
-        server=server, port=port, coordinator=coordinator, store=store, health=health, authenticator=authenticator
+        server=server,
+        port=port,
+        coordinator=coordinator,
+        store=store,
+        health=health,
+        authenticator=authenticator,
+        metrics=metrics,
+        metrics_server=metrics_server,
     )
