@@ -39,7 +39,7 @@ def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> 
         *openapi_routes(table),
         *OpenAIRoutes(jobs, limits.max_body_bytes).routes(),
         *websocket_routes(jobs, limits),
-        AnnotatedRoutes(table, coordinator, limits.max_body_bytes),
+        AnnotatedRoutes(table, coordinator, limits.max_body_bytes, limits.keepalive_seconds),
     ]
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from aitbc import config
 from aitbc.client._rest import (
+    END_EVENT,
     SSE_MEDIA_TYPE,
     RestCall,
     SseDecoder,
@@ -123,8 +124,12 @@ class HttpTransport(Transport):
                 raise _error(response)
             decoder = SseDecoder()
             for line in response.iter_lines():
-                if (event := decoder.feed(line)) is not None:
-                    yield stream_message(*event, response_type)
+                if (event := decoder.feed(line)) is None:
+                    continue
+                if event[0] == END_EVENT:
+                    # The stream ran its course; what follows is the connection closing.
+                    return
+                yield stream_message(*event, response_type)
 
     def close(self) -> None:
         self._client.close()
@@ -175,8 +180,12 @@ class AsyncHttpTransport(AsyncTransport):
                     raise _error(response)
                 decoder = SseDecoder()
                 async for line in response.aiter_lines():
-                    if (event := decoder.feed(line)) is not None:
-                        yield stream_message(*event, response_type)
+                    if (event := decoder.feed(line)) is None:
+                        continue
+                    if event[0] == END_EVENT:
+                        # The stream ran its course; what follows is the connection closing.
+                        return
+                    yield stream_message(*event, response_type)
 
     async def close(self) -> None:
         await self._client.aclose()
