@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
 import aitbc.v1
@@ -16,7 +17,9 @@ from gateway.health import health_route
 from gateway.jobs import JobClient
 from gateway.limits import GatewayLimits, HangUpOnUnreadBodies
 from gateway.openai_api import OpenAIRoutes
+from gateway.openai_models import OpenAIModels
 from gateway.openapi import openapi_routes
+from gateway.options import GatewayOptions
 from gateway.rest import AnnotatedRoutes
 from gateway.routes import RouteTable, api_files
 from gateway.rpc import CoordinatorClient
@@ -26,9 +29,31 @@ from gateway.websocket import websocket_routes
 API_PREFIX = "/api"
 
 
-def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> Starlette:
+def cors_middleware(origins: tuple[str, ...]) -> list[Middleware]:
+    """CORS for browser clients of the given origins; none without any.
+
+    Keys travel in headers (X-Api-Key, Authorization), never in cookies, so no credentials are allowed.
+    """
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "X-Request-Id"],
+            max_age=600,
+        )
+    ]
+
+
+def create_app(
+    coordinator_target: str, limits: GatewayLimits | None = None, options: GatewayOptions | None = None
+) -> Starlette:
     """The app for a coordinator at `coordinator_target` (HOST:PORT); its channel lives as long as the lifespan."""
     limits = limits or GatewayLimits()
+    options = options or GatewayOptions()
     coordinator = CoordinatorClient(coordinator_target)
     jobs = JobClient(coordinator)
     table = RouteTable.from_files(api_files(aitbc.v1))
@@ -37,7 +62,10 @@ def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> 
     routes: list[BaseRoute] = [
         health_route(coordinator),
         *openapi_routes(table),
-        *OpenAIRoutes(jobs, limits.max_body_bytes).routes(),
+        *OpenAIRoutes(
+            jobs, limits.max_body_bytes, keepalive_seconds=limits.keepalive_seconds, queue=options.openai_queue
+        ).routes(),
+        *OpenAIModels(jobs, queueable=options.openai_queue).routes(),
         *websocket_routes(jobs, limits),
         AnnotatedRoutes(table, coordinator, limits.max_body_bytes, limits.keepalive_seconds),
     ]
@@ -54,6 +82,9 @@ def create_app(coordinator_target: str, limits: GatewayLimits | None = None) -> 
         routes=[Mount(API_PREFIX, routes=routes), *routes],
         lifespan=lifespan,
         # A client may overshoot the limit by up to its own size and still read its 413.
-        middleware=[Middleware(HangUpOnUnreadBodies, drain_bytes=2 * limits.max_body_bytes)],
+        middleware=[
+            *cors_middleware(options.cors_origins),
+            Middleware(HangUpOnUnreadBodies, drain_bytes=2 * limits.max_body_bytes),
+        ],
         exception_handlers={HTTPException: render_http_exception, GatewayError: render_gateway_error},
     )

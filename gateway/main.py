@@ -13,6 +13,7 @@ import uvicorn
 from aitbc import config
 from gateway.app import create_app
 from gateway.limits import DEFAULT_MAX_BODY_BYTES, GatewayLimits
+from gateway.options import GatewayOptions
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -21,6 +22,12 @@ def split_address(address: str) -> tuple[str, int]:
     if not colon or not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {address!r}")
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text}")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -50,18 +57,62 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body or WebSocket message accepted; larger ones get 413 / close 1009 "
         "(default: %(default)s, 8 MiB)",
     )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from ORIGIN (e.g. https://app.example.com, or * for any) call the gateway; "
+        "repeat for several (default: none, no CORS)",
+    )
+    parser.add_argument(
+        "--openai-queue",
+        action="store_true",
+        help="OpenAI requests wait in the queue for a miner instead of failing with 503 at once; "
+        "/v1/models then lists every text model of the catalog",
+    )
+    parser.add_argument(
+        "--wei-per-credit",
+        type=_non_negative_int,
+        default=None,
+        metavar="WEI",
+        help="the conversion rate for seed 004's POST /api/jobs/submit estimatedCostWei "
+        "(1 credit = 1,000,000 µcr; default: unset, and that route answers 503)",
+    )
 
 
-async def serve_gateway(coordinator_target: str, listen: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+def options_from_arguments(ns: argparse.Namespace) -> GatewayOptions:
+    """The GatewayOptions the flags of `add_gateway_arguments` ask for."""
+    return GatewayOptions(
+        cors_origins=tuple(getattr(ns, "cors_origin", None) or ()),
+        openai_queue=bool(getattr(ns, "openai_queue", False)),
+        wei_per_credit=getattr(ns, "wei_per_credit", None),
+    )
+
+
+async def serve_gateway(
+    coordinator_target: str,
+    listen: str,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    options: GatewayOptions | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM (`aitbc gateway`)."""
     limits = GatewayLimits(max_body_bytes=max_body_bytes)
-    await uvicorn.Server(_config(coordinator_target, listen, limits, log_level="info")).serve()
+    await uvicorn.Server(_config(coordinator_target, listen, limits, log_level="info", options=options)).serve()
 
 
-def _config(coordinator_target: str, listen: str, limits: GatewayLimits, *, log_level: str) -> uvicorn.Config:
+def _config(
+    coordinator_target: str,
+    listen: str,
+    limits: GatewayLimits,
+    *,
+    log_level: str,
+    options: GatewayOptions | None = None,
+) -> uvicorn.Config:
     host, port = split_address(listen)
     return uvicorn.Config(
-        create_app(coordinator_target, limits),
+        create_app(coordinator_target, limits, options),
         host=host,
         port=port,
         log_level=log_level,

@@ -248,10 +248,11 @@ def _run_stack(ns: argparse.Namespace) -> int:
 
 
 def _run_gateway(ns: argparse.Namespace) -> int:
-    from gateway.main import serve_gateway
+    from gateway.main import options_from_arguments, serve_gateway
 
     address = config.coordinator_address(ns.coordinator)
-    asyncio.run(serve_gateway(address, ns.listen, max_body_bytes=ns.max_body_bytes))
+    options = options_from_arguments(ns)
+    asyncio.run(serve_gateway(address, ns.listen, max_body_bytes=ns.max_body_bytes, options=options))
     return 0
 
 

@@ -45,7 +45,7 @@ def test_every_annotated_method_of_aitbc_v1_has_a_route() -> None:
         ("GET", "/v1/jobs"),
         ("POST", "/v1/jobs/{job_id}/cancel"),
         ("GET", "/v1/jobs/{job_id}/stream"),
-        ("GET", "/v1/models"),
+        ("GET", "/v1/catalog"),
     }
 
 
