@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.limits import GatewayLimits
 from gateway.options import GatewayOptions
@@ -19,7 +20,7 @@ from tests.support.scripted_miner import ScriptedMiner
 
 SERVED = "llama-3.2-1b-instruct"  # the catalog entry whose alias MODEL the scripted miner advertises
 UNSERVED = "smollm2-135m-instruct"
-CHAT = [{"role": "user", "content": "hi"}]
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ async def test_what_would_change_the_answer_is_refused_with_a_message(
     client: AsyncOpenAI, extra: dict[str, object], param: str, message: str
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.create(model=MODEL, messages=CHAT, extra_body=extra)  # type: ignore[arg-type]
+        await client.chat.completions.create(model=MODEL, messages=CHAT, extra_body=extra)
     assert caught.value.param == param
     assert message in caught.value.message
 
