@@ -23,6 +23,7 @@ from gateway.options import GatewayOptions
 from gateway.rest import AnnotatedRoutes
 from gateway.routes import RouteTable, api_files
 from gateway.rpc import CoordinatorClient
+from gateway.seed_routing import SeedRouting
 from gateway.websocket import websocket_routes
 
 # The seed documents give https://HOST/api as the base URL.
@@ -67,6 +68,7 @@ def create_app(
         ).routes(),
         *OpenAIModels(jobs, queueable=options.openai_queue).routes(),
         *websocket_routes(jobs, limits),
+        *SeedRouting(coordinator, limits.max_body_bytes, options.wei_per_credit).routes(),
         AnnotatedRoutes(table, coordinator, limits.max_body_bytes, limits.keepalive_seconds),
     ]
 

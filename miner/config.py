@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aitbc.config import SHUTDOWN_GRACE_SECONDS
+from aitbc.domain.eth_address import address_problem
 
 # The coordinator waits as long for a draining miner as a miner gives its jobs (one number for both).
 DEFAULT_DRAIN_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS
@@ -48,8 +49,12 @@ class MinerConfig:
     # The miner's Ed25519 signing key (PKCS#8 PEM, mode 0600), created there on first start. None: a key for
     # this process only, for tests and throwaway miners; receipts then name a key no later run can sign with.
     key_file: Path | None = None
+    # An Ethereum address to be paid at (seed 004's assignedNode); empty: none.
+    payout_address: str = ""
 
     def __post_init__(self) -> None:
+        if self.payout_address and (problem := address_problem(self.payout_address)) is not None:
+            raise ValueError(f"--payout-address {problem}")
         for name in ("coordinator", "api_key", "miner_id"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")

@@ -65,6 +65,13 @@ class JobServiceStub:
     that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
     WATCH_TOO_SLOW.
     """
+    QuoteJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.QuoteJobRequest, _jobs_pb2.QuoteJobResponse]
+    """Where a job would run now, without submitting it: the miner routing would
+    choose (one with a free slot first, else the best that serves the model),
+    its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+    when no online miner could run it, or, with `payout_address_required`,
+    none that registered a payout address.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -102,6 +109,13 @@ class JobServiceAsyncStub(JobServiceStub):
     replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
     that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
     WATCH_TOO_SLOW.
+    """
+    QuoteJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.QuoteJobRequest, _jobs_pb2.QuoteJobResponse]  # type: ignore[assignment]
+    """Where a job would run now, without submitting it: the miner routing would
+    choose (one with a free slot first, else the best that serves the model),
+    its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+    when no online miner could run it, or, with `payout_address_required`,
+    none that registered a payout address.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +187,19 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         replayed (ListJobs tells the present, WatchJob a job's tokens). A caller
         that falls 256 updates behind is dropped with RESOURCE_EXHAUSTED, reason
         WATCH_TOO_SLOW.
+        """
+
+    @_abc_1.abstractmethod
+    def QuoteJob(
+        self,
+        request: _jobs_pb2.QuoteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.QuoteJobResponse, _abc.Awaitable[_jobs_pb2.QuoteJobResponse]]:
+        """Where a job would run now, without submitting it: the miner routing would
+        choose (one with a free slot first, else the best that serves the model),
+        its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+        when no online miner could run it, or, with `payout_address_required`,
+        none that registered a payout address.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -195,6 +195,11 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         yield jobs_pb2.WatchAccountJobsResponse(started=T0)
         await asyncio.Event().wait()
 
+    async def QuoteJob(self, request: jobs_pb2.QuoteJobRequest, context: Context) -> jobs_pb2.QuoteJobResponse:
+        """Not called by the SDK; the gateway's seed-004 route is tested against the real coordinator."""
+        await self._accept(request, context)
+        return jobs_pb2.QuoteJobResponse(model=request.model, miner_id="m1", miner_reputation=5000)
+
     async def _accept(self, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
         if metadata.get("x-api-key") != API_KEY:
