@@ -30,6 +30,8 @@ class Reason(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     RECEIPT_NOT_FOUND = "RECEIPT_NOT_FOUND"
     BLOCK_NOT_FOUND = "BLOCK_NOT_FOUND"
+    # A model the catalog does not know (404, as OpenAI, vLLM and Ollama answer it).
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
 
 
 class AitbcError(Exception):

@@ -35,6 +35,7 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.INSUFFICIENT_FUNDS: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.RECEIPT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.BLOCK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.MODEL_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 

@@ -121,7 +121,6 @@ async def test_the_seed_request_answers_in_the_seed_shape(
         ({"modelId": ""}, "modelId"),
         ({"input": None}, "input"),
         ({"extra": 1}, "extra"),
-        ({"modelId": "no-such-model"}, "modelId"),
     ],
 )
 async def test_bad_requests_are_400_in_the_seed_error_shape(
@@ -135,6 +134,12 @@ async def test_bad_requests_are_400_in_the_seed_error_shape(
     assert body["field"] == field
     assert isinstance(body["error"], str)
     assert body["error"]
+
+
+async def test_an_unknown_model_is_404(seed: httpx.AsyncClient, paid_miner: ScriptedMiner) -> None:
+    response = await seed.post("/api/jobs/submit", json={**SEED_REQUEST, "modelId": "no-such-model"})
+    assert response.status_code == 404
+    assert (response.json()["ok"], response.json()["field"]) == (False, "modelId")
 
 
 async def test_no_node_with_a_payout_address_is_503(seed: httpx.AsyncClient, miner: ScriptedMiner) -> None:
