@@ -62,31 +62,36 @@ def _clean(comment: str) -> str:
     return "\n".join(line.strip() for line in comment.strip().splitlines())
 
 
+def _message_names(
+    names: dict[tuple[int, ...], str], path: tuple[int, ...], proto: descriptor_pb2.DescriptorProto, prefix: str
+) -> None:
+    name = f"{prefix}.{proto.name}"
+    names[path] = name
+    for index, field in enumerate(proto.field):
+        names[(*path, _FIELD, index)] = f"{name}.{field.name}"
+    for index, nested in enumerate(proto.nested_type):
+        _message_names(names, (*path, _NESTED, index), nested, name)
+    for index, nested_enum in enumerate(proto.enum_type):
+        _enum_names(names, (*path, _NESTED_ENUM, index), nested_enum, name)
+
+
+def _enum_names(
+    names: dict[tuple[int, ...], str], path: tuple[int, ...], proto: descriptor_pb2.EnumDescriptorProto, prefix: str
+) -> None:
+    names[path] = f"{prefix}.{proto.name}"
+    for index, value in enumerate(proto.value):
+        names[(*path, _VALUE, index)] = f"{prefix}.{proto.name}.{value.name}"
+
+
 def comments(descriptors: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:
     """Leading comments by full name: `aitbc.v1.JobService.SubmitJob`, `aitbc.v1.Job.status`, ..."""
     found: dict[str, str] = {}
     for file in descriptors.file:
         names: dict[tuple[int, ...], str] = {}
-
-        def message(path: tuple[int, ...], proto: descriptor_pb2.DescriptorProto, prefix: str) -> None:
-            name = f"{prefix}.{proto.name}"
-            names[path] = name
-            for index, field in enumerate(proto.field):
-                names[(*path, _FIELD, index)] = f"{name}.{field.name}"
-            for index, nested in enumerate(proto.nested_type):
-                message((*path, _NESTED, index), nested, name)
-            for index, nested_enum in enumerate(proto.enum_type):
-                enum((*path, _NESTED_ENUM, index), nested_enum, name)
-
-        def enum(path: tuple[int, ...], proto: descriptor_pb2.EnumDescriptorProto, prefix: str) -> None:
-            names[path] = f"{prefix}.{proto.name}"
-            for index, value in enumerate(proto.value):
-                names[(*path, _VALUE, index)] = f"{prefix}.{proto.name}.{value.name}"
-
         for index, message_proto in enumerate(file.message_type):
-            message((_MESSAGE, index), message_proto, file.package)
+            _message_names(names, (_MESSAGE, index), message_proto, file.package)
         for index, enum_proto in enumerate(file.enum_type):
-            enum((_ENUM, index), enum_proto, file.package)
+            _enum_names(names, (_ENUM, index), enum_proto, file.package)
         for index, service in enumerate(file.service):
             names[(_SERVICE, index)] = f"{file.package}.{service.name}"
             for method_index, method in enumerate(service.method):
