@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench clean
+.PHONY: help install run test check lint typecheck proto bench clean node-examples
 
 ## List the targets and what each does.
 help:
@@ -39,6 +39,10 @@ install: $(STAMP)
 ## The whole stack: coordinator, HTTP gateway and a llama.cpp miner (Ctrl-C stops it).
 run: install
 	$(BIN)/aitbc up $(ARGS)
+
+## Install examples/node's dependencies from its lockfile (its test does this itself when needed).
+node-examples:
+	cd examples/node && npm ci --no-audit --no-fund
 
 ## Lint, types, proto checks and the whole test suite.
 test: check
