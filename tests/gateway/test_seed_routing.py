@@ -159,3 +159,19 @@ async def test_without_a_rate_or_a_key_the_route_says_why(http: httpx.AsyncClien
         keyless = await anonymous.post("/api/jobs/submit", json=SEED_REQUEST)
     assert keyless.status_code == 401
     assert keyless.json()["ok"] is False
+
+
+async def test_a_polling_miner_registers_its_payout_address_over_rest(seed: httpx.AsyncClient, keys: Keys) -> None:
+    async with httpx.AsyncClient(base_url=seed.base_url, headers={"X-Api-Key": keys.miner}) as miner:
+        bad = await miner.post(
+            "/v1/miners/register",
+            json={"miner_id": "rig", "capabilities": [MODEL], "payout_address": REQUESTER.replace("a", "A", 1)},
+        )
+        assert (bad.status_code, bad.json()["field"]) == (400, "payout_address")
+        registered = await miner.post(
+            "/v1/miners/register", json={"miner_id": "rig", "capabilities": [MODEL], "payout_address": PAYOUT}
+        )
+        assert registered.status_code == 201, registered.text
+    routed = await seed.post("/api/jobs/submit", json=SEED_REQUEST)
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["data"]["assignedNode"] == CHECKSUMMED
