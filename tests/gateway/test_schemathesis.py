@@ -54,6 +54,9 @@ async def _run(cli: str, gateway: str, keys: Keys, tmp_path: Path) -> None:
         "--generation-deterministic",
         "-H",
         f"X-Api-Key: {keys.client}",
+        # A watch of a job the scripted miner never finishes would not end; the deadline ends it (in-band 504).
+        "-H",
+        "Grpc-Timeout: 5S",
         "--report",
         "junit",
         "--report-dir",
