@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount
 
 import aitbc.v1
+from aitbc.api_descriptors import api_files
 from gateway.errors import GatewayError, render_gateway_error, render_http_exception
 from gateway.health import health_route
 from gateway.jobs import JobClient
@@ -21,7 +22,7 @@ from gateway.openai_models import OpenAIModels
 from gateway.openapi import openapi_routes
 from gateway.options import GatewayOptions
 from gateway.rest import AnnotatedRoutes
-from gateway.routes import RouteTable, api_files
+from gateway.routes import RouteTable
 from gateway.rpc import CoordinatorClient
 from gateway.seed_routing import SeedRouting
 from gateway.websocket import websocket_routes

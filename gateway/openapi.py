@@ -235,6 +235,8 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
         "summary": comment.replace("\n", " ").split(". ")[0].rstrip(".") if comment else rpc,
         "description": f"{comment}\n\ngRPC: `{rpc}`" if comment else f"gRPC: `{rpc}`",
     }
+    if route.keyless:
+        operation["security"] = []
     if route.body:
         body_schema = schemas.message(request) if route.body == "*" else schemas.field(field_at(request, route.body))
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}

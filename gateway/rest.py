@@ -71,10 +71,11 @@ class AnnotatedRoutes(BaseRoute):
         await response(scope, receive, send)
 
     async def _respond(self, request: Request, found: RouteMatch) -> Response:
-        # Every aitbc.v1 method needs a key: without one, nothing else about the request matters.
-        api_key = require_api_key(request.headers)
-        timeout = timeout_from_headers(request.headers)
         route = found.route
+        # A method needs a key unless it is keyless: without one, nothing else about the request matters.
+        # A keyless route ignores a key sent anyway, so a bad or revoked key cannot fail a public read.
+        api_key = None if route.keyless else require_api_key(request.headers)
+        timeout = timeout_from_headers(request.headers)
         # A route without a body ignores one; it is not read (and uvicorn discards it).
         body = await read_body(request, self._max_body_bytes) if route.body else b""
         query = resume_query(route, request.headers, request.query_params.multi_items())

@@ -17,16 +17,15 @@ the order of the declarations.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from types import ModuleType
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor, MethodDescriptor
+
+from aitbc.api_descriptors import is_keyless
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +221,11 @@ class RestRoute:
         return bool(self.method.server_streaming)
 
     @property
+    def keyless(self) -> bool:
+        """Public: the route asks for no API key (`option (aitbc.v1.keyless)` on its method)."""
+        return is_keyless(self.method)
+
+    @property
     def success_status(self) -> int:
         return 201 if self.method.name.startswith(CREATED_PREFIXES) else 200
 
@@ -284,15 +288,6 @@ def routes_for_method(method: MethodDescriptor) -> list[RestRoute]:
             )
         )
         for index, (http_method, path, binding) in enumerate(_rule_bindings(options.Extensions[annotations_pb2.http]))
-    ]
-
-
-def api_files(package: ModuleType) -> list[FileDescriptor]:
-    """The file descriptors of every generated `*_pb2` module in `package` (e.g. aitbc.v1)."""
-    return [
-        importlib.import_module(f"{package.__name__}.{module.name}").DESCRIPTOR
-        for module in pkgutil.iter_modules(package.__path__)
-        if module.name.endswith("_pb2")
     ]
 
 

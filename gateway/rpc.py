@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.datastructures import Headers
 
+from aitbc.api_descriptors import is_keyless
 from aitbc.config import API_KEY_METADATA, KEEPALIVE_OPTIONS
 from gateway.errors import from_rpc_error, invalid_argument, unauthenticated
 
@@ -79,9 +80,12 @@ def timeout_from_headers(headers: Headers) -> float | None:
     return int(digits) * _TIMEOUT_UNITS[unit]
 
 
-def _metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+def _metadata(method: MethodDescriptor, api_key: str | None) -> tuple[tuple[str, str], ...]:
+    if is_keyless(method):
+        return ()
     if not api_key:
-        # Every aitbc.v1 call needs a key; said here in HTTP's terms (the coordinator's words name gRPC metadata).
+        # Every other aitbc.v1 call needs a key; said here in HTTP's terms (the coordinator's words name gRPC
+        # metadata).
         raise unauthenticated(MISSING_KEY)
     return ((API_KEY_METADATA, api_key),)
 
@@ -168,7 +172,7 @@ class CoordinatorClient:
             response_deserializer=response_type.FromString,
         )
         try:
-            return await call(request, metadata=_metadata(api_key), timeout=timeout)
+            return await call(request, metadata=_metadata(method, api_key), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
 
@@ -192,7 +196,7 @@ class CoordinatorClient:
             _rpc_path(method),
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
-        )(request, metadata=_metadata(api_key), timeout=timeout_s)
+        )(request, metadata=_metadata(method, api_key), timeout=timeout_s)
         messages = aiter(call)
         first: asyncio.Future[M | None] = asyncio.ensure_future(anext(messages, None))
         try:

@@ -1,4 +1,7 @@
-"""`aitbc explorer blocks|block HEIGHT|transactions|receipts|stats`: the explorer's answers as JSON."""
+"""`aitbc explorer blocks|block HEIGHT|transactions|receipts|stats`: the explorer's answers as JSON.
+
+The explorer is public: no API key is sent. A list's `next_page_token` goes back in with `--page-token`.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,12 @@ def register_explorer_commands(subparsers: argparse._SubParsersAction[ParserT]) 
     ):
         verb = verbs.add_parser(name, help=help_text, description=help_text)
         verb.add_argument("--limit", type=int, default=0, help="1 to 100 (default: 20)")
+        verb.add_argument(
+            "--page-token",
+            default="",
+            metavar="TOKEN",
+            help="a previous answer's next_page_token (default: the newest page)",
+        )
         _connection_options(verb)
         verb.set_defaults(handler=_run, verb=name)
     block = verbs.add_parser(
@@ -45,8 +54,8 @@ def register_explorer_commands(subparsers: argparse._SubParsersAction[ParserT]) 
     block.set_defaults(handler=_run, verb="block")
     stats = verbs.add_parser(
         "stats",
-        help="network totals: height, transactions, receipts, credits",
-        description="network totals: height, transactions, receipts, credits",
+        help="network totals: jobs, tokens, miners, models, throughput, credits, block height",
+        description="network totals: jobs, tokens, miners, models, throughput, credits, block height",
     )
     _connection_options(stats)
     stats.set_defaults(handler=_run, verb="stats")
@@ -54,30 +63,27 @@ def register_explorer_commands(subparsers: argparse._SubParsersAction[ParserT]) 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coordinator", metavar="HOST:PORT", help="coordinator address")
-    parser.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${config.ENV_API_KEY} or the saved key)")
 
 
-def _call(stub: explorer_pb2_grpc.ExplorerServiceStub, ns: argparse.Namespace, metadata: Any) -> Message:
-    options: dict[str, Any] = {"metadata": metadata, "timeout": _CALL_TIMEOUT}
+def _call(stub: explorer_pb2_grpc.ExplorerServiceStub, ns: argparse.Namespace) -> Message:
+    options: dict[str, Any] = {"timeout": _CALL_TIMEOUT}
     if ns.verb == "blocks":
-        return stub.ListBlocks(explorer_pb2.ListBlocksRequest(limit=ns.limit), **options)
+        return stub.ListBlocks(explorer_pb2.ListBlocksRequest(limit=ns.limit, page_token=ns.page_token), **options)
     if ns.verb == "transactions":
-        return stub.ListTransactions(explorer_pb2.ListTransactionsRequest(limit=ns.limit), **options)
+        transactions = explorer_pb2.ListTransactionsRequest(limit=ns.limit, page_token=ns.page_token)
+        return stub.ListTransactions(transactions, **options)
     if ns.verb == "receipts":
-        return stub.ListRecentReceipts(explorer_pb2.ListRecentReceiptsRequest(limit=ns.limit), **options)
+        receipts = explorer_pb2.ListRecentReceiptsRequest(limit=ns.limit, page_token=ns.page_token)
+        return stub.ListRecentReceipts(receipts, **options)
     if ns.verb == "block":
         return stub.GetBlock(explorer_pb2.GetBlockRequest(height=ns.height), **options)
     return stub.GetStats(explorer_pb2.GetStatsRequest(), **options)
 
 
 def _run(ns: argparse.Namespace) -> int:
-    key = config.api_key(ns.api_key)
-    if key is None:
-        print(f"error: no API key: pass --api-key KEY or set {config.ENV_API_KEY}", file=sys.stderr)
-        return 1
     try:
         with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
-            response = _call(explorer_pb2_grpc.ExplorerServiceStub(channel), ns, ((config.API_KEY_METADATA, key),))
+            response = _call(explorer_pb2_grpc.ExplorerServiceStub(channel), ns)
     except AitbcApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from aitbc.cli.reporting import reports_errors
 from aitbc.cli.server_commands import SubParsers, add_home_argument, home_of
 from aitbc.config import DATABASE_FILE
 from aitbc.coordinator.auth import create_api_key
+from aitbc.domain.errors import AitbcError
 from aitbc.domain.keys import Principal, Role
 from aitbc.store.sqlite import SqliteStore
 
@@ -53,7 +54,11 @@ def register_key_commands(subparsers: SubParsers[CommandParser]) -> None:
 
 
 def _create(ns: argparse.Namespace) -> int:
-    raw_key, principal = asyncio.run(mint_key(home_of(ns) / DATABASE_FILE, Role(ns.role), ns.owner))
+    try:
+        raw_key, principal = asyncio.run(mint_key(home_of(ns) / DATABASE_FILE, Role(ns.role), ns.owner))
+    except AitbcError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
     print(raw_key)
     print(f"created {principal.role} key {principal.key_id} for account {principal.owner_id}", file=sys.stderr)
     return 0

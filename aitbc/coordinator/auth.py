@@ -16,7 +16,8 @@ from datetime import datetime
 
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.clock import Clock, SystemClock
-from aitbc.domain.errors import AitbcError, Reason
+from aitbc.domain.accounts import RESERVED_ACCOUNTS
+from aitbc.domain.errors import AitbcError, Reason, invalid_argument
 from aitbc.domain.keys import Principal, Role, generate_key, hash_key, key_id
 from aitbc.store.base import ApiKeyRecord, Store
 
@@ -148,8 +149,11 @@ class Authenticator:
 async def create_api_key(store: Store, role: Role, now: datetime, owner_id: str | None = None) -> tuple[str, Principal]:
     """Mint a key; returns the raw key (shown once, never stored) and its principal.
 
-    Without an owner, the key is its own account: its jobs are visible to it alone.
+    Without an owner, the key is its own account: its jobs are visible to it alone. The network's own
+    accounts (`mint`, `network-fee`) can own no key: whoever held one could spend the fees.
     """
+    if owner_id in RESERVED_ACCOUNTS:
+        raise invalid_argument("owner", f"{owner_id!r} is a reserved account of the network; choose another owner")
     raw_key = generate_key(role)
     key_hash = hash_key(raw_key)
     principal = await store.add_api_key(key_hash, role, owner_id or key_id(key_hash), now)

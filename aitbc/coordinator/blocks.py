@@ -1,7 +1,10 @@
 """The block sealer: every few seconds, the ledger rows and receipts committed since the last block.
 
-Blocks are sealed on the injected clock's timer (`CoordinatorConfig.block_interval`), at most
-`block_max_transactions` transactions each, so a backlog becomes several blocks in one tick; the genesis
+Blocks are sealed on the injected clock's timer (`CoordinatorConfig.block_interval`), or at once when
+`block_max_transactions` ledger entries were written since the last seal, whichever comes first; at most
+`block_max_transactions` transactions each, so a backlog becomes several blocks in one go. The count is of
+entries about to be written (settlement tells it): one not yet committed when the early seal runs is
+sealed by the next one. The genesis
 block (empty) is sealed at start, and what is left at shutdown is sealed before the store closes. A
 failing store skips a tick: nothing is lost, the next tick seals it.
 """
@@ -32,6 +35,7 @@ class BlockSealer:
         self._timer: Timer | None = None
         self._ticking: asyncio.Task[None] | None = None
         self._closed = False
+        self._unsealed = 0  # entries written since the last seal began
 
     async def start(self) -> None:
         await self.seal_pending()
@@ -49,9 +53,18 @@ class BlockSealer:
         with contextlib.suppress(StoreUnavailableError):
             await self.seal_pending()
 
+    def entry_written(self) -> None:
+        """One more ledger entry; enough of them seal a block now instead of at the next tick."""
+        self._unsealed += 1
+        if self._unsealed >= self._max_transactions and self._ticking is None and not self._closed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._fire()
+
     async def seal_pending(self) -> list[Block]:
         """Seal blocks until nothing new is left; the blocks sealed."""
         sealed: list[Block] = []
+        self._unsealed = 0
         while True:
             now = self._clock.now()
             block = await self._store.seal_block(self._build, max_transactions=self._max_transactions, now=now)

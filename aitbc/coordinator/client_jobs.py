@@ -112,7 +112,7 @@ class ClientJobs:
         )
         hold = self._settlement.hold_for(principal.owner_id, route)
         try:
-            stored = await asyncio.shield(self._create(record, route, hold))
+            stored = await self._jobs.shielded(self._create(record, route, hold))
         except InsufficientFundsError as error:
             raise self._settlement.insufficient(error) from None
         if stored.job_id != record.job_id:

@@ -41,6 +41,7 @@ from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
 from aitbc.coordinator.store_health import StoreHealth
+from aitbc.domain.blocks import ReceiptProof
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
@@ -79,7 +80,8 @@ class CoordinatorConfig:
     # The coordinator's Ed25519 key (32-byte seed) that signs receipts; `aitbc coordinator` and `aitbc up`
     # keep it in AITBC_HOME. None: a key made for this process only (tests), whose receipts outlive its trust.
     signing_key: bytes | None = None
-    # Blocks seal what the ledger committed every `block_interval` seconds, at most this many transactions each.
+    # Blocks seal what the ledger committed every `block_interval` seconds, or as soon as this many
+    # transactions wait, whichever comes first; at most this many transactions each.
     block_interval: float = 5.0
     block_max_transactions: int = 500
     # The model a submit that names none runs on: a catalog id or alias.
@@ -112,12 +114,14 @@ class Coordinator:
             coordinator_seed=config.signing_key or generate_seed(),
             # Late-bound: the registry is built below, and asked only when a job settles.
             miner_attestation=lambda job_id, miner_id, attempt: self._miners.attestation(job_id, miner_id, attempt),
+            on_entry=lambda: self._blocks.entry_written(),
         )
         self._feed = AccountFeed(self.clock)
         self._jobs = JobTable(
             store, self.clock, self._health, on_event=self._feed.publish, settler=self._settlement.closing
         )
-        self.explorer = Explorer(store)
+        # Late-bound: the registry is built below.
+        self.explorer = Explorer(store, self.clock, lambda: (len(self._miners), list(self._miners.offers())))
         self._blocks = BlockSealer(
             store,
             self.clock,
@@ -229,6 +233,7 @@ class Coordinator:
         await self._reputation.flush()
         self._clients.expiries.close()
         await self._dispatcher.close()
+        await self._jobs.writes_done()
         await self._blocks.close()
         unfinished = [live.record.job_id for live in self._jobs if not live.record.state.is_terminal]
         requeued = sum(1 for job_id in unfinished if job_id in on_miners)
@@ -299,7 +304,7 @@ class Coordinator:
         """The coordinator's Ed25519 public key: what receipts and blocks are verified with."""
         return self._settlement.public_key
 
-    async def receipt(self, principal: Principal, receipt_id: str) -> Receipt:
+    async def receipt(self, receipt_id: str) -> tuple[Receipt, ReceiptProof | None]:
         return await self._settlement.receipt(receipt_id)
 
     async def receipts(self, principal: Principal, *, client: str, limit: int) -> list[Receipt]:

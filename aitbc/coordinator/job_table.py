@@ -7,16 +7,17 @@ so two racing changes can never both apply.
 aiosqlite runs each statement on a thread of its own, so a write can commit
 even when the coroutine awaiting it is cancelled (a stream dropped, the
 server stopping). Every write that memory must mirror therefore runs in a
-task of its own via asyncio.shield: cancelling the caller cannot leave the
-store ahead of the in-memory job (and its next sequence number).
+task of its own (`shielded`): cancelling the caller cannot leave the store
+ahead of the in-memory job (and its next sequence number), and shutdown
+waits for such writes (`writes_done`) before the store closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.live_job import LiveJob
@@ -53,6 +54,9 @@ class JobTable:
         # Jobs a write failed for: memory still matches what was stored before, but what was meant to
         # happen (an event, a state change) did not. They are repaired once the store takes writes again.
         self.stranded: set[str] = set()
+        # Shielded writes still running: a caller cancelled mid-write leaves its write running, and shutdown
+        # waits for those before the store closes.
+        self._shielded: set[asyncio.Task[Any]] = set()
 
     @contextlib.contextmanager
     def _writing(self, job_id: str | None) -> Iterator[None]:
@@ -103,7 +107,20 @@ class JobTable:
         self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int
     ) -> JobRecord | None:
         """Apply a state change; None if the job moved on (another state or attempt) meanwhile."""
-        return await asyncio.shield(self._transition(live, to, changes, expected_attempt=expected_attempt))
+        return await self.shielded(self._transition(live, to, changes, expected_attempt=expected_attempt))
+
+    async def shielded(self, write: Coroutine[Any, Any, T]) -> T:
+        """`write`, run to its end even if the caller is cancelled (so memory never falls behind the store),
+        and tracked so that `writes_done` can wait for it."""
+        task = asyncio.ensure_future(write)
+        self._shielded.add(task)
+        task.add_done_callback(self._shielded.discard)
+        return await asyncio.shield(task)
+
+    async def writes_done(self) -> None:
+        """Wait for every shielded write still running (their callers may be gone); at shutdown."""
+        while self._shielded:
+            await asyncio.wait(set(self._shielded))
 
     async def _transition(
         self, live: LiveJob, to: JobState, changes: JobChanges, *, expected_attempt: int

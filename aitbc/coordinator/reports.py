@@ -293,7 +293,7 @@ class MinerReports:
     async def _append(self, live: LiveJob, assignment: Assignment, text: str, token_count: int) -> None:
         if text or token_count:
             # Shielded as one: the lease's own count must not fall behind the stored events.
-            await asyncio.shield(self._append_now(live, assignment, text, token_count))
+            await self._jobs.shielded(self._append_now(live, assignment, text, token_count))
 
     async def _append_now(self, live: LiveJob, assignment: Assignment, text: str, token_count: int) -> None:
         await self._jobs.append_tokens(live, assignment.attempt, text, token_count)

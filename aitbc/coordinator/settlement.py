@@ -21,7 +21,8 @@ import secrets
 from collections.abc import Callable
 
 from aitbc.coordinator.clock import Clock
-from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID, address_of, parse_address
+from aitbc.domain.accounts import RESERVED_ACCOUNTS, address_of, parse_address
+from aitbc.domain.blocks import ReceiptProof, receipt_proof
 from aitbc.domain.canonical import format_time, require_int, text_hash
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument
 from aitbc.domain.events import JobEvent
@@ -44,7 +45,6 @@ from aitbc.store.base import (
 
 # 5%: the network's share of every charge (`CoordinatorConfig.fee_bps`).
 DEFAULT_FEE_BPS = 500
-RESERVED_ACCOUNTS = frozenset({MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID})
 # Failed jobs whose error starts so ran out their TTL (`ClientJobs._expire`); both outcomes charge nothing.
 EXPIRED_PREFIX = "expired"
 MAX_ACCOUNT_CHARS = 128
@@ -65,7 +65,9 @@ class Settlement:
         miner_owner: Callable[[str], str | None],
         coordinator_seed: bytes,
         miner_attestation: Callable[[str, str, int], tuple[bytes, str] | None] = lambda job, miner, attempt: None,
+        on_entry: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_entry` is told of each ledger entry about to be written (the block sealer counts them)."""
         self._store = store
         self.seed = coordinator_seed
         self.public_key = public_key_of(coordinator_seed)
@@ -74,6 +76,7 @@ class Settlement:
         self._miner_owner = miner_owner
         # (job, miner, attempt) -> the miner's key and its verified signature of the job, if it signed.
         self._miner_attestation = miner_attestation
+        self._on_entry = on_entry
 
     @property
     def fee_bps(self) -> int:
@@ -84,7 +87,10 @@ class Settlement:
         entry = route.model
         prices = TokenPrices(entry.price_input_per_1k, entry.price_output_per_1k)
         amount = hold_amount(prices, prompt_tokens=route.prompt_tokens, max_tokens=route.max_tokens)
-        return None if amount == 0 else HoldRequest(owner_id, amount, prices)
+        if amount == 0:
+            return None
+        self._on_entry()
+        return HoldRequest(owner_id, amount, prices)
 
     @staticmethod
     def insufficient(error: InsufficientFundsError) -> AitbcError:
@@ -100,6 +106,7 @@ class Settlement:
         """The settlement of a transition to `to`; None unless `to` is terminal. `event` carries the final counts."""
         if not to.is_terminal:
             return None
+        self._on_entry()
         if to is JobState.COMPLETED:
             outcome = Outcome.COMPLETED
         elif to is JobState.CANCELED:
@@ -133,12 +140,17 @@ class Settlement:
             miner_signature=signed[1] if signed else None,
         )
 
-    async def receipt(self, receipt_id: str) -> Receipt:
-        """Any valid key may read a receipt: it shows addresses, hashes and amounts, never a prompt or output."""
+    async def receipt(self, receipt_id: str) -> tuple[Receipt, ReceiptProof | None]:
+        """A receipt and the proof of its block; None until it is sealed. Public: a receipt shows addresses,
+        hashes and amounts, never a prompt or output."""
         receipt = await self._store.receipt(receipt_id)
         if receipt is None:
             raise AitbcError(Reason.RECEIPT_NOT_FOUND, f"receipt {receipt_id!r} not found", field="receipt_id")
-        return receipt
+        height = await self._store.receipt_block(receipt_id)
+        if height is None:
+            return receipt, None
+        (block,) = await self._store.blocks(from_height=height, limit=1)
+        return receipt, receipt_proof(block, receipt_id)
 
     async def receipts(self, principal: Principal, client: str, limit: int) -> list[Receipt]:
         """The newest receipts of a client address; without one, of the caller's own account."""
@@ -166,6 +178,7 @@ class Settlement:
         if len(credit_id) > MAX_CREDIT_ID_CHARS or not credit_id.isprintable():
             raise invalid_argument("credit_id", f"must be printable, at most {MAX_CREDIT_ID_CHARS} characters")
         tx_id = f"mint:{account_id}:{credit_id}" if credit_id else f"mint:{secrets.token_hex(12)}"
+        self._on_entry()
         return await self._store.credit(account_id, amount, tx_id=tx_id, now=self._clock.now())
 
 

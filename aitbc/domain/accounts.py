@@ -25,6 +25,8 @@ ADDRESS_LENGTH = len(ADDRESS_HRP) + 1 + _DATA_CHARS
 # Well-known accounts. The store must never hand these ids to a tenant.
 MINT_ACCOUNT_ID = "mint"  # the issuer: its balance is minus the credits ever minted
 NETWORK_FEE_ACCOUNT_ID = "network-fee"  # receives the network fee of every settlement
+# The network's own accounts: no key may belong to them, and no admin may credit them.
+RESERVED_ACCOUNTS = frozenset({MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID})
 
 
 def account_hash(account_id: str) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import grpc
 import grpc.aio
 
+from aitbc.api_descriptors import keyless_paths
 from aitbc.config import API_KEY_METADATA
 from aitbc.coordinator.auth import Authenticator
 from aitbc.coordinator.store_health import StoreUnavailable
@@ -76,13 +77,18 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
+        method = handler_call_details.method
+        if handler is None or not method.startswith(PROTECTED_PREFIX):
             return handler
         attribute, factory = _HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
         behavior: Any = getattr(handler, attribute)
-        decode = _decoder(handler.request_deserializer, handler_call_details.method)
+        decode = _decoder(handler.request_deserializer, method)
         decoding = _decode_stream(decode) if handler.request_streaming else decode
-        wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
+        wrap: Callable[[Any, Callable[[Any], Any]], Callable[..., Any]]
+        if method in keyless_paths():
+            wrap = self._wrap_keyless
+        else:
+            wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
         # Requests arrive as bytes and are decoded inside the call, so that bytes that are no valid
         # message get INVALID_ARGUMENT, where grpc's own deserializer would answer UNKNOWN.
         return factory(
@@ -98,6 +104,18 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
+    def _wrap_keyless(
+        self, behavior: Callable[[Any, Context], Awaitable[Any]], decode: Callable[[Any], Any]
+    ) -> Callable[..., Any]:
+        """A public method: no key is asked for or checked (one sent anyway is ignored), and no principal is set,
+        so its servicer cannot reach for an account. Keyless methods are unary reads."""
+
+        async def keyless(request: Any, context: Context) -> Any:
+            async with self._errors_mapped(context, behavior):
+                return await behavior(decode(request), context)
+
+        return keyless
+
     def _wrap_streaming(
         self, behavior: Callable[[Any, Context], AsyncIterator[Any]], decode: Callable[[Any], Any]
     ) -> Callable[..., Any]:
@@ -112,8 +130,14 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
     @contextlib.asynccontextmanager
     async def _authenticated_call(self, context: Context, behavior: object) -> AsyncIterator[None]:
         """Authenticate the caller for the body; turn what it raises into the matching rich status."""
-        try:
+        async with self._errors_mapped(context, behavior):
             _principal.set(await self._auth.authenticate(_api_key(context)))
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _errors_mapped(self, context: Context, behavior: object) -> AsyncIterator[None]:
+        """Turn what the body raises into the matching rich status."""
+        try:
             yield
         except AitbcError as error:
             await _abort(context, rich_status(error))

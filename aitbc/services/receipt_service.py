@@ -1,30 +1,12 @@
-"""ReceiptService: signed receipts by id, and a client's newest ones."""
+"""ReceiptService: a signed receipt by id with its block's proof (public), and a client's newest receipts."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aitbc.coordinator.engine import Coordinator
-from aitbc.domain.receipts import Receipt
 from aitbc.domain.signing import encode_key
 from aitbc.services.interceptors import Context, current_principal
+from aitbc.services.ledger_convert import proof_to_proto, receipt_to_proto
 from aitbc.v1 import receipts_pb2, receipts_pb2_grpc
-
-# The fields of the signed JSON that may be null; in the message they are unset instead.
-_NULLABLE = ("miner_public_key", "miner_signature")
-
-
-def receipt_to_proto(receipt: Receipt) -> receipts_pb2.Receipt:
-    values = {key: value for key, value in receipt.to_json().items() if value is not None}
-    return receipts_pb2.Receipt(**values)
-
-
-def receipt_from_proto(message: receipts_pb2.Receipt) -> Receipt:
-    """The receipt exactly as signed: unset nullable fields are null again (the SDK and `aitbc verify` use it)."""
-    data: dict[str, Any] = {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
-    for name in _NULLABLE:
-        data[name] = data[name] if message.HasField(name) else None
-    return Receipt.from_json(data)
 
 
 class ReceiptService(receipts_pb2_grpc.ReceiptServiceServicer):
@@ -34,9 +16,11 @@ class ReceiptService(receipts_pb2_grpc.ReceiptServiceServicer):
     async def GetReceipt(
         self, request: receipts_pb2.GetReceiptRequest, context: Context
     ) -> receipts_pb2.GetReceiptResponse:
-        receipt = await self._coordinator.receipt(current_principal(), request.receipt_id)
+        receipt, proof = await self._coordinator.receipt(request.receipt_id)
         return receipts_pb2.GetReceiptResponse(
-            receipt=receipt_to_proto(receipt), coordinator_public_key=encode_key(self._coordinator.public_key)
+            receipt=receipt_to_proto(receipt),
+            coordinator_public_key=encode_key(self._coordinator.public_key),
+            proof=proof_to_proto(proof) if proof is not None else None,
         )
 
     async def ListReceipts(

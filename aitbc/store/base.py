@@ -125,6 +125,22 @@ class LedgerStats:
     fees: int
 
 
+@dataclass(frozen=True, slots=True)
+class JobWindow:
+    """Jobs completed since a moment, and their completion tokens."""
+
+    jobs_completed: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobTotals:
+    submitted: int
+    completed: int
+    tokens_served: int  # completion tokens of every job, finished or not
+    windows: tuple[JobWindow, ...]  # one per `since` asked for, in order
+
+
 class InsufficientFundsError(Exception):
     """A hold beyond the account's available balance; nothing was stored."""
 
@@ -257,9 +273,17 @@ class Store(Protocol):
         """The newest receipts first, of one client address or of everyone."""
         ...
 
+    async def receipts_before(self, *, before_seq: int | None, limit: int) -> list[tuple[int, Receipt]]:
+        """Everyone's receipts with their store `seq`, newest first, older than `before_seq` (None: the newest)."""
+        ...
+
     async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
         """Seal the ledger rows (at most `max_transactions`) and receipts committed since the last block, with
         `build` signing the block; genesis (empty) first. None when there is nothing new to seal."""
+        ...
+
+    async def receipt_block(self, receipt_id: str) -> int | None:
+        """The height of the block that sealed the receipt; None while it is unsealed (or unknown)."""
         ...
 
     async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
@@ -268,8 +292,16 @@ class Store(Protocol):
 
     async def ledger_stats(self) -> LedgerStats: ...
 
+    async def job_totals(self, *, since: Sequence[datetime]) -> JobTotals:
+        """Job counts and tokens, with the jobs completed since each moment of `since`."""
+        ...
+
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         """Transactions in the order they applied, from the one after `after_seq`."""
+        ...
+
+    async def ledger_before(self, *, before_seq: int | None, limit: int) -> list[LedgerEntry]:
+        """Transactions newest first, older than `before_seq` (None: the newest)."""
         ...
 
     # Miners

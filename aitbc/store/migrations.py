@@ -158,6 +158,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at     INTEGER NOT NULL
     );
     """,
+    # 8: what public reads look up: a receipt's block, and the jobs completed in a recent window.
+    """
+    CREATE INDEX blocks_by_receipt_seq ON blocks (receipt_to_seq, height);
+    CREATE INDEX jobs_by_completion ON jobs (completed_at) WHERE state = 'completed';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

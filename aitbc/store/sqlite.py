@@ -20,7 +20,7 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.keys import Principal, Role, key_id
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.states import JobState
-from aitbc.store import sqlite_blocks, sqlite_ledger, sqlite_miners
+from aitbc.store import sqlite_blocks, sqlite_ledger, sqlite_miners, sqlite_stats
 from aitbc.store.base import (
     AccountRecord,
     ApiKeyRecord,
@@ -28,6 +28,7 @@ from aitbc.store.base import (
     HoldRequest,
     JobChanges,
     JobPage,
+    JobTotals,
     LedgerEntry,
     LedgerStats,
     MinerRecord,
@@ -358,9 +359,17 @@ class SqliteStore:
         async with self._reading():
             return await sqlite_ledger.read_receipts(self._db, client, limit)
 
+    async def receipts_before(self, *, before_seq: int | None, limit: int) -> list[tuple[int, Receipt]]:
+        async with self._reading():
+            return await sqlite_ledger.read_receipts_before(self._db, before_seq, limit)
+
     async def seal_block(self, build: BlockBuilder, *, max_transactions: int, now: datetime) -> Block | None:
         async with self._transaction():
             return await sqlite_blocks.seal(self._db, build, max_transactions, micros(now))
+
+    async def receipt_block(self, receipt_id: str) -> int | None:
+        async with self._reading():
+            return await sqlite_blocks.receipt_block(self._db, receipt_id)
 
     async def blocks(self, *, from_height: int = 0, limit: int = 100) -> list[Block]:
         async with self._reading():
@@ -370,9 +379,17 @@ class SqliteStore:
         async with self._reading():
             return await sqlite_blocks.read_stats(self._db)
 
+    async def job_totals(self, *, since: Sequence[datetime]) -> JobTotals:
+        async with self._reading():
+            return await sqlite_stats.read_job_totals(self._db, [micros(moment) for moment in since])
+
     async def ledger(self, *, after_seq: int = 0, limit: int = 1000) -> list[LedgerEntry]:
         async with self._reading():
             return await sqlite_ledger.read_ledger(self._db, after_seq, limit)
+
+    async def ledger_before(self, *, before_seq: int | None, limit: int) -> list[LedgerEntry]:
+        async with self._reading():
+            return await sqlite_ledger.read_ledger_before(self._db, before_seq, limit)
 
     # Miners
 

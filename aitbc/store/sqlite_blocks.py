@@ -59,6 +59,17 @@ async def seal(db: aiosqlite.Connection, build: BlockBuilder, max_transactions: 
     return block
 
 
+async def receipt_block(db: aiosqlite.Connection, receipt_id: str) -> int | None:
+    # receipt_to_seq never decreases with height, so the first block reaching the receipt's seq sealed it.
+    async with db.execute(
+        "SELECT b.height FROM receipts AS r JOIN blocks AS b ON b.receipt_to_seq >= r.seq"
+        " WHERE r.receipt_id = ? ORDER BY b.receipt_to_seq, b.height LIMIT 1",
+        (receipt_id,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else int(row["height"])
+
+
 async def read_blocks(db: aiosqlite.Connection, from_height: int, limit: int) -> list[Block]:
     """Blocks from `from_height` on, with their transactions and receipts."""
     async with db.execute(

@@ -9,6 +9,8 @@ only writes what it computes.
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
 
 import aiosqlite
@@ -29,6 +31,8 @@ from aitbc.store.sqlite_rows import micros, moment
 
 ACCOUNT_COLUMNS = "account_id, address, available, held, spent, earned"
 # The open hold of the job being updated, as a subquery of the terminal transition's RETURNING clause.
+# Past any seq: a newest-first page without a cursor starts below it.
+_NO_CURSOR = 2**63 - 1
 OPEN_HOLD = "SELECT 1 FROM holds WHERE holds.job_id = jobs.job_id AND holds.settled_attempt IS NULL"
 
 
@@ -183,7 +187,29 @@ async def read_ledger(db: aiosqlite.Connection, after_seq: int, limit: int) -> l
     async with db.execute(
         "SELECT seq, body, created_at FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
     ) as cursor:
+        return _entries(await cursor.fetchall())
+
+
+async def read_ledger_before(db: aiosqlite.Connection, before_seq: int | None, limit: int) -> list[LedgerEntry]:
+    before = _NO_CURSOR if before_seq is None else before_seq
+    async with db.execute(
+        "SELECT seq, body, created_at FROM ledger WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, limit)
+    ) as cursor:
+        return _entries(await cursor.fetchall())
+
+
+async def read_receipts_before(
+    db: aiosqlite.Connection, before_seq: int | None, limit: int
+) -> list[tuple[int, Receipt]]:
+    before = _NO_CURSOR if before_seq is None else before_seq
+    async with db.execute(
+        "SELECT seq, body FROM receipts WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, limit)
+    ) as cursor:
         rows = await cursor.fetchall()
+    return [(row["seq"], Receipt.from_json(json.loads(row["body"]))) for row in rows]
+
+
+def _entries(rows: Iterable[sqlite3.Row]) -> list[LedgerEntry]:
     entries = []
     for row in rows:
         time = moment(row["created_at"])

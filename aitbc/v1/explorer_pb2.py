@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from aitbc.v1 import blocks_pb2 as aitbc_dot_v1_dot_blocks__pb2
+from aitbc.v1 import options_pb2 as aitbc_dot_v1_dot_options__pb2
 from aitbc.v1 import receipts_pb2 as aitbc_dot_v1_dot_receipts__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/explorer.proto\x12\x08\x61itbc.v1\x1a\x17\x61itbc/v1/receipts.proto\x1a\x1cgoogle/api/annotations.proto\"\xc6\x01\n\x0b\x42lockHeader\x12\x0e\n\x06height\x18\x01 \x01(\x03\x12\x12\n\nblock_hash\x18\x02 \x01(\t\x12\x15\n\rprevious_hash\x18\x03 \x01(\t\x12\x0c\n\x04time\x18\x04 \x01(\t\x12\x0f\n\x07tx_root\x18\x05 \x01(\t\x12\x10\n\x08tx_count\x18\x06 \x01(\x05\x12\x15\n\rreceipts_root\x18\x07 \x01(\t\x12\x15\n\rreceipt_count\x18\x08 \x01(\x05\x12\x1d\n\x15\x63oordinator_signature\x18\t \x01(\t\":\n\x07Posting\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\"v\n\x11LedgerTransaction\x12\r\n\x05tx_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12#\n\x08postings\x18\x04 \x03(\x0b\x32\x11.aitbc.v1.Posting\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\"\"\n\x11ListBlocksRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\";\n\x12ListBlocksResponse\x12%\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x15.aitbc.v1.BlockHeader\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x03\"\x91\x01\n\x10GetBlockResponse\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.aitbc.v1.BlockHeader\x12\x31\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x1b.aitbc.v1.LedgerTransaction\x12#\n\x08receipts\x18\x03 \x03(\x0b\x32\x11.aitbc.v1.Receipt\"(\n\x17ListTransactionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"M\n\x18ListTransactionsResponse\x12\x31\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x1b.aitbc.v1.LedgerTransaction\"*\n\x19ListRecentReceiptsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"A\n\x1aListRecentReceiptsResponse\x12#\n\x08receipts\x18\x01 \x03(\x0b\x32\x11.aitbc.v1.Receipt\"\x11\n\x0fGetStatsRequest\"\x87\x01\n\x10GetStatsResponse\x12\x0e\n\x06height\x18\x01 \x01(\x03\x12\x14\n\x0ctransactions\x18\x02 \x01(\x03\x12\x10\n\x08receipts\x18\x03 \x01(\x03\x12\x0e\n\x06minted\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\x0f\n\x07\x63harged\x18\x06 \x01(\x03\x12\x0c\n\x04\x66\x65\x65s\x18\x07 \x01(\x03\x32\xbb\x04\n\x0f\x45xplorerService\x12\x61\n\nListBlocks\x12\x1b.aitbc.v1.ListBlocksRequest\x1a\x1c.aitbc.v1.ListBlocksResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/explorer/blocks\x12\x64\n\x08GetBlock\x12\x19.aitbc.v1.GetBlockRequest\x1a\x1a.aitbc.v1.GetBlockResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/explorer/blocks/{height}\x12y\n\x10ListTransactions\x12!.aitbc.v1.ListTransactionsRequest\x1a\".aitbc.v1.ListTransactionsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/explorer/transactions\x12{\n\x12ListRecentReceipts\x12#.aitbc.v1.ListRecentReceiptsRequest\x1a$.aitbc.v1.ListRecentReceiptsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/explorer/receipts\x12g\n\x08GetStats\x12\x19.aitbc.v1.GetStatsRequest\x1a\x1a.aitbc.v1.GetStatsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x0f/explorer/statsZ\x0b\x12\t/v1/statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/explorer.proto\x12\x08\x61itbc.v1\x1a\x15\x61itbc/v1/blocks.proto\x1a\x16\x61itbc/v1/options.proto\x1a\x17\x61itbc/v1/receipts.proto\x1a\x1cgoogle/api/annotations.proto\":\n\x07Posting\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\"v\n\x11LedgerTransaction\x12\r\n\x05tx_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12#\n\x08postings\x18\x04 \x03(\x0b\x32\x11.aitbc.v1.Posting\x12\x0f\n\x07tx_hash\x18\x05 \x01(\t\"6\n\x11ListBlocksRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x12ListBlocksResponse\x12%\n\x06\x62locks\x18\x01 \x03(\x0b\x32\x15.aitbc.v1.BlockHeader\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fGetBlockRequest\x12\x0e\n\x06height\x18\x01 \x01(\x03\"\x91\x01\n\x10GetBlockResponse\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.aitbc.v1.BlockHeader\x12\x31\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x1b.aitbc.v1.LedgerTransaction\x12#\n\x08receipts\x18\x03 \x03(\x0b\x32\x11.aitbc.v1.Receipt\"<\n\x17ListTransactionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"f\n\x18ListTransactionsResponse\x12\x31\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x1b.aitbc.v1.LedgerTransaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x19ListRecentReceiptsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x1aListRecentReceiptsResponse\x12#\n\x08receipts\x18\x01 \x03(\x0b\x32\x11.aitbc.v1.Receipt\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xd0\x02\n\x10GetStatsResponse\x12\x0e\n\x06height\x18\x01 \x01(\x03\x12\x14\n\x0ctransactions\x18\x02 \x01(\x03\x12\x10\n\x08receipts\x18\x03 \x01(\x03\x12\x0e\n\x06minted\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\x0f\n\x07\x63harged\x18\x06 \x01(\x03\x12\x0c\n\x04\x66\x65\x65s\x18\x07 \x01(\x03\x12\x16\n\x0ejobs_submitted\x18\x08 \x01(\x03\x12\x16\n\x0ejobs_completed\x18\t \x01(\x03\x12\x15\n\rtokens_served\x18\n \x01(\x03\x12\x15\n\rminers_online\x18\x0b \x01(\x05\x12\x15\n\rmodels_served\x18\x0c \x03(\t\x12)\n\x0blast_minute\x18\r \x01(\x0b\x32\x14.aitbc.v1.Throughput\x12\'\n\tlast_hour\x18\x0e \x01(\x0b\x32\x14.aitbc.v1.Throughput\"O\n\nThroughput\x12\x16\n\x0ejobs_completed\x18\x01 \x01(\x03\x12\x0e\n\x06tokens\x18\x02 \x01(\x03\x12\x19\n\x11tokens_per_second\x18\x03 \x01(\x01\x32\xcf\x04\n\x0f\x45xplorerService\x12\x65\n\nListBlocks\x12\x1b.aitbc.v1.ListBlocksRequest\x1a\x1c.aitbc.v1.ListBlocksResponse\"\x1c\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/explorer/blocks\x12h\n\x08GetBlock\x12\x19.aitbc.v1.GetBlockRequest\x1a\x1a.aitbc.v1.GetBlockResponse\"%\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/explorer/blocks/{height}\x12}\n\x10ListTransactions\x12!.aitbc.v1.ListTransactionsRequest\x1a\".aitbc.v1.ListTransactionsResponse\"\"\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/explorer/transactions\x12\x7f\n\x12ListRecentReceipts\x12#.aitbc.v1.ListRecentReceiptsRequest\x1a$.aitbc.v1.ListRecentReceiptsResponse\"\x1e\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/explorer/receipts\x12k\n\x08GetStats\x12\x19.aitbc.v1.GetStatsRequest\x1a\x1a.aitbc.v1.GetStatsResponse\"(\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x1e\x12\x0f/explorer/statsZ\x0b\x12\t/v1/statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +36,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aitbc.v1.explorer_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXPLORERSERVICE'].methods_by_name['ListBlocks']._loaded_options = None
-  _globals['_EXPLORERSERVICE'].methods_by_name['ListBlocks']._serialized_options = b'\202\323\344\223\002\022\022\020/explorer/blocks'
+  _globals['_EXPLORERSERVICE'].methods_by_name['ListBlocks']._serialized_options = b'\240\273\030\001\202\323\344\223\002\022\022\020/explorer/blocks'
   _globals['_EXPLORERSERVICE'].methods_by_name['GetBlock']._loaded_options = None
-  _globals['_EXPLORERSERVICE'].methods_by_name['GetBlock']._serialized_options = b'\202\323\344\223\002\033\022\031/explorer/blocks/{height}'
+  _globals['_EXPLORERSERVICE'].methods_by_name['GetBlock']._serialized_options = b'\240\273\030\001\202\323\344\223\002\033\022\031/explorer/blocks/{height}'
   _globals['_EXPLORERSERVICE'].methods_by_name['ListTransactions']._loaded_options = None
-  _globals['_EXPLORERSERVICE'].methods_by_name['ListTransactions']._serialized_options = b'\202\323\344\223\002\030\022\026/explorer/transactions'
+  _globals['_EXPLORERSERVICE'].methods_by_name['ListTransactions']._serialized_options = b'\240\273\030\001\202\323\344\223\002\030\022\026/explorer/transactions'
   _globals['_EXPLORERSERVICE'].methods_by_name['ListRecentReceipts']._loaded_options = None
-  _globals['_EXPLORERSERVICE'].methods_by_name['ListRecentReceipts']._serialized_options = b'\202\323\344\223\002\024\022\022/explorer/receipts'
+  _globals['_EXPLORERSERVICE'].methods_by_name['ListRecentReceipts']._serialized_options = b'\240\273\030\001\202\323\344\223\002\024\022\022/explorer/receipts'
   _globals['_EXPLORERSERVICE'].methods_by_name['GetStats']._loaded_options = None
-  _globals['_EXPLORERSERVICE'].methods_by_name['GetStats']._serialized_options = b'\202\323\344\223\002\036\022\017/explorer/statsZ\013\022\t/v1/stats'
-  _globals['_BLOCKHEADER']._serialized_start=93
-  _globals['_BLOCKHEADER']._serialized_end=291
-  _globals['_POSTING']._serialized_start=293
-  _globals['_POSTING']._serialized_end=351
-  _globals['_LEDGERTRANSACTION']._serialized_start=353
-  _globals['_LEDGERTRANSACTION']._serialized_end=471
-  _globals['_LISTBLOCKSREQUEST']._serialized_start=473
-  _globals['_LISTBLOCKSREQUEST']._serialized_end=507
-  _globals['_LISTBLOCKSRESPONSE']._serialized_start=509
-  _globals['_LISTBLOCKSRESPONSE']._serialized_end=568
-  _globals['_GETBLOCKREQUEST']._serialized_start=570
-  _globals['_GETBLOCKREQUEST']._serialized_end=603
-  _globals['_GETBLOCKRESPONSE']._serialized_start=606
-  _globals['_GETBLOCKRESPONSE']._serialized_end=751
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=753
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=793
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=795
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=872
-  _globals['_LISTRECENTRECEIPTSREQUEST']._serialized_start=874
-  _globals['_LISTRECENTRECEIPTSREQUEST']._serialized_end=916
-  _globals['_LISTRECENTRECEIPTSRESPONSE']._serialized_start=918
-  _globals['_LISTRECENTRECEIPTSRESPONSE']._serialized_end=983
-  _globals['_GETSTATSREQUEST']._serialized_start=985
-  _globals['_GETSTATSREQUEST']._serialized_end=1002
-  _globals['_GETSTATSRESPONSE']._serialized_start=1005
-  _globals['_GETSTATSRESPONSE']._serialized_end=1140
-  _globals['_EXPLORERSERVICE']._serialized_start=1143
-  _globals['_EXPLORERSERVICE']._serialized_end=1714
+  _globals['_EXPLORERSERVICE'].methods_by_name['GetStats']._serialized_options = b'\240\273\030\001\202\323\344\223\002\036\022\017/explorer/statsZ\013\022\t/v1/stats'
+  _globals['_POSTING']._serialized_start=139
+  _globals['_POSTING']._serialized_end=197
+  _globals['_LEDGERTRANSACTION']._serialized_start=199
+  _globals['_LEDGERTRANSACTION']._serialized_end=317
+  _globals['_LISTBLOCKSREQUEST']._serialized_start=319
+  _globals['_LISTBLOCKSREQUEST']._serialized_end=373
+  _globals['_LISTBLOCKSRESPONSE']._serialized_start=375
+  _globals['_LISTBLOCKSRESPONSE']._serialized_end=459
+  _globals['_GETBLOCKREQUEST']._serialized_start=461
+  _globals['_GETBLOCKREQUEST']._serialized_end=494
+  _globals['_GETBLOCKRESPONSE']._serialized_start=497
+  _globals['_GETBLOCKRESPONSE']._serialized_end=642
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=644
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=704
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=706
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=808
+  _globals['_LISTRECENTRECEIPTSREQUEST']._serialized_start=810
+  _globals['_LISTRECENTRECEIPTSREQUEST']._serialized_end=872
+  _globals['_LISTRECENTRECEIPTSRESPONSE']._serialized_start=874
+  _globals['_LISTRECENTRECEIPTSRESPONSE']._serialized_end=964
+  _globals['_GETSTATSREQUEST']._serialized_start=966
+  _globals['_GETSTATSREQUEST']._serialized_end=983
+  _globals['_GETSTATSRESPONSE']._serialized_start=986
+  _globals['_GETSTATSRESPONSE']._serialized_end=1322
+  _globals['_THROUGHPUT']._serialized_start=1324
+  _globals['_THROUGHPUT']._serialized_end=1403
+  _globals['_EXPLORERSERVICE']._serialized_start=1406
+  _globals['_EXPLORERSERVICE']._serialized_end=1997
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,5 @@
+from aitbc.v1 import blocks_pb2 as _blocks_pb2
+from aitbc.v1 import options_pb2 as _options_pb2
 from aitbc.v1 import receipts_pb2 as _receipts_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf.internal import containers as _containers
@@ -7,28 +9,6 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class BlockHeader(_message.Message):
-    __slots__ = ("height", "block_hash", "previous_hash", "time", "tx_root", "tx_count", "receipts_root", "receipt_count", "coordinator_signature")
-    HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
-    PREVIOUS_HASH_FIELD_NUMBER: _ClassVar[int]
-    TIME_FIELD_NUMBER: _ClassVar[int]
-    TX_ROOT_FIELD_NUMBER: _ClassVar[int]
-    TX_COUNT_FIELD_NUMBER: _ClassVar[int]
-    RECEIPTS_ROOT_FIELD_NUMBER: _ClassVar[int]
-    RECEIPT_COUNT_FIELD_NUMBER: _ClassVar[int]
-    COORDINATOR_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
-    height: int
-    block_hash: str
-    previous_hash: str
-    time: str
-    tx_root: str
-    tx_count: int
-    receipts_root: str
-    receipt_count: int
-    coordinator_signature: str
-    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[str] = ..., previous_hash: _Optional[str] = ..., time: _Optional[str] = ..., tx_root: _Optional[str] = ..., tx_count: _Optional[int] = ..., receipts_root: _Optional[str] = ..., receipt_count: _Optional[int] = ..., coordinator_signature: _Optional[str] = ...) -> None: ...
 
 class Posting(_message.Message):
     __slots__ = ("account", "bucket", "amount")
@@ -55,16 +35,20 @@ class LedgerTransaction(_message.Message):
     def __init__(self, tx_id: _Optional[str] = ..., kind: _Optional[str] = ..., job_id: _Optional[str] = ..., postings: _Optional[_Iterable[_Union[Posting, _Mapping]]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
 
 class ListBlocksRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListBlocksResponse(_message.Message):
-    __slots__ = ("blocks",)
+    __slots__ = ("blocks", "next_page_token")
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
-    blocks: _containers.RepeatedCompositeFieldContainer[BlockHeader]
-    def __init__(self, blocks: _Optional[_Iterable[_Union[BlockHeader, _Mapping]]] = ...) -> None: ...
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    blocks: _containers.RepeatedCompositeFieldContainer[_blocks_pb2.BlockHeader]
+    next_page_token: str
+    def __init__(self, blocks: _Optional[_Iterable[_Union[_blocks_pb2.BlockHeader, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
     __slots__ = ("height",)
@@ -77,41 +61,49 @@ class GetBlockResponse(_message.Message):
     HEADER_FIELD_NUMBER: _ClassVar[int]
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
-    header: BlockHeader
+    header: _blocks_pb2.BlockHeader
     transactions: _containers.RepeatedCompositeFieldContainer[LedgerTransaction]
     receipts: _containers.RepeatedCompositeFieldContainer[_receipts_pb2.Receipt]
-    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., transactions: _Optional[_Iterable[_Union[LedgerTransaction, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_receipts_pb2.Receipt, _Mapping]]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_blocks_pb2.BlockHeader, _Mapping]] = ..., transactions: _Optional[_Iterable[_Union[LedgerTransaction, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_receipts_pb2.Receipt, _Mapping]]] = ...) -> None: ...
 
 class ListTransactionsRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListTransactionsResponse(_message.Message):
-    __slots__ = ("transactions",)
+    __slots__ = ("transactions", "next_page_token")
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     transactions: _containers.RepeatedCompositeFieldContainer[LedgerTransaction]
-    def __init__(self, transactions: _Optional[_Iterable[_Union[LedgerTransaction, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, transactions: _Optional[_Iterable[_Union[LedgerTransaction, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListRecentReceiptsRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListRecentReceiptsResponse(_message.Message):
-    __slots__ = ("receipts",)
+    __slots__ = ("receipts", "next_page_token")
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     receipts: _containers.RepeatedCompositeFieldContainer[_receipts_pb2.Receipt]
-    def __init__(self, receipts: _Optional[_Iterable[_Union[_receipts_pb2.Receipt, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, receipts: _Optional[_Iterable[_Union[_receipts_pb2.Receipt, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("height", "transactions", "receipts", "minted", "held", "charged", "fees")
+    __slots__ = ("height", "transactions", "receipts", "minted", "held", "charged", "fees", "jobs_submitted", "jobs_completed", "tokens_served", "miners_online", "models_served", "last_minute", "last_hour")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +111,13 @@ class GetStatsResponse(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     CHARGED_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
+    JOBS_SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    JOBS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    MINERS_ONLINE_FIELD_NUMBER: _ClassVar[int]
+    MODELS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    LAST_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
     height: int
     transactions: int
     receipts: int
@@ -126,4 +125,21 @@ class GetStatsResponse(_message.Message):
     held: int
     charged: int
     fees: int
-    def __init__(self, height: _Optional[int] = ..., transactions: _Optional[int] = ..., receipts: _Optional[int] = ..., minted: _Optional[int] = ..., held: _Optional[int] = ..., charged: _Optional[int] = ..., fees: _Optional[int] = ...) -> None: ...
+    jobs_submitted: int
+    jobs_completed: int
+    tokens_served: int
+    miners_online: int
+    models_served: _containers.RepeatedScalarFieldContainer[str]
+    last_minute: Throughput
+    last_hour: Throughput
+    def __init__(self, height: _Optional[int] = ..., transactions: _Optional[int] = ..., receipts: _Optional[int] = ..., minted: _Optional[int] = ..., held: _Optional[int] = ..., charged: _Optional[int] = ..., fees: _Optional[int] = ..., jobs_submitted: _Optional[int] = ..., jobs_completed: _Optional[int] = ..., tokens_served: _Optional[int] = ..., miners_online: _Optional[int] = ..., models_served: _Optional[_Iterable[str]] = ..., last_minute: _Optional[_Union[Throughput, _Mapping]] = ..., last_hour: _Optional[_Union[Throughput, _Mapping]] = ...) -> None: ...
+
+class Throughput(_message.Message):
+    __slots__ = ("jobs_completed", "tokens", "tokens_per_second")
+    JOBS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    jobs_completed: int
+    tokens: int
+    tokens_per_second: float
+    def __init__(self, jobs_completed: _Optional[int] = ..., tokens: _Optional[int] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...

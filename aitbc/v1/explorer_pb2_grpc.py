@@ -28,7 +28,7 @@ if _version_not_supported:
 class ExplorerServiceStub:
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     def __init__(self, channel):
@@ -67,7 +67,7 @@ class ExplorerServiceStub:
 class ExplorerServiceServicer:
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     def ListBlocks(self, request, context):
@@ -98,7 +98,8 @@ class ExplorerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Network totals; at most a second old.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -142,7 +143,7 @@ def add_ExplorerServiceServicer_to_server(servicer, server):
 class ExplorerService:
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     @staticmethod

@@ -29,7 +29,7 @@ GRPC_VERSION: str
 class ExplorerServiceStub:
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     @_typing.overload
@@ -44,12 +44,13 @@ class ExplorerServiceStub:
     ListRecentReceipts: _grpc.UnaryUnaryMultiCallable[_explorer_pb2.ListRecentReceiptsRequest, _explorer_pb2.ListRecentReceiptsResponse]
     """The newest receipts first."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_explorer_pb2.GetStatsRequest, _explorer_pb2.GetStatsResponse]
+    """Network totals; at most a second old."""
 
 @_typing.type_check_only
 class ExplorerServiceAsyncStub(ExplorerServiceStub):
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -61,11 +62,12 @@ class ExplorerServiceAsyncStub(ExplorerServiceStub):
     ListRecentReceipts: _aio.UnaryUnaryMultiCallable[_explorer_pb2.ListRecentReceiptsRequest, _explorer_pb2.ListRecentReceiptsResponse]  # type: ignore[assignment]
     """The newest receipts first."""
     GetStats: _aio.UnaryUnaryMultiCallable[_explorer_pb2.GetStatsRequest, _explorer_pb2.GetStatsResponse]  # type: ignore[assignment]
+    """Network totals; at most a second old."""
 
 class ExplorerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The ledger's blocks, transactions and receipts, and network totals. They
     show addresses, hashes and amounts, never a prompt, an output or an
-    account id. Amounts are µcr.
+    account id. Amounts are µcr. Every method is keyless: the explorer is public.
     """
 
     @_abc_1.abstractmethod
@@ -104,6 +106,7 @@ class ExplorerServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _explorer_pb2.GetStatsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_explorer_pb2.GetStatsResponse, _abc.Awaitable[_explorer_pb2.GetStatsResponse]]: ...
+    ) -> _typing.Union[_explorer_pb2.GetStatsResponse, _abc.Awaitable[_explorer_pb2.GetStatsResponse]]:
+        """Network totals; at most a second old."""
 
 def add_ExplorerServiceServicer_to_server(servicer: ExplorerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from aitbc.v1 import blocks_pb2 as aitbc_dot_v1_dot_blocks__pb2
+from aitbc.v1 import options_pb2 as aitbc_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/receipts.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\"\xab\x04\n\x07Receipt\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nreceipt_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x0e\n\x06\x63lient\x18\x06 \x01(\t\x12\r\n\x05miner\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\n \x01(\x03\x12\x1a\n\x12price_input_per_1k\x18\x0b \x01(\x03\x12\x1b\n\x13price_output_per_1k\x18\x0c \x01(\x03\x12\x0f\n\x07\x66\x65\x65_bps\x18\r \x01(\x05\x12\x0f\n\x07\x63harged\x18\x0e \x01(\x03\x12\x16\n\x0eminer_earnings\x18\x0f \x01(\x03\x12\x0b\n\x03\x66\x65\x65\x18\x10 \x01(\x03\x12\x12\n\ninput_hash\x18\x11 \x01(\t\x12\x13\n\x0boutput_hash\x18\x12 \x01(\t\x12\x12\n\nstarted_at\x18\x13 \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x14 \x01(\t\x12\x1d\n\x10miner_public_key\x18\x15 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fminer_signature\x18\x16 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0cminer_signed\x18\x17 \x01(\x08\x12\x1d\n\x15\x63oordinator_signature\x18\x18 \x01(\tB\x13\n\x11_miner_public_keyB\x12\n\x10_miner_signature\"\'\n\x11GetReceiptRequest\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\"X\n\x12GetReceiptResponse\x12\"\n\x07receipt\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Receipt\x12\x1e\n\x16\x63oordinator_public_key\x18\x02 \x01(\t\"4\n\x13ListReceiptsRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\";\n\x14ListReceiptsResponse\x12#\n\x08receipts\x18\x01 \x03(\x0b\x32\x11.aitbc.v1.Receipt2\xe1\x01\n\x0eReceiptService\x12j\n\nGetReceipt\x12\x1b.aitbc.v1.GetReceiptRequest\x1a\x1c.aitbc.v1.GetReceiptResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/receipts/{receipt_id}\x12\x63\n\x0cListReceipts\x12\x1d.aitbc.v1.ListReceiptsRequest\x1a\x1e.aitbc.v1.ListReceiptsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/receiptsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/receipts.proto\x12\x08\x61itbc.v1\x1a\x15\x61itbc/v1/blocks.proto\x1a\x16\x61itbc/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\"\xab\x04\n\x07Receipt\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nreceipt_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x0e\n\x06\x63lient\x18\x06 \x01(\t\x12\r\n\x05miner\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x15\n\rprompt_tokens\x18\t \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\n \x01(\x03\x12\x1a\n\x12price_input_per_1k\x18\x0b \x01(\x03\x12\x1b\n\x13price_output_per_1k\x18\x0c \x01(\x03\x12\x0f\n\x07\x66\x65\x65_bps\x18\r \x01(\x05\x12\x0f\n\x07\x63harged\x18\x0e \x01(\x03\x12\x16\n\x0eminer_earnings\x18\x0f \x01(\x03\x12\x0b\n\x03\x66\x65\x65\x18\x10 \x01(\x03\x12\x12\n\ninput_hash\x18\x11 \x01(\t\x12\x13\n\x0boutput_hash\x18\x12 \x01(\t\x12\x12\n\nstarted_at\x18\x13 \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x14 \x01(\t\x12\x1d\n\x10miner_public_key\x18\x15 \x01(\tH\x00\x88\x01\x01\x12\x1c\n\x0fminer_signature\x18\x16 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0cminer_signed\x18\x17 \x01(\x08\x12\x1d\n\x15\x63oordinator_signature\x18\x18 \x01(\tB\x13\n\x11_miner_public_keyB\x12\n\x10_miner_signature\"\'\n\x11GetReceiptRequest\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\"\x7f\n\x12GetReceiptResponse\x12\"\n\x07receipt\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Receipt\x12\x1e\n\x16\x63oordinator_public_key\x18\x02 \x01(\t\x12%\n\x05proof\x18\x03 \x01(\x0b\x32\x16.aitbc.v1.ReceiptProof\"4\n\x13ListReceiptsRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\";\n\x14ListReceiptsResponse\x12#\n\x08receipts\x18\x01 \x03(\x0b\x32\x11.aitbc.v1.Receipt2\xe5\x01\n\x0eReceiptService\x12n\n\nGetReceipt\x12\x1b.aitbc.v1.GetReceiptRequest\x1a\x1c.aitbc.v1.GetReceiptResponse\"%\xa0\xbb\x18\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/receipts/{receipt_id}\x12\x63\n\x0cListReceipts\x12\x1d.aitbc.v1.ListReceiptsRequest\x1a\x1e.aitbc.v1.ListReceiptsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/receiptsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +35,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aitbc.v1.receipts_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECEIPTSERVICE'].methods_by_name['GetReceipt']._loaded_options = None
-  _globals['_RECEIPTSERVICE'].methods_by_name['GetReceipt']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/receipts/{receipt_id}'
+  _globals['_RECEIPTSERVICE'].methods_by_name['GetReceipt']._serialized_options = b'\240\273\030\001\202\323\344\223\002\033\022\031/v1/receipts/{receipt_id}'
   _globals['_RECEIPTSERVICE'].methods_by_name['ListReceipts']._loaded_options = None
   _globals['_RECEIPTSERVICE'].methods_by_name['ListReceipts']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/receipts'
-  _globals['_RECEIPT']._serialized_start=68
-  _globals['_RECEIPT']._serialized_end=623
-  _globals['_GETRECEIPTREQUEST']._serialized_start=625
-  _globals['_GETRECEIPTREQUEST']._serialized_end=664
-  _globals['_GETRECEIPTRESPONSE']._serialized_start=666
-  _globals['_GETRECEIPTRESPONSE']._serialized_end=754
-  _globals['_LISTRECEIPTSREQUEST']._serialized_start=756
-  _globals['_LISTRECEIPTSREQUEST']._serialized_end=808
-  _globals['_LISTRECEIPTSRESPONSE']._serialized_start=810
-  _globals['_LISTRECEIPTSRESPONSE']._serialized_end=869
-  _globals['_RECEIPTSERVICE']._serialized_start=872
-  _globals['_RECEIPTSERVICE']._serialized_end=1097
+  _globals['_RECEIPT']._serialized_start=115
+  _globals['_RECEIPT']._serialized_end=670
+  _globals['_GETRECEIPTREQUEST']._serialized_start=672
+  _globals['_GETRECEIPTREQUEST']._serialized_end=711
+  _globals['_GETRECEIPTRESPONSE']._serialized_start=713
+  _globals['_GETRECEIPTRESPONSE']._serialized_end=840
+  _globals['_LISTRECEIPTSREQUEST']._serialized_start=842
+  _globals['_LISTRECEIPTSREQUEST']._serialized_end=894
+  _globals['_LISTRECEIPTSRESPONSE']._serialized_start=896
+  _globals['_LISTRECEIPTSRESPONSE']._serialized_end=955
+  _globals['_RECEIPTSERVICE']._serialized_start=958
+  _globals['_RECEIPTSERVICE']._serialized_end=1187
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,5 @@
+from aitbc.v1 import blocks_pb2 as _blocks_pb2
+from aitbc.v1 import options_pb2 as _options_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -66,12 +68,14 @@ class GetReceiptRequest(_message.Message):
     def __init__(self, receipt_id: _Optional[str] = ...) -> None: ...
 
 class GetReceiptResponse(_message.Message):
-    __slots__ = ("receipt", "coordinator_public_key")
+    __slots__ = ("receipt", "coordinator_public_key", "proof")
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     receipt: Receipt
     coordinator_public_key: str
-    def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ..., coordinator_public_key: _Optional[str] = ...) -> None: ...
+    proof: _blocks_pb2.ReceiptProof
+    def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ..., coordinator_public_key: _Optional[str] = ..., proof: _Optional[_Union[_blocks_pb2.ReceiptProof, _Mapping]] = ...) -> None: ...
 
 class ListReceiptsRequest(_message.Message):
     __slots__ = ("client", "limit")

@@ -27,8 +27,8 @@ if _version_not_supported:
 
 class ReceiptServiceStub:
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     def __init__(self, channel):
@@ -51,8 +51,8 @@ class ReceiptServiceStub:
 
 class ReceiptServiceServicer:
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     def GetReceipt(self, request, context):
@@ -91,8 +91,8 @@ def add_ReceiptServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ReceiptService:
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     @staticmethod

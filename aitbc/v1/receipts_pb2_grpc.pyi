@@ -28,8 +28,8 @@ GRPC_VERSION: str
 
 class ReceiptServiceStub:
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     @_typing.overload
@@ -43,8 +43,8 @@ class ReceiptServiceStub:
 @_typing.type_check_only
 class ReceiptServiceAsyncStub(ReceiptServiceStub):
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -54,8 +54,8 @@ class ReceiptServiceAsyncStub(ReceiptServiceStub):
 
 class ReceiptServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receipts of charged jobs, signed by the coordinator (docs/settlement.md).
-    Any valid key may read them: they show addresses, hashes and amounts,
-    never a prompt or an output.
+    They show addresses, hashes and amounts, never a prompt or an output: a
+    receipt by id is public, like the explorer's list of recent receipts.
     """
 
     @_abc_1.abstractmethod

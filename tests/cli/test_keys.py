@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from aitbc.cli import main
 from aitbc.client import AitbcApiError, AsyncClient, StatusCode
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.keys import Role, hash_key, key_id
@@ -137,3 +138,13 @@ async def test_revocation_is_final(
         assert record.revoked_at is not None
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("owner", ["mint", "network-fee"])
+def test_no_key_can_belong_to_the_networks_own_accounts(
+    tmp_path: Path, owner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(tmp_path)]
+    assert main(["keys", "create", "--role", "client", "--owner", owner, *home]) == 2
+    assert f"{owner!r} is a reserved account of the network" in capsys.readouterr().err
+    assert main(["keys", "create", "--role", "client", "--owner", "alice", *home]) == 0

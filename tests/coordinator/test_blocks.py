@@ -73,10 +73,9 @@ async def test_blocks_seal_the_ledger_and_prove_each_receipt(coordinator: Coordi
     assert sealed.header.previous_hash == genesis.block_hash
     report = verify_chain(blocks, coordinator_key=coordinator.public_key)
     assert report.ok, report.problem
-    receipt = await coordinator.receipt(CLIENT, receipt_id)
-    checks = verify_receipt(
-        receipt, coordinator_key=coordinator.public_key, output_text="answer", proof=receipt_proof(sealed, receipt_id)
-    )
+    receipt, proof = await coordinator.receipt(receipt_id)
+    assert proof == receipt_proof(sealed, receipt_id)
+    checks = verify_receipt(receipt, coordinator_key=coordinator.public_key, output_text="answer", proof=proof)
     assert checks.ok, checks.checks
     assert checks.skipped == ("miner_signature",)
     await clock.advance(5)
@@ -103,3 +102,26 @@ async def test_aitbc_ledger_verify_replays_the_blocks_and_finds_a_tampered_balan
         db.execute("UPDATE ledger SET body = replace(body, '\"amount\":1000', '\"amount\":1001') WHERE seq = 1")
     assert await asyncio.to_thread(main, ["ledger", "verify", "--home", str(home)]) == 1
     assert "cannot be read: transaction 'mint:" in capsys.readouterr().out
+
+
+async def test_enough_waiting_entries_seal_a_block_before_the_timer(home: Path, clock: ManualClock) -> None:
+    store = await SqliteStore.open(home / "aitbc.db")
+    config = replace(CONFIG, block_interval=60, block_max_transactions=3)
+    coordinator = Coordinator(store, config, clock=clock)
+    await coordinator.start()
+    try:
+        for _ in range(2):
+            await coordinator.credit(ADMIN, CLIENT.owner_id, 10)
+        await clock.advance(0)
+        assert [block.height for block in await store.blocks()] == [0]  # two waiting: the timer's to seal
+        await coordinator.credit(ADMIN, CLIENT.owner_id, 10)
+        await clock.advance(0)  # the early seal's task has run; no time passed
+        blocks = await store.blocks()
+        assert [(block.height, block.header.tx_count) for block in blocks] == [(0, 0), (1, 3)]
+        await coordinator.credit(ADMIN, CLIENT.owner_id, 10)
+        await clock.advance(60)  # one waiting: the timer still seals it
+        await clock.advance(0)
+        assert [block.header.tx_count for block in await store.blocks()] == [0, 3, 1]
+    finally:
+        await coordinator.shutdown(0)
+        await store.close()

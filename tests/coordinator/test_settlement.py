@@ -122,7 +122,8 @@ async def test_completion_charges_real_counts_pays_the_miner_and_the_fee(
     await check_ledger(store)
     # The receipt: signed by the coordinator, the job's output and counts, the settlement's amounts.
     finished = await coordinator.get(CLIENT, job.job_id)
-    receipt = await coordinator.receipt(CLIENT, finished.receipt_id)
+    receipt, proof = await coordinator.receipt(finished.receipt_id)
+    assert proof is None  # not sealed yet: no block interval has passed
     body = receipt.body
     assert (body.job_id, body.attempt, body.outcome, body.model) == (job.job_id, 1, "completed", "priced")
     assert (body.client, body.miner) == (address_of(CLIENT.owner_id), address_of(MINER.owner_id))
@@ -156,7 +157,7 @@ async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(
     assert (await cancel).state is JobState.CANCELED
     client = await coordinator.account(CLIENT)
     assert (client.available, client.held, client.spent) == (980, 0, 20)  # 10 tokens at 2000 per 1k
-    receipt = await coordinator.receipt(CLIENT, (await coordinator.get(CLIENT, job.job_id)).receipt_id)
+    receipt, _ = await coordinator.receipt((await coordinator.get(CLIENT, job.job_id)).receipt_id)
     body = receipt.body
     assert (body.outcome, body.charged, body.output_hash) == ("canceled", 20, text_hash("so far"))
     await check_ledger(store)
@@ -181,7 +182,7 @@ async def test_expired_and_failed_jobs_charge_nothing(
     assert closing == [TxKind.RELEASE, TxKind.RELEASE]
     assert (await coordinator.get(CLIENT, failing.job_id)).receipt_id == ""  # nothing charged, no receipt
     with pytest.raises(AitbcError) as caught:
-        await coordinator.receipt(CLIENT, "rcpt_" + failing.job_id.removeprefix("job_"))
+        await coordinator.receipt("rcpt_" + failing.job_id.removeprefix("job_"))
     assert caught.value.reason is Reason.RECEIPT_NOT_FOUND
     await check_ledger(store)
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from aitbc.cli import main
 from aitbc.client import AsyncClient, JobEvent
 from aitbc.domain.states import JobState
+from aitbc.domain.verify import CHECK_NAMES
 from aitbc.services.server import RunningCoordinator
 from aitbc.store.sqlite import SqliteStore
 from miner import Backend, GenerationRequest, MinerAgent, MinerConfig
@@ -135,7 +137,14 @@ async def test_shutdown_drains_the_miner_and_lets_its_job_finish(
 
 
 @pytest.mark.llama
-async def test_llama_cpp_end_to_end(client: AsyncClient, run_agent: AgentFactory) -> None:
+async def test_llama_cpp_end_to_end(
+    client: AsyncClient,
+    run_agent: AgentFactory,
+    coordinator: RunningCoordinator,
+    target: str,
+    keys: Keys,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     llama_cpp = pytest.importorskip("miner.backends.llama_cpp", reason="llama-cpp-python is not installed")
     backend = llama_cpp.LlamaCppBackend()
     try:
@@ -158,3 +167,9 @@ async def test_llama_cpp_end_to_end(client: AsyncClient, run_agent: AgentFactory
     assert final.usage is not None
     assert 1 <= final.usage.completion_tokens <= 16
     assert final.usage.prompt_tokens > 5
+    # The seed's last step: the job's receipt, its block and its result check out, the miner's signature too.
+    await coordinator.coordinator._blocks.seal_pending()  # the next tick's work, now
+    verify = ["verify", "--job-id", job.job_id, "--coordinator", target, "--api-key", keys.client]
+    assert await asyncio.to_thread(main, verify) == 0
+    verdicts = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()}
+    assert verdicts == dict.fromkeys(CHECK_NAMES, "passed")

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 import aitbc.v1
-from gateway.routes import RouteTable, api_files
+from aitbc.api_descriptors import api_files
+from gateway.routes import RouteTable
 from tests.conftest import Keys
 from tests.gateway.test_rest import SEED_SUBMIT
 from tests.gateway.test_websocket import closed_with, receive, send, socket

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 
 import aitbc.v1
+from aitbc.api_descriptors import api_files
 from gateway.openapi import build_openapi
-from gateway.routes import RouteTable, api_files
+from gateway.routes import RouteTable
 
 TABLE = RouteTable.from_files(api_files(aitbc.v1))
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from aitbc.cli import main
 from aitbc.domain.canonical import text_hash
-from tests.conftest import Keys
+from aitbc.services.server import RunningCoordinator
 from tests.gateway.conftest import MODEL, job_in_state
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -55,42 +57,76 @@ async def test_a_charged_job_names_its_receipt_and_rest_serves_it(
     assert (bad.status_code, bad.json()["field"]) == (400, "client")
 
 
-async def test_aitbc_verify_checks_a_receipt_offline_and_fails_a_tampered_one(
+def _verdicts(out: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in out.splitlines()}
+
+
+async def test_aitbc_verify_checks_a_receipt_and_its_block_and_names_each_tampered_part(
     http: httpx.AsyncClient,
     miner: ScriptedMiner,
+    coordinator: RunningCoordinator,
     target: str,
-    keys: Keys,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     job = await completed_job(http, miner)
+    receipt_id = str(job["receipt_id"])
     output = tmp_path / "output.txt"
     output.write_text(OUTPUT, encoding="utf-8")
-    fetch = ("--coordinator", target, "--api-key", keys.client)
-    code = await asyncio.to_thread(main, ["verify", str(job["receipt_id"]), "--output-file", str(output), *fetch])
+    # Not sealed yet, and no time to wait: the block's checks are skipped, and say why.
+    unsealed = ["verify", receipt_id, "--output-file", str(output), "--coordinator", target, "--wait", "0"]
+    assert await asyncio.to_thread(main, unsealed) == 0
+    assert _verdicts(capsys.readouterr().out)["inclusion_proof"] == "skipped"
+
+    await coordinator.coordinator._blocks.seal_pending()  # the next tick's work, now
+    # By id, with no API key: a receipt is public.
+    sealed = ["verify", receipt_id, "--output-file", str(output), "--coordinator", target]
+    assert await asyncio.to_thread(main, sealed) == 0
     captured = capsys.readouterr()
-    assert code == 0, captured
-    lines = captured.out.splitlines()
-    assert [line.split()[:2] for line in lines] == [
-        ["coordinator_signature", "passed"],
-        ["miner_signature", "skipped"],
-        ["amounts", "passed"],
-        ["output_hash", "passed"],
-        ["block_signature", "skipped"],
-        ["inclusion_proof", "skipped"],
-    ]
+    assert _verdicts(captured.out) == {
+        "coordinator_signature": "passed",
+        "miner_signature": "skipped",  # the scripted miner does not sign
+        "amounts": "passed",
+        "output_hash": "passed",
+        "block_signature": "passed",
+        "inclusion_proof": "passed",
+    }
     key = captured.err.split("reports, ")[1].split(";")[0]
 
-    # Offline: the receipt as a file and the pinned key; one changed amount fails the signature.
-    response = await http.get(f"/v1/receipts/{job['receipt_id']}")
-    receipt = response.json()["receipt"]
-    receipt.update(miner_public_key=None, miner_signature=None)  # the signed JSON has nulls where REST omits
+    # Offline: what REST answered, saved to a file, and the pinned key.
     saved = tmp_path / "receipt.json"
-    saved.write_text(json.dumps(receipt), encoding="utf-8")
-    assert main(["verify", str(saved), f"--coordinator-key={key}"]) == 0
-    receipt["charged"] = 10
-    saved.write_text(json.dumps(receipt), encoding="utf-8")
-    capsys.readouterr()
-    assert main(["verify", str(saved), f"--coordinator-key={key}"]) == 1
-    failed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.split()[1] == "failed"]
-    assert failed == ["coordinator_signature", "amounts"]
+    answer = (await http.get(f"/v1/receipts/{receipt_id}")).json()
+    offline = ["verify", str(saved), f"--coordinator-key={key}", "--output-file", str(output)]
+
+    def failures(document: dict[str, Any]) -> list[str]:
+        saved.write_text(json.dumps(document), encoding="utf-8")
+        code = main(offline)
+        verdicts = _verdicts(capsys.readouterr().out)
+        failed = [name for name, verdict in verdicts.items() if verdict == "failed"]
+        assert code == (1 if failed else 0)
+        return failed
+
+    assert failures(answer) == []
+    # One changed character in each part is caught, and the check that caught it is named.
+    tampered = copy.deepcopy(answer)
+    tampered["receipt"]["charged"] = 10
+    assert failures(tampered) == ["coordinator_signature", "amounts", "inclusion_proof"]
+    tampered = copy.deepcopy(answer)
+    tampered["receipt"]["output_hash"] = _flip(tampered["receipt"]["output_hash"])
+    assert failures(tampered) == ["coordinator_signature", "output_hash", "inclusion_proof"]
+    tampered = copy.deepcopy(answer)
+    tampered["proof"]["block"]["tx_root"] = _flip(tampered["proof"]["block"]["tx_root"])
+    assert failures(tampered) == ["block_signature"]
+    tampered = copy.deepcopy(answer)
+    tampered["proof"]["block"]["receipts_root"] = _flip(tampered["proof"]["block"]["receipts_root"])
+    assert failures(tampered) == ["block_signature", "inclusion_proof"]
+    tampered = copy.deepcopy(answer)
+    tampered["proof"]["proof"]["leaf_index"] = 1
+    assert failures(tampered) == ["inclusion_proof"]
+    output.write_text(OUTPUT + ".", encoding="utf-8")
+    assert failures(answer) == ["output_hash"]
+
+
+def _flip(digest: str) -> str:
+    """`digest` with its first hex digit changed."""
+    return ("1" if digest[0] == "0" else "0") + digest[1:]

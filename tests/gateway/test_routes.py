@@ -8,8 +8,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
 import aitbc.v1
+from aitbc.api_descriptors import api_files
 from aitbc.v1 import jobs_pb2
-from gateway.routes import AnnotationError, MethodNotAllowed, PathTemplate, RestRoute, RouteMatch, RouteTable, api_files
+from gateway.routes import AnnotationError, MethodNotAllowed, PathTemplate, RestRoute, RouteMatch, RouteTable
 
 GET_JOB = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].methods_by_name["GetJob"]
 

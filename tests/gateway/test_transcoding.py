@@ -9,9 +9,10 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 import aitbc.v1
+from aitbc.api_descriptors import api_files
 from aitbc.v1 import jobs_pb2, models_pb2
 from gateway.errors import HTTP_STATUS_FOR_CODE, GatewayError, from_rpc_error
-from gateway.routes import RouteMatch, RouteTable, api_files
+from gateway.routes import RouteMatch, RouteTable
 from gateway.transcoding import enum_prefix, message_from_json, message_to_json, parse_json, request_from_http
 
 TABLE = RouteTable.from_files(api_files(aitbc.v1))
