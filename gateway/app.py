@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -81,8 +82,12 @@ def create_app(
         finally:
             await coordinator.close()
 
+    api = Mount(API_PREFIX, routes=routes)
+    # Starlette's mount pattern stops at a line break (a percent-encoded %0A in an id); /api must serve
+    # whatever / serves, with the same error bodies.
+    api.path_regex = re.compile(api.path_regex.pattern, re.DOTALL)
     return Starlette(
-        routes=[Mount(API_PREFIX, routes=routes), *routes],
+        routes=[api, *routes],
         lifespan=lifespan,
         # A client may overshoot the limit by up to its own size and still read its 413.
         middleware=[

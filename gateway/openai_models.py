@@ -15,6 +15,7 @@ from http import HTTPStatus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
 from aitbc.v1 import models_pb2
@@ -25,6 +26,21 @@ from gateway.rpc import require_api_key
 from gateway.transcoding import message_to_json
 
 TEXT: str = "text"
+
+
+class _AnyText(Convertor[str]):
+    """A path parameter of any characters, slashes and line breaks included (Starlette's `path` stops at those)."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_text", _AnyText())
 
 
 def runnable(model: models_pb2.Model, *, queueable: bool) -> bool:
@@ -44,8 +60,9 @@ class OpenAIModels:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self._openai(self._list), methods=["GET"]),
-            # `path`: ids such as `org/name` (as vLLM serves them) have slashes.
-            Route("/v1/models/{model_id:path}", self._openai(self._get), methods=["GET"]),
+            # Any text: ids such as `org/name` (as vLLM serves them) have slashes, and an id that is no
+            # model id at all still deserves OpenAI's 404 rather than the router's.
+            Route("/v1/models/{model_id:any_text}", self._openai(self._get), methods=["GET"]),
         ]
 
     @staticmethod
