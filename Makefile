@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench clean
+.PHONY: help install run test check lint typecheck proto bench clean node-examples
 
 ## List the targets and what each does.
 help:
@@ -40,8 +40,15 @@ install: $(STAMP)
 run: install
 	$(BIN)/aitbc up $(ARGS)
 
+## Install examples/node's dependencies from its lockfile, where npm is installed (`make test` does it once).
+node-examples: examples/node/node_modules/.package-lock.json
+
+examples/node/node_modules/.package-lock.json: examples/node/package-lock.json
+	@if command -v npm >/dev/null; then cd examples/node && npm ci --no-audit --no-fund; \
+	else echo "npm is missing: the Node examples' test will be skipped (apt-get install nodejs npm)"; fi
+
 ## Lint, types, proto checks and the whole test suite.
-test: check
+test: check node-examples
 	$(BIN)/pytest
 
 ## Lint, types and proto checks, without the tests.

@@ -50,6 +50,12 @@ class JobClient:
             _JOBS["WatchAccountJobs"], request, jobs_pb2.WatchAccountJobsResponse, api_key
         )
 
+    async def models(self, api_key: str | None) -> models_pb2.ListModelsResponse:
+        """The catalog, each model with the online miners serving it."""
+        return await self._coordinator.unary(
+            _MODELS["ListModels"], models_pb2.ListModelsRequest(), models_pb2.ListModelsResponse, api_key
+        )
+
     async def authenticate(self, api_key: str | None) -> None:
         """Raise the coordinator's 401/403 for a key it does not accept.
 

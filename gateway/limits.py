@@ -32,6 +32,9 @@ DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_SEND_QUEUE_FRAMES: Final = 256
 # How long producers wait for room before the reader is declared too slow.
 DEFAULT_SEND_STALL_SECONDS: Final = 10.0
+# Idle streams (SSE, NDJSON, WebSocket) send a keepalive after this many seconds without a message,
+# inside the 30-60 s idle timeouts of common proxies and client read timeouts.
+DEFAULT_KEEPALIVE_SECONDS: Final = 15.0
 
 _CLOSE: Final = (b"connection", b"close")
 
@@ -42,9 +45,16 @@ class GatewayLimits:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ws_send_queue_frames: int = DEFAULT_SEND_QUEUE_FRAMES
     ws_send_stall_seconds: float = DEFAULT_SEND_STALL_SECONDS
+    # Seconds of silence after which a stream sends a keepalive (tests make it short).
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
 
     def __post_init__(self) -> None:
-        if self.max_body_bytes < 1 or self.ws_send_queue_frames < 1 or self.ws_send_stall_seconds <= 0:
+        if (
+            self.max_body_bytes < 1
+            or self.ws_send_queue_frames < 1
+            or self.ws_send_stall_seconds <= 0
+            or self.keepalive_seconds <= 0
+        ):
             raise ValueError(f"limits must be positive: {self}")
 
 

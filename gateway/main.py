@@ -21,6 +21,7 @@ from aitbc.tls import ClientTls, add_client_tls_arguments, client_tls_from_args
 from gateway.app import create_app
 from gateway.health import DEFAULT_READY_MIN_MINERS
 from gateway.limits import DEFAULT_MAX_BODY_BYTES, GatewayLimits
+from gateway.options import GatewayOptions
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -32,10 +33,9 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
-    return value
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text}")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -85,7 +85,39 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="serve Prometheus metrics at /metrics, without a key (default: on)",
     )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from ORIGIN (e.g. https://app.example.com, or * for any) call the gateway; "
+        "repeat for several (default: none, no CORS)",
+    )
+    parser.add_argument(
+        "--openai-queue",
+        action="store_true",
+        help="OpenAI requests wait in the queue for a miner instead of failing with 503 at once; "
+        "/v1/models then lists every text model of the catalog",
+    )
+    parser.add_argument(
+        "--wei-per-credit",
+        type=_non_negative_int,
+        default=None,
+        metavar="WEI",
+        help="the conversion rate for seed 004's POST /api/jobs/submit estimatedCostWei "
+        "(1 credit = 1,000,000 µcr; default: unset, and that route answers 503)",
+    )
+
     add_log_format_argument(parser)
+
+
+def options_from_arguments(ns: argparse.Namespace) -> GatewayOptions:
+    """The GatewayOptions the flags of `add_gateway_arguments` ask for."""
+    return GatewayOptions(
+        cors_origins=tuple(getattr(ns, "cors_origin", None) or ()),
+        openai_queue=bool(getattr(ns, "openai_queue", False)),
+        wei_per_credit=getattr(ns, "wei_per_credit", None),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +134,7 @@ class GatewaySettings:
     # Our own access log (one line per request, with its id and route); uvicorn's is off.
     access_log: bool = True
     log_format: str = "text"
+    options: GatewayOptions = field(default_factory=GatewayOptions)
 
 
 def settings_from_args(ns: argparse.Namespace) -> tuple[str, GatewaySettings]:
@@ -120,6 +153,7 @@ def settings_from_args(ns: argparse.Namespace) -> tuple[str, GatewaySettings]:
         ready_min_miners=ns.ready_min_miners,
         metrics=ns.metrics,
         log_format=ns.log_format,
+        options=options_from_arguments(ns),
     )
     return target, settings
 
@@ -142,6 +176,7 @@ def _config(coordinator_target: str, listen: str, settings: GatewaySettings, *, 
     app = create_app(
         coordinator_target,
         limits,
+        settings.options,
         tls=settings.coordinator_tls,
         ready_min_miners=settings.ready_min_miners,
         metrics=settings.metrics,

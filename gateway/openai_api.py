@@ -3,8 +3,7 @@
 A request is a SubmitJob (`raw` prompt for completions, `messages` for chat)
 followed by a WatchJob until the final state. The HTTP request *is* the job
 here, so a client that disconnects before the end cancels it and frees the
-miner. `GET /v1/models` needs nothing from this module: ListModels' JSON is
-OpenAI's list shape and the generic route serves it.
+miner. `GET /v1/models` is openai_models.py.
 
 Errors on these routes use OpenAI's body, `{"error": {"message", "type",
 "param", "code"}}`; a job that fails mid-stream ends the stream with such an
@@ -30,21 +29,52 @@ from gateway.jobs import JobClient, final_state
 from gateway.limits import read_body
 from gateway.rpc import MessageStream, require_api_key
 from gateway.streaming import (
+    SSE_KEEPALIVE,
     SSE_MEDIA_TYPE,
     Disconnected,
     EventStreamResponse,
     encode_json,
     run_until_disconnect,
     sse_event,
+    with_keepalive,
 )
 from gateway.transcoding import decode_json_body, message_from_json
 
 JsonObject = dict[str, Any]
 
-# Parameters a job can honour.
-_COMMON: Final = frozenset({"model", "max_tokens", "temperature", "top_p", "stop", "stream", "stream_options", "user"})
+# Parameters a job honours.
+_HONOURED: Final = frozenset({"model", "max_tokens", "temperature", "top_p", "stop", "stream", "stream_options"})
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_top_k(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+
+
+def _is_metadata(value: object) -> bool:
+    # OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
+    return (
+        isinstance(value, dict)
+        and len(value) <= 16
+        and all(len(key) <= 64 and isinstance(item, str) and len(item) <= 512 for key, item in value.items())
+    )
+
+
+# Parameters commonly sent that do not change what the answer means, accepted (when well-formed) and
+# ignored: a job has no seed (its output is not reproducible), no top-k sampling, no tools to call in
+# parallel; metadata and user are not stored. Each with what a well-formed value is.
+_IGNORED: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
+    "seed": (_is_int, "an integer"),
+    "top_k": (_is_top_k, "an integer >= -1 (-1 or 0: off)"),
+    "parallel_tool_calls": (lambda value: isinstance(value, bool), "a boolean"),
+    "metadata": (_is_metadata, "an object of at most 16 strings (keys <= 64, values <= 512 characters)"),
+    "user": (lambda value: isinstance(value, str) and len(value) <= 256, "a string of at most 256 characters"),
+}
 # Parameters a job cannot honour, accepted only with these values (or null),
-# which mean what a job does anyway.
+# which mean what a job does anyway; other values would change the answer's meaning.
 _DEFAULT_ONLY: Final[dict[str, tuple[object, ...]]] = {
     "n": (1,),
     "best_of": (1,),
@@ -56,6 +86,8 @@ _DEFAULT_ONLY: Final[dict[str, tuple[object, ...]]] = {
     "frequency_penalty": (0,),
     "logit_bias": ({},),
     "tools": ([],),
+    "tool_choice": ("none",),
+    "functions": ([],),
     "response_format": ({"type": "text"},),
     "modalities": (["text"],),
     "store": (False,),
@@ -138,7 +170,7 @@ class Dialect:
 
 
 COMPLETIONS: Final = Dialect(
-    parameters=_COMMON | {"prompt"},
+    parameters=_HONOURED | {"prompt"},
     job_input=_raw_prompt,
     object="text_completion",
     chunk_object="text_completion",
@@ -149,7 +181,7 @@ COMPLETIONS: Final = Dialect(
 )
 
 CHAT: Final = Dialect(
-    parameters=_COMMON | {"messages", "max_completion_tokens"},
+    parameters=_HONOURED | {"messages", "max_completion_tokens"},
     job_input=_messages,
     object="chat.completion",
     chunk_object="chat.completion.chunk",
@@ -197,11 +229,16 @@ def _check_parameters(body: JsonObject, supported: frozenset[str]) -> None:
     for name, value in body.items():
         if name in supported or value is None:
             continue
-        if value not in _DEFAULT_ONLY.get(name, ()):
+        if name in _IGNORED:
+            well_formed, expected = _IGNORED[name]
+            if not well_formed(value):
+                raise invalid_argument(f"{name} must be {expected}", name)
+        elif value not in _DEFAULT_ONLY.get(name, ()):
             raise _unsupported(name, value)
 
 
-def parse_request(body: object, dialect: Dialect) -> OpenAIRequest:
+def parse_request(body: object, dialect: Dialect, *, queue: bool = False) -> OpenAIRequest:
+    """The job an OpenAI request asks for; with `queue`, one that waits for a miner rather than fail at once."""
     if not isinstance(body, dict):
         raise invalid_argument("the request body must be a JSON object")
     _check_parameters(body, dialect.parameters)
@@ -218,6 +255,7 @@ def parse_request(body: object, dialect: Dialect) -> OpenAIRequest:
         "stream": stream,
     }
     submit = {
+        "queue_if_unavailable": queue,
         "model": body["model"],
         "params": {key: value for key, value in params.items() if value is not None},
         **dialect.job_input(body),
@@ -257,9 +295,11 @@ async def generated(events: MessageStream[jobs_pb2.WatchJobResponse]) -> AsyncIt
 
 
 class OpenAIRoutes:
-    def __init__(self, jobs: JobClient, max_body_bytes: int) -> None:
+    def __init__(self, jobs: JobClient, max_body_bytes: int, *, keepalive_seconds: float, queue: bool) -> None:
         self._jobs = jobs
         self._max_body_bytes = max_body_bytes
+        self._keepalive_seconds = keepalive_seconds
+        self._queue = queue
 
     def routes(self) -> list[Route]:
         return [
@@ -278,7 +318,9 @@ class OpenAIRoutes:
 
     async def _complete(self, request: Request, dialect: Dialect) -> Response:
         api_key = require_api_key(request.headers)
-        parsed = parse_request(decode_json_body(await read_body(request, self._max_body_bytes)), dialect)
+        parsed = parse_request(
+            decode_json_body(await read_body(request, self._max_body_bytes)), dialect, queue=self._queue
+        )
         job = await self._jobs.submit(parsed.submit, api_key)
 
         async def cancel_job() -> None:
@@ -298,7 +340,11 @@ class OpenAIRoutes:
             "model": job.model,
         }
         if parsed.stream:
-            chunks = _chunks(dialect, {**envelope, "object": dialect.chunk_object}, events, parsed.include_usage)
+            chunks = with_keepalive(
+                _chunks(dialect, {**envelope, "object": dialect.chunk_object}, events, parsed.include_usage),
+                self._keepalive_seconds,
+                SSE_KEEPALIVE,
+            )
             return EventStreamResponse(chunks, media_type=SSE_MEDIA_TYPE, on_disconnect=cancel_job)
         outcome = await run_until_disconnect(request.receive, _collect(events))
         if isinstance(outcome, Disconnected):

@@ -3,11 +3,18 @@
 Schemas follow the JSON the gateway speaks (see transcoding.py): proto field
 names, enum values in lower case without their prefix, 64-bit integers as
 numbers. `google.api.field_behavior` marks fields `required` (REQUIRED) or
-`readOnly` (OUTPUT_ONLY).
+`readOnly` (OUTPUT_ONLY); the bounds the server enforces come from
+openapi_limits.py; every object refuses unknown properties
+(`additionalProperties: false`), as the transcoder does. Summaries and
+descriptions are the .proto comments (`aitbc/v1/api_comments.json`, written
+by tools/gen_proto.py from the descriptors' source info).
 """
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 from google.api import field_behavior_pb2
@@ -17,6 +24,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from aitbc import __version__
+from gateway.openapi_extra import extra_paths, extra_schemas
+from gateway.openapi_limits import limits_of
 from gateway.routes import RestRoute, RouteTable, field_at
 from gateway.streaming import HTTP_BODY, NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from gateway.transcoding import enum_to_json
@@ -80,45 +89,49 @@ Streaming routes answer Server-Sent Events for `Accept: text/event-stream`, else
 Not described here: the WebSocket endpoints `/v1/jobs/ws` and `/v1/jobs/{job_id}/ws` (see docs/gateway.md).
 Every path is also served under `/api`."""
 
-# Routes the gateway adds by hand (not from annotations), described loosely.
-_EXTRA_PATHS: Final[JsonObject] = {
-    "/health": {
-        "get": {
-            "operationId": "Gateway_Health",
-            "tags": ["Gateway"],
-            "summary": "Gateway up, and the coordinator's grpc.health.v1 status (503 when not serving).",
-            "security": [],
-            "responses": {"200": {"description": "serving"}, "503": {"description": "coordinator not serving"}},
-        }
-    },
-    **{
-        path: {
-            "post": {
-                "operationId": operation_id,
-                "tags": ["OpenAI"],
-                "summary": f"OpenAI-compatible {what}; one job per request.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"type": "object", "required": ["model"]}}},
-                },
-                "responses": {
-                    "200": {
-                        "description": f"the {what}, or with `stream: true` its chunks as SSE",
-                        "content": {"application/json": {"schema": {"type": "object"}}, SSE_MEDIA_TYPE: {}},
-                    }
-                },
-            }
-        }
-        for path, operation_id, what in (
-            ("/v1/completions", "OpenAI_CreateCompletion", "completion"),
-            ("/v1/chat/completions", "OpenAI_CreateChatCompletion", "chat completion"),
-        )
-    },
-}
-
 
 def _ref(name: str) -> JsonObject:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+@cache
+def proto_comments() -> dict[str, str]:
+    """The .proto comments by full name (`aitbc.v1.JobService.SubmitJob`, `aitbc.v1.Job.status`)."""
+    text = resources.files("aitbc.v1").joinpath("api_comments.json").read_text(encoding="utf-8")
+    comments: dict[str, str] = json.loads(text)
+    return comments
+
+
+def _described(schema: JsonObject, description: str | None) -> JsonObject:
+    if not description:
+        return schema
+    # Siblings of a $ref are ignored in OpenAPI 3.0; allOf carries them.
+    return (
+        {"allOf": [schema], "description": description} if "$ref" in schema else {**schema, "description": description}
+    )
+
+
+def _status_responses(statuses: list[int]) -> JsonObject:
+    return {
+        str(status): {
+            "description": _ERROR_MEANINGS[status],
+            "content": {"application/json": {"schema": _ref(ERROR_SCHEMA)}},
+        }
+        for status in statuses
+    }
+
+
+_ERROR_MEANINGS: Final = {
+    400: "a request field is invalid (`field` names it)",
+    401: "no API key, or one the coordinator does not accept",
+    403: "the key's role may not call this",
+    404: "no such resource, or one of another account",
+    409: "the resource is in a state that does not allow this",
+    413: "the request body is over the gateway's limit",
+    429: "too many requests or a full queue; see Retry-After",
+    503: "the coordinator or its store is unavailable, or no online miner can run the job",
+    504: "the deadline (Grpc-Timeout) passed",
+}
 
 
 def _behaviors(field: FieldDescriptor) -> set[int]:
@@ -135,7 +148,9 @@ class _Schemas:
         if descriptor.full_name in _WELL_KNOWN:
             return dict(_WELL_KNOWN[descriptor.full_name])
         if descriptor.full_name not in self.components:
-            schema: JsonObject = {"type": "object", "properties": {}}
+            schema: JsonObject = {"type": "object", "properties": {}, "additionalProperties": False}
+            if description := proto_comments().get(descriptor.full_name):
+                schema["description"] = description
             # Registered before the fields so that recursive messages end in a $ref.
             self.components[descriptor.full_name] = schema
             for field in descriptor.fields:
@@ -148,7 +163,10 @@ class _Schemas:
     def enum(self, descriptor: EnumDescriptor) -> JsonObject:
         if descriptor.full_name not in self.components:
             values = [enum_to_json(descriptor, value.name) for value in descriptor.values]
-            self.components[descriptor.full_name] = {"type": "string", "enum": values}
+            schema: JsonObject = {"type": "string", "enum": values}
+            if description := proto_comments().get(descriptor.full_name):
+                schema["description"] = description
+            self.components[descriptor.full_name] = schema
         return _ref(descriptor.full_name)
 
     def single(self, field: FieldDescriptor) -> JsonObject:
@@ -163,13 +181,21 @@ class _Schemas:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             schema = {"type": "object", "additionalProperties": self.single(field.message_type.fields_by_name["value"])}
         elif field.is_repeated:
-            schema = {"type": "array", "items": self.single(field)}
+            items = self.single(field)
+            items = items if "$ref" in items else {**items, **limits_of(field.full_name, item=True)}
+            schema = {"type": "array", "items": items, **limits_of(field.full_name)}
         else:
             schema = self.single(field)
+            limits = limits_of(field.full_name)
+            if "$ref" not in schema:
+                schema.update(limits)
+            elif limits:
+                # An enum field that takes fewer values than its enum has (not `unspecified`): both must hold.
+                schema = {"allOf": [schema], **limits}
         if field_behavior_pb2.OUTPUT_ONLY in _behaviors(field):
             # Siblings of a $ref are ignored in OpenAPI 3.0; allOf carries the flag.
             schema = {"allOf": [schema], "readOnly": True} if "$ref" in schema else {**schema, "readOnly": True}
-        return schema
+        return _described(schema, proto_comments().get(field.full_name))
 
 
 def _query_parameters(
@@ -204,10 +230,14 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
         }
         for variable in route.template.variables
     ]
+    rpc = f"{route.method.containing_service.full_name}.{route.method.name}"
+    comment = proto_comments().get(route.method.full_name, "")
     operation: JsonObject = {
         "operationId": route.operation_id,
         "tags": [route.method.containing_service.name],
-        "summary": f"{route.method.containing_service.full_name}.{route.method.name}",
+        # The comment's first sentence, else the RPC's name.
+        "summary": comment.replace("\n", " ").split(". ")[0].rstrip(".") if comment else rpc,
+        "description": f"{comment}\n\ngRPC: `{rpc}`" if comment else f"gRPC: `{rpc}`",
     }
     if route.keyless:
         operation["security"] = []
@@ -223,8 +253,8 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
                 "name": "Last-Event-ID",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "integer"},
-                "description": "Resume after this `seq` (SSE reconnects send it).",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 2},
+                "description": "Resume after this `seq` (SSE reconnects send it); 204 when it is at or past the end.",
             }
         )
     if parameters:
@@ -236,14 +266,18 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
     else:
         response_schema = schemas.message(response)
     media_types = [SSE_MEDIA_TYPE, NDJSON_MEDIA_TYPE] if route.server_streaming else ["application/json"]
-    if document:
-        # A stream of google.api.HttpBody is one document of the first chunk's type; the exports are JSON or CSV.
-        response_schema = {"type": "string", "format": "binary"}
-        media_types = ["application/json", "text/csv"]
     content = {media_type: {"schema": response_schema} for media_type in media_types}
+    if document:
+        # A stream of google.api.HttpBody is one document of the first chunk's type; the exports are a JSON
+        # array of jobs or a CSV file.
+        content = {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
     if response.full_name == HTTP_BODY and not route.server_streaming:
         # The body is the file itself (gateway/rest.py), of whatever type the call answers.
         content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    errors = [400, 401, 403, 404, 409, *([413] if route.body else []), 429, 503, 504]
     operation["responses"] = {
         str(route.success_status): {
             "description": "a document, streamed"
@@ -253,6 +287,12 @@ def _operation(route: RestRoute, schemas: _Schemas) -> JsonObject:
             else "success",
             "content": content,
         },
+        **(
+            {"204": {"description": "Last-Event-ID is at or past the stream's end"}}
+            if route.server_streaming and not document
+            else {}
+        ),
+        **_status_responses(errors),
         "default": {"description": "error", "content": {"application/json": {"schema": _ref(ERROR_SCHEMA)}}},
     }
     return operation
@@ -263,8 +303,9 @@ def build_openapi(table: RouteTable) -> JsonObject:
     paths: JsonObject = {}
     for route in table.routes:
         paths.setdefault(route.template.openapi_path(), {})[route.http_method.lower()] = _operation(route, schemas)
-    for path, operations in _EXTRA_PATHS.items():
+    for path, operations in extra_paths().items():
         paths.setdefault(path, {}).update(operations)
+    schemas.components.update(extra_schemas())
     return {
         "openapi": "3.0.3",
         "info": {"title": "AITBC gateway", "version": __version__, "description": _DESCRIPTION},

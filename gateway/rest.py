@@ -19,13 +19,17 @@ from gateway.routes import MethodNotAllowed, RouteMatch, RouteTable
 from gateway.rpc import CoordinatorClient, require_api_key, timeout_from_headers
 from gateway.streaming import (
     HTTP_BODY,
+    NDJSON_KEEPALIVE,
     NDJSON_MEDIA_TYPE,
+    SSE_KEEPALIVE,
     SSE_MEDIA_TYPE,
     EventStreamResponse,
     encode_stream,
     http_body_response,
     resume_query,
+    resumes,
     wants_sse,
+    with_keepalive,
 )
 from gateway.transcoding import request_from_http, response_to_json, take_spelling
 
@@ -46,10 +50,13 @@ def _route_path(scope: Scope) -> str:
 
 
 class AnnotatedRoutes(BaseRoute):
-    def __init__(self, table: RouteTable, coordinator: CoordinatorClient, max_body_bytes: int) -> None:
+    def __init__(
+        self, table: RouteTable, coordinator: CoordinatorClient, max_body_bytes: int, keepalive_seconds: float
+    ) -> None:
         self.table = table
         self._coordinator = coordinator
         self._max_body_bytes = max_body_bytes
+        self._keepalive_seconds = keepalive_seconds
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -88,13 +95,23 @@ class AnnotatedRoutes(BaseRoute):
             return response_to_json(route, response, british=british)
 
         if route.server_streaming:
-            stream = await self._coordinator.open_stream(route.method, message, response_type, api_key, timeout)
             if route.method.output_type.full_name == HTTP_BODY:
-                return http_body_response(stream)
-            sse = wants_sse(request.headers)
-            return EventStreamResponse(
-                encode_stream(stream, to_json, sse=sse), media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE
+                # A document (an export): its first chunk names its type, so the response waits for it.
+                document = await self._coordinator.open_stream(route.method, message, response_type, api_key, timeout)
+                return http_body_response(document)
+            stream = await self._coordinator.open_stream(
+                route.method, message, response_type, api_key, timeout, first_within=self._keepalive_seconds
             )
+            if stream.empty and resumes(route, request.headers):
+                # Resumed at or past the end: 204 is what makes an EventSource stop reconnecting.
+                return Response(status_code=204)
+            sse = wants_sse(request.headers)
+            chunks = with_keepalive(
+                encode_stream(stream, to_json, sse=sse),
+                self._keepalive_seconds,
+                SSE_KEEPALIVE if sse else NDJSON_KEEPALIVE,
+            )
+            return EventStreamResponse(chunks, media_type=SSE_MEDIA_TYPE if sse else NDJSON_MEDIA_TYPE)
         response, headers = await self._coordinator.unary_with_headers(
             route.method, message, response_type, api_key, timeout
         )

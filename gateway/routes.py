@@ -318,11 +318,20 @@ class RouteTable:
         )
 
     def match(self, http_method: str, path: str) -> RouteMatch | MethodNotAllowed | None:
+        """The route for `http_method` of the most specific template that matches `path`.
+
+        The most specific template is the resource: `/v1/jobs/available` is not a job, so DELETE there is
+        405 (Allow: GET), not a delete of job "available" through `/v1/jobs/{job_id}`.
+        """
+        resource: str | None = None
         allowed: set[str] = set()
         for route in self.routes:
+            if resource is not None and route.template.text != resource:
+                continue
             captures = route.template.match(path)
             if captures is None:
                 continue
+            resource = route.template.text
             if route.http_method == http_method:
                 return RouteMatch(route, captures)
             allowed.add(route.http_method)

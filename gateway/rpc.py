@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Final, Generic, TypeVar
 
@@ -102,38 +103,50 @@ def _rpc_path(method: MethodDescriptor) -> str:
 
 
 class MessageStream(Generic[M]):
-    """A server-streaming call whose first message (or end) has already arrived.
+    """A server-streaming call whose first message (or end) has already arrived, or is still awaited.
 
     Reading ahead makes an error that comes at once (unknown job, bad key) an
     exception of `open_stream`, raised before any HTTP response has started.
     Errors after that come out of the iteration as GatewayError.
     """
 
-    def __init__(self, call: grpc.aio.UnaryStreamCall[Message, M], messages: AsyncIterator[M], first: M | None) -> None:
+    def __init__(
+        self, call: grpc.aio.UnaryStreamCall[Message, M], messages: AsyncIterator[M], first: asyncio.Future[M | None]
+    ) -> None:
         self._call = call
         self._messages = messages
         self._first = first
 
     @property
     def first(self) -> M | None:
-        """The first message, already received; None when the stream ended without one."""
-        return self._first
+        """The first message, once it has arrived (always, unless opened with `first_within`); else None."""
+        if not self._first.done() or self._first.cancelled():
+            return None
+        return self._first.result()
+
+    @property
+    def empty(self) -> bool:
+        """Whether the call has ended without a single message."""
+        return self._first.done() and not self._first.cancelled() and self._first.result() is None
 
     def cancel(self) -> None:
         """End the call, whether or not anyone started reading it."""
+        self._first.cancel()
         self._call.cancel()
 
     async def __aiter__(self) -> AsyncIterator[M]:
         try:
-            if self._first is None:
+            first = await self._first
+            if first is None:
                 return
-            yield self._first
+            yield first
             async for message in self._messages:
                 yield message
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
         finally:
             # Ends the RPC when the reader stops early (client gone, unsubscribed).
+            self._first.cancel()
             self._call.cancel()
 
 
@@ -202,19 +215,30 @@ class CoordinatorClient:
         response_type: type[M],
         api_key: str | None,
         timeout_s: float | None = None,
+        *,
+        first_within: float | None = None,
     ) -> MessageStream[M]:
-        """Start a server-streaming call, ending with DEADLINE_EXCEEDED after `timeout_s` seconds if given."""
+        """Start a server-streaming call, ending with DEADLINE_EXCEEDED after `timeout_s` seconds if given.
+
+        Waits for the first message, so that an immediate error is raised here, but at most
+        `first_within` seconds if given: a stream resumed past its last event may wait for minutes,
+        and its HTTP response must start (and keep alive) meanwhile.
+        """
         call = self.channel.unary_stream(
             _rpc_path(method),
             request_serializer=type(request).SerializeToString,
             response_deserializer=response_type.FromString,
         )(request, metadata=_metadata(method, api_key), timeout=timeout_s)
         messages = aiter(call)
+        first: asyncio.Future[M | None] = asyncio.ensure_future(anext(messages, None))
         try:
-            first = await anext(messages, None)
+            await asyncio.wait((first,), timeout=first_within)
+            if first.done():
+                first.result()
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
         except BaseException:
+            first.cancel()
             call.cancel()
             raise
         return MessageStream(call, messages, first)

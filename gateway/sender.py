@@ -21,6 +21,8 @@ CLOSE_TIMEOUT: Final = 10.0
 CLOSE_NORMAL: Final = 1000
 CLOSE_TRY_AGAIN_LATER: Final = 1013
 SLOW_READER: Final = "client reads too slowly; reconnect and resume from the last seq"
+# Sent after a quiet spell: browsers expose no ping frames, so a client's read timeout needs a message.
+KEEPALIVE_FRAME: Final = encode_json({"type": "keepalive"})
 
 
 class SocketClosed(Exception):
@@ -51,8 +53,10 @@ class BoundedSender:
         max_queued: int = SEND_QUEUE_SIZE,
         stall_timeout: float = SEND_STALL_TIMEOUT,
         close_timeout: float = CLOSE_TIMEOUT,
+        keepalive_seconds: float | None = None,
     ) -> None:
         self._send_text = send_text
+        self._keepalive_seconds = keepalive_seconds
         self._close = close
         self._queue: asyncio.Queue[str] = asyncio.Queue(max_queued)
         self._stall_timeout = stall_timeout
@@ -69,7 +73,11 @@ class BoundedSender:
     async def _run(self) -> None:
         try:
             while True:
-                text = await self._queue.get()
+                try:
+                    text = await asyncio.wait_for(self._queue.get(), self._keepalive_seconds)
+                except TimeoutError:
+                    await self._send_text(KEEPALIVE_FRAME)
+                    continue
                 await self._send_text(text)
                 self._queue.task_done()
         except Exception:

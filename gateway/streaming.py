@@ -10,6 +10,13 @@ An error after the stream started can only be reported in-band: SSE sends an
 `error` event, NDJSON a `{"error": {...}}` line, both with the usual
 `{"detail", "error_code"}` body plus `status`, the HTTP status the error
 would have had.
+
+Streams end well: SSE opens with a `retry:` hint and closes a stream that
+ran its course with `event: end`, so that a browser's EventSource can stop
+instead of reconnecting; a reconnect whose `Last-Event-ID` is at or past the
+end gets 204 No Content, which makes every EventSource stop. While nothing
+happens (a queued job), SSE sends a comment and NDJSON an empty line every
+`keepalive_seconds`, so that proxies and read timeouts keep the stream open.
 """
 
 from __future__ import annotations
@@ -36,6 +43,14 @@ SEQUENCE_FIELD = "seq"
 RESUME_FIELD = "from_seq"
 # Proxies (nginx) buffer responses unless told not to; events must flow as they happen.
 STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How long an EventSource waits before it reconnects after a dropped connection.
+SSE_RETRY_MS: Final = 3000
+SSE_RETRY: Final = f"retry: {SSE_RETRY_MS}\n\n"
+# A comment: every SSE client skips it, and it keeps idle connections alive.
+SSE_KEEPALIVE: Final = ": keepalive\n\n"
+# An empty line: NDJSON readers skip blank lines (the gateway sends no other kind).
+NDJSON_KEEPALIVE: Final = "\n"
+END_EVENT: Final = "end"
 
 
 def encode_json(data: object) -> str:
@@ -62,24 +77,42 @@ def sequence_of(message: Message) -> int | None:
     return None
 
 
+def _is_sequence_number(text: str) -> bool:
+    # ASCII only: str.isdigit() is true of "²", which int() refuses. Past 19
+    # digits it is no int64, and int() of thousands of digits is refused, too.
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def resumes(route: RestRoute, headers: Headers) -> bool:
+    """Whether the request resumes a stream by `Last-Event-ID`."""
+    return "last-event-id" in headers and RESUME_FIELD in route.method.input_type.fields_by_name
+
+
 def resume_query(route: RestRoute, headers: Headers, query: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The query with `Last-Event-ID` applied: it wins over a `from_seq` already in the URL,
     because an EventSource reconnects to the URL it was given."""
     parameters = list(query)
-    last_event_id = headers.get("last-event-id")
-    if last_event_id is None or RESUME_FIELD not in route.method.input_type.fields_by_name:
+    if not resumes(route, headers):
         return parameters
-    # ASCII only: str.isdigit() is true of "²", which int() refuses. Past 19
-    # digits it is no int64, and int() of thousands of digits is refused, too.
-    if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 19):
-        raise invalid_argument(f"Last-Event-ID must be a sequence number, got {last_event_id!r}", RESUME_FIELD)
-    resumed = [(name, value) for name, value in parameters if name != RESUME_FIELD]
+    last_event_id = headers["last-event-id"]
+    if not _is_sequence_number(last_event_id):
+        raise invalid_argument(f"Last-Event-ID must be a sequence number, got {last_event_id[:40]!r}", RESUME_FIELD)
+    resumed = []
+    for name, value in parameters:
+        if name != RESUME_FIELD:
+            resumed.append((name, value))
+        elif not _is_sequence_number(value):
+            # Overridden, but still a request error: the URL is wrong and the client should hear of it.
+            raise invalid_argument(f"from_seq must be a sequence number, got {value[:40]!r}", RESUME_FIELD)
     return [*resumed, (RESUME_FIELD, str(int(last_event_id) + 1))]
 
 
 async def encode_stream(
     messages: AsyncIterable[Message], to_json: Callable[[Message], Any], *, sse: bool
 ) -> AsyncIterator[str]:
+    """SSE events (a `retry:` hint first, `event: end` last) or NDJSON lines; an error ends it in-band."""
+    if sse:
+        yield SSE_RETRY
     try:
         async for message in messages:
             data = encode_json(to_json(message))
@@ -87,7 +120,38 @@ async def encode_stream(
     except GatewayError as error:
         # The HTTP status the error would have had, since the response's own is 200 by now.
         body = {**error.body(), "status": error.status}
+        # No `end` after an error: a stream cut short (503, 504) is worth reconnecting to.
         yield sse_event(encode_json(body), event="error") if sse else encode_json({"error": body}) + "\n"
+        return
+    if sse:
+        # An EventSource dispatches no event without data, hence the empty object.
+        yield sse_event("{}", event=END_EVENT)
+
+
+async def with_keepalive(chunks: AsyncIterator[str], interval: float, keepalive: str) -> AsyncIterator[str]:
+    """`chunks`, with `keepalive` sent whenever `interval` seconds pass without one."""
+    pending: asyncio.Future[str] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(chunks))
+            done, _ = await asyncio.wait((pending,), timeout=interval)
+            if not done:
+                yield keepalive
+                continue
+            finished, pending = pending, None
+            try:
+                chunk = finished.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait((pending,))
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 HTTP_BODY = "google.api.HttpBody"

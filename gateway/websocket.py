@@ -24,6 +24,7 @@ gateway → client:
     {"type": "submitted", "job": {Job JSON}}
     {"type": "canceled", "job": {Job JSON}}
     {"type": "error", "detail": ..., "error_code": ..., "field"?: ..., "job_id"?: ID}
+    {"type": "keepalive"}                       after 15 s without another frame; ignore it
 
 A subscription ends by itself after its job's final event. Closing the
 socket cancels no job. Close codes: 4000 + the HTTP status for a refused key
@@ -85,6 +86,7 @@ class JobSocket:
             self._close_websocket,
             max_queued=limits.ws_send_queue_frames,
             stall_timeout=limits.ws_send_stall_seconds,
+            keepalive_seconds=limits.keepalive_seconds,
         )
         self._api_key: str | None = None
         self._account: MessageStream[jobs_pb2.WatchAccountJobsResponse] | None = None

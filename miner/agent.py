@@ -187,6 +187,7 @@ class MinerAgent:
             backend=self._backend.backend_name,
             version=_version(),
             public_key=public_key_of(self._signing_seed),
+            payout_address=self._config.payout_address,
         )
 
     async def _backoff_sleep(self, seconds: float) -> None:

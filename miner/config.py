@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aitbc.config import SHUTDOWN_GRACE_SECONDS
+from aitbc.domain.eth_address import address_problem
 from aitbc.tls import ClientTls
 
 # The coordinator waits as long for a draining miner as a miner gives its jobs (one number for both).
@@ -51,8 +52,12 @@ class MinerConfig:
     key_file: Path | None = None
     # TLS to the coordinator (CA, and a client certificate where it requires mutual TLS); None: plaintext.
     tls: ClientTls | None = None
+    # An Ethereum address to be paid at (seed 004's assignedNode); empty: none.
+    payout_address: str = ""
 
     def __post_init__(self) -> None:
+        if self.payout_address and (problem := address_problem(self.payout_address)) is not None:
+            raise ValueError(f"--payout-address {problem}")
         for name in ("coordinator", "api_key", "miner_id"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")

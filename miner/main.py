@@ -89,6 +89,13 @@ def add_miner_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--miner-id", help="this miner's id (default: the host name and a random suffix)")
     parser.add_argument(
+        "--payout-address",
+        default="",
+        metavar="0xADDRESS",
+        help="an Ethereum address to be paid at, as seed 004's routing API names nodes: 0x and 40 hex digits, "
+        "EIP-55 checksummed when in mixed case (default: none)",
+    )
+    parser.add_argument(
         "--drain-grace",
         type=float,
         default=DEFAULT_DRAIN_GRACE_SECONDS,
@@ -138,6 +145,7 @@ def config_from_args(ns: argparse.Namespace) -> tuple[MinerConfig, str, dict[str
         max_concurrency=ns.max_concurrency,
         drain_grace_seconds=ns.drain_grace,
         key_file=aitbc_home() / MINER_SIGNING_KEY_FILE,
+        payout_address=ns.payout_address,
     )
     return config, ns.backend, options
 

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from aitbc import config
 from aitbc.client._rest import (
+    END_EVENT,
     SSE_MEDIA_TYPE,
     RestCall,
     SseDecoder,
@@ -141,8 +142,12 @@ class HttpTransport(Transport):
                 return
             decoder = SseDecoder()
             for line in response.iter_lines():
-                if (event := decoder.feed(line)) is not None:
-                    yield stream_message(*event, response_type)
+                if (event := decoder.feed(line)) is None:
+                    continue
+                if event[0] == END_EVENT:
+                    # The stream ran its course; what follows is the connection closing.
+                    return
+                yield stream_message(*event, response_type)
 
     def close(self) -> None:
         self._client.close()
@@ -197,8 +202,12 @@ class AsyncHttpTransport(AsyncTransport):
                     return
                 decoder = SseDecoder()
                 async for line in response.aiter_lines():
-                    if (event := decoder.feed(line)) is not None:
-                        yield stream_message(*event, response_type)
+                    if (event := decoder.feed(line)) is None:
+                        continue
+                    if event[0] == END_EVENT:
+                        # The stream ran its course; what follows is the connection closing.
+                        return
+                    yield stream_message(*event, response_type)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -189,6 +189,10 @@ def timeout_header(seconds: float) -> dict[str, str]:
     return {TIMEOUT_HEADER: value}
 
 
+# The gateway's last event of a stream that ran its course (its data is `{}`).
+END_EVENT = "end"
+
+
 @dataclass
 class SseDecoder:
     """Server-Sent Events, line by line: `feed` returns (event name, data) at each event's end."""

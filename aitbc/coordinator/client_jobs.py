@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from aitbc.coordinator.access import check_job_owner, require_role
 from aitbc.coordinator.clock import Clock
@@ -20,17 +20,31 @@ from aitbc.coordinator.settlement import Settlement
 from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
 from aitbc.domain.catalog import Catalog, ModelKind
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument, job_not_found
+from aitbc.domain.eth_address import to_checksum_address
 from aitbc.domain.events import JobEvent
 from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord, JobSpec, new_job_id
 from aitbc.domain.keys import Principal, Role
-from aitbc.domain.routing import RouteRequest, check_route
+from aitbc.domain.routing import RouteRequest, check_route, choose, cost_on, could_ever_serve, rank_key
 from aitbc.domain.states import JobState
 from aitbc.store.base import HoldRequest, InsufficientFundsError, JobPage, Store
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 CANCELED_BY_CLIENT = "canceled by the client"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Where a job would run now (QuoteJob): the miner, its reputation (0..10000), the cost bound in µcr."""
+
+    model: str
+    miner_id: str
+    payout_address: str
+    reputation: int
+    estimated_cost: int
+    prompt_tokens: int
+    max_tokens: int
 
 
 class ClientJobs:
@@ -108,6 +122,37 @@ class ClientJobs:
         await asyncio.shield(self._dispatcher.dispatch_now())
         live = self._jobs.get(record.job_id)
         return self._progress.of(live) if live else await self.get(principal, record.job_id)
+
+    def quote(self, principal: Principal, spec: JobSpec, *, payout_address_required: bool) -> Quote:
+        """Where `spec` would run now and the most it would cost there; nothing is stored or held."""
+        entry = self._catalog.resolve(spec.model)
+        if entry.kind is not ModelKind.TEXT:
+            raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
+        route = self._dispatcher.route_request(replace(spec, model=entry.id))
+        payout = {
+            session.miner_id: session.info.payout_address
+            for session in self._miners
+            if session.info.payout_address or not payout_address_required
+        }
+        candidates = [candidate for candidate in self._miners.candidates() if candidate.miner_id in payout]
+        if (unroutable := check_route(candidates, route)) is not None:
+            reason = unroutable.reason
+            if payout_address_required:
+                reason = f"no online miner with a payout address can run it: {reason}"
+            raise AitbcError(Reason.NO_ELIGIBLE_MINER, reason, field="model")
+        # As the dispatcher would choose: a miner free now first, else the best of those the job could wait for.
+        chosen = choose(candidates, route) or max(
+            (candidate for candidate in candidates if could_ever_serve(candidate, route)), key=rank_key
+        )
+        return Quote(
+            model=entry.id,
+            miner_id=chosen.miner_id,
+            payout_address=to_checksum_address(payout[chosen.miner_id]) if payout[chosen.miner_id] else "",
+            reputation=chosen.reputation,
+            estimated_cost=cost_on(chosen, route),
+            prompt_tokens=route.prompt_tokens,
+            max_tokens=route.max_tokens,
+        )
 
     async def _create(self, record: JobRecord, route: RouteRequest, hold: HoldRequest | None) -> JobRecord:
         stored, live = await self._jobs.create(record, route, hold)

@@ -30,7 +30,7 @@ from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.account_feed import AccountFeed, FeedUpdate
 from aitbc.coordinator.blocks import BlockSealer
-from aitbc.coordinator.client_jobs import ClientJobs
+from aitbc.coordinator.client_jobs import ClientJobs, Quote
 from aitbc.coordinator.clock import Clock, SystemClock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
@@ -325,6 +325,10 @@ class Coordinator:
         if not self._accepting:
             raise AitbcError(Reason.SHUTTING_DOWN, "the coordinator is shutting down; retry on another one")
         return await self._clients.submit(principal, spec, queue_if_unavailable=queue_if_unavailable)
+
+    def quote(self, principal: Principal, spec: JobSpec, *, payout_address_required: bool = False) -> Quote:
+        """Where a job would run now, and what it would cost there; read-only, any valid key may ask."""
+        return self._clients.quote(principal, spec, payout_address_required=payout_address_required)
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         return self._retention.annotate(await self._clients.get(principal, job_id))

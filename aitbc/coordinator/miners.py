@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from aitbc.domain.catalog import gpu_tier
 from aitbc.domain.errors import invalid_argument
+from aitbc.domain.eth_address import address_problem
 from aitbc.domain.jobs import JobSpec
 from aitbc.domain.keys import Principal
 from aitbc.domain.money import MICRO_PER_CREDIT
@@ -47,6 +48,8 @@ class MinerInfo:
     prices: tuple[tuple[str, Price], ...] = ()
     # The miner's Ed25519 public key (raw bytes); empty when it signs nothing.
     public_key: bytes = b""
+    # An Ethereum address the miner is paid at (seed 004's assignedNode); empty when it has none.
+    payout_address: str = ""
 
     @property
     def max_vram_bytes(self) -> int:
@@ -66,6 +69,8 @@ class MinerInfo:
         for text, name in ((self.backend, "backend"), (self.version, "version")):
             if len(text) > MAX_NAME_CHARS:
                 raise invalid_argument(name, f"must be at most {MAX_NAME_CHARS} characters")
+        if self.payout_address and (problem := address_problem(self.payout_address)) is not None:
+            raise invalid_argument("payout_address", problem)
         if self.public_key and len(self.public_key) != PUBLIC_KEY_BYTES:
             raise invalid_argument("public_key", f"an Ed25519 public key is {PUBLIC_KEY_BYTES} bytes")
         if len(self.gpus) > MAX_GPUS:

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aitbc.domain.errors import AitbcError, invalid_argument
+from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.money import MAX_AMOUNT
 from aitbc.domain.units import parse_memory
 
@@ -127,15 +127,15 @@ class Catalog:
         return self._by_name.get(name.casefold())
 
     def resolve(self, name: str) -> ModelEntry:
-        """The entry `name` (an id or alias) denotes; an unknown name is INVALID_ARGUMENT on `model`."""
+        """The entry `name` (an id or alias) denotes; an unknown name is MODEL_NOT_FOUND on `model`."""
         entry = self.find(name)
         if entry is not None:
             return entry
         known = [known_entry.id for known_entry in self.entries()]
         if not known:
-            raise invalid_argument("model", f"unknown model {name!r}; no models are configured")
+            raise model_not_found(f"unknown model {name!r}; no models are configured")
         listed = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
-        raise invalid_argument("model", f"unknown model {name!r}; known models include {listed}")
+        raise model_not_found(f"unknown model {name!r}; known models include {listed}")
 
     def canonical(self, name: str) -> str | None:
         """The id a miner-advertised name maps to, or None for a model the catalog does not know."""
@@ -328,3 +328,7 @@ DEFAULT_CATALOG = Catalog(
         ),
     ]
 )
+
+
+def model_not_found(message: str) -> AitbcError:
+    return AitbcError(Reason.MODEL_NOT_FOUND, f"model: {message}", field="model")

@@ -37,6 +37,8 @@ class Reason(StrEnum):
     SHARE_LINK_EXPIRED = "SHARE_LINK_EXPIRED"
     SHARE_LINK_REVOKED = "SHARE_LINK_REVOKED"
     WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    # A model the catalog does not know (404, as OpenAI, vLLM and Ollama answer it).
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
 
 
 class AitbcError(Exception):

@@ -44,10 +44,11 @@ def period(
         if created_after is not None:
             raise invalid_argument("days", "give days or created_after, not both")
         created_after = now - timedelta(days=days)
-    if created_after is not None and created_before is not None and created_before <= created_after:
+    # An equal pair is an empty window, not an error: only an inverted range is refused.
+    if created_after is not None and created_before is not None and created_before < created_after:
         raise invalid_argument(
             "created_before",
-            f"must be after created_after ({rfc3339(created_after)}), got {rfc3339(created_before)}",
+            f"must not be before created_after ({rfc3339(created_after)}), got {rfc3339(created_before)}",
         )
     return created_after, created_before
 

@@ -28,6 +28,8 @@ DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.9
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+# The same, for the OpenAPI document.
+MODEL_ID_PATTERN = _MODEL_ID.pattern
 
 
 @dataclass(frozen=True, slots=True)

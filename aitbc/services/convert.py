@@ -227,6 +227,7 @@ def miner_info_from_hello(hello: miner_pb2.MinerHello) -> MinerInfo:
         version=hello.version,
         prices=_prices(hello.prices),
         public_key=hello.public_key,
+        payout_address=hello.payout_address,
     )
 
 
@@ -289,4 +290,5 @@ def miner_info_from_registration(request: miner_pb2.RegisterMinerRequest) -> Min
         backend="polling",
         prices=_prices(request.prices),
         public_key=request.public_key,
+        payout_address=request.payout_address,
     )

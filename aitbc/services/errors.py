@@ -42,6 +42,7 @@ STATUS_FOR_REASON: dict[Reason, grpc.StatusCode] = {
     Reason.SHARE_LINK_EXPIRED: grpc.StatusCode.NOT_FOUND,
     Reason.SHARE_LINK_REVOKED: grpc.StatusCode.NOT_FOUND,
     Reason.WEBHOOK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.MODEL_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
 }
 
 

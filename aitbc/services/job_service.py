@@ -9,6 +9,7 @@ from google.api import httpbody_pb2
 from aitbc.coordinator.engine import Coordinator
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.history import export_format
+from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.services.convert import (
     event_to_proto,
     feed_update_to_proto,
@@ -38,6 +39,24 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             current_principal(), spec, queue_if_unavailable=request.queue_if_unavailable
         )
         return jobs_pb2.SubmitJobResponse(job=job_to_proto(record))
+
+    async def QuoteJob(self, request: jobs_pb2.QuoteJobRequest, context: Context) -> jobs_pb2.QuoteJobResponse:
+        params = SamplingParams.build(max_tokens=request.max_tokens if request.HasField("max_tokens") else None)
+        spec = JobSpec.build(
+            prompt=request.prompt, model=request.model or self._coordinator.default_model, params=params
+        )
+        quote = self._coordinator.quote(
+            current_principal(), spec, payout_address_required=request.payout_address_required
+        )
+        return jobs_pb2.QuoteJobResponse(
+            model=quote.model,
+            miner_id=quote.miner_id,
+            payout_address=quote.payout_address,
+            miner_reputation=quote.reputation,
+            estimated_cost=quote.estimated_cost,
+            prompt_tokens=quote.prompt_tokens,
+            max_tokens=quote.max_tokens,
+        )
 
     async def GetJob(self, request: jobs_pb2.GetJobRequest, context: Context) -> jobs_pb2.GetJobResponse:
         record = await self._coordinator.get(current_principal(), _job_id(request.job_id))

@@ -23,37 +23,40 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/accounts.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\"M\n\x15SetAccountPlanRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12#\n\x04plan\x18\x02 \x01(\x0e\x32\x15.aitbc.v1.AccountPlan\"<\n\x16SetAccountPlanResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account\"$\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"8\n\x12GetAccountResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account\"J\n\x14\x43reditAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\tcredit_id\x18\x03 \x01(\t\"\xa1\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\r\n\x05spent\x18\x06 \x01(\x03\x12\x0e\n\x06\x65\x61rned\x18\x07 \x01(\x03\x12#\n\x04plan\x18\x08 \x01(\x0e\x32\x15.aitbc.v1.AccountPlan\";\n\x15\x43reditAccountResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account*u\n\x0b\x41\x63\x63ountPlan\x12\x1c\n\x18\x41\x43\x43OUNT_PLAN_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41\x43\x43OUNT_PLAN_FREE\x10\x01\x12\x14\n\x10\x41\x43\x43OUNT_PLAN_PRO\x10\x02\x12\x1b\n\x17\x41\x43\x43OUNT_PLAN_ENTERPRISE\x10\x03\x32\x87\x03\n\x0e\x41\x63\x63ountService\x12\x65\n\nGetAccount\x12\x1b.aitbc.v1.GetAccountRequest\x1a\x1c.aitbc.v1.GetAccountResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0b/v1/accountb\x07\x61\x63\x63ount\x12\x83\x01\n\rCreditAccount\x12\x1e.aitbc.v1.CreditAccountRequest\x1a\x1f.aitbc.v1.CreditAccountResponse\"1\x82\xd3\xe4\x93\x02+\"\x1d/v1/accounts/{account}:credit:\x01*b\x07\x61\x63\x63ount\x12\x87\x01\n\x0eSetAccountPlan\x12\x1f.aitbc.v1.SetAccountPlanRequest\x1a .aitbc.v1.SetAccountPlanResponse\"2\x82\xd3\xe4\x93\x02,\"\x1e/v1/accounts/{account}:setPlan:\x01*b\x07\x61\x63\x63ountb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61itbc/v1/accounts.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"S\n\x15SetAccountPlanRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12)\n\x04plan\x18\x02 \x01(\x0e\x32\x15.aitbc.v1.AccountPlanB\x04\xe2\x41\x01\x02\"<\n\x16SetAccountPlanResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account\"$\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\"8\n\x12GetAccountResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account\"J\n\x14\x43reditAccountRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\tcredit_id\x18\x03 \x01(\t\"\xa1\x01\n\x07\x41\x63\x63ount\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\r\n\x05spent\x18\x06 \x01(\x03\x12\x0e\n\x06\x65\x61rned\x18\x07 \x01(\x03\x12#\n\x04plan\x18\x08 \x01(\x0e\x32\x15.aitbc.v1.AccountPlan\";\n\x15\x43reditAccountResponse\x12\"\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x11.aitbc.v1.Account*u\n\x0b\x41\x63\x63ountPlan\x12\x1c\n\x18\x41\x43\x43OUNT_PLAN_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41\x43\x43OUNT_PLAN_FREE\x10\x01\x12\x14\n\x10\x41\x43\x43OUNT_PLAN_PRO\x10\x02\x12\x1b\n\x17\x41\x43\x43OUNT_PLAN_ENTERPRISE\x10\x03\x32\x87\x03\n\x0e\x41\x63\x63ountService\x12\x65\n\nGetAccount\x12\x1b.aitbc.v1.GetAccountRequest\x1a\x1c.aitbc.v1.GetAccountResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x0b/v1/accountb\x07\x61\x63\x63ount\x12\x83\x01\n\rCreditAccount\x12\x1e.aitbc.v1.CreditAccountRequest\x1a\x1f.aitbc.v1.CreditAccountResponse\"1\x82\xd3\xe4\x93\x02+\"\x1d/v1/accounts/{account}:credit:\x01*b\x07\x61\x63\x63ount\x12\x87\x01\n\x0eSetAccountPlan\x12\x1f.aitbc.v1.SetAccountPlanRequest\x1a .aitbc.v1.SetAccountPlanResponse\"2\x82\xd3\xe4\x93\x02,\"\x1e/v1/accounts/{account}:setPlan:\x01*b\x07\x61\x63\x63ountb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aitbc.v1.accounts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SETACCOUNTPLANREQUEST'].fields_by_name['plan']._loaded_options = None
+  _globals['_SETACCOUNTPLANREQUEST'].fields_by_name['plan']._serialized_options = b'\342A\001\002'
   _globals['_ACCOUNTSERVICE'].methods_by_name['GetAccount']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['GetAccount']._serialized_options = b'\202\323\344\223\002\026\022\013/v1/accountb\007account'
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreditAccount']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['CreditAccount']._serialized_options = b'\202\323\344\223\002+\"\035/v1/accounts/{account}:credit:\001*b\007account'
   _globals['_ACCOUNTSERVICE'].methods_by_name['SetAccountPlan']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['SetAccountPlan']._serialized_options = b'\202\323\344\223\002,\"\036/v1/accounts/{account}:setPlan:\001*b\007account'
-  _globals['_ACCOUNTPLAN']._serialized_start=605
-  _globals['_ACCOUNTPLAN']._serialized_end=722
-  _globals['_SETACCOUNTPLANREQUEST']._serialized_start=67
-  _globals['_SETACCOUNTPLANREQUEST']._serialized_end=144
-  _globals['_SETACCOUNTPLANRESPONSE']._serialized_start=146
-  _globals['_SETACCOUNTPLANRESPONSE']._serialized_end=206
-  _globals['_GETACCOUNTREQUEST']._serialized_start=208
-  _globals['_GETACCOUNTREQUEST']._serialized_end=244
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=246
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=302
-  _globals['_CREDITACCOUNTREQUEST']._serialized_start=304
-  _globals['_CREDITACCOUNTREQUEST']._serialized_end=378
-  _globals['_ACCOUNT']._serialized_start=381
-  _globals['_ACCOUNT']._serialized_end=542
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=544
-  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=603
-  _globals['_ACCOUNTSERVICE']._serialized_start=725
-  _globals['_ACCOUNTSERVICE']._serialized_end=1116
+  _globals['_ACCOUNTPLAN']._serialized_start=644
+  _globals['_ACCOUNTPLAN']._serialized_end=761
+  _globals['_SETACCOUNTPLANREQUEST']._serialized_start=100
+  _globals['_SETACCOUNTPLANREQUEST']._serialized_end=183
+  _globals['_SETACCOUNTPLANRESPONSE']._serialized_start=185
+  _globals['_SETACCOUNTPLANRESPONSE']._serialized_end=245
+  _globals['_GETACCOUNTREQUEST']._serialized_start=247
+  _globals['_GETACCOUNTREQUEST']._serialized_end=283
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=285
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=341
+  _globals['_CREDITACCOUNTREQUEST']._serialized_start=343
+  _globals['_CREDITACCOUNTREQUEST']._serialized_end=417
+  _globals['_ACCOUNT']._serialized_start=420
+  _globals['_ACCOUNT']._serialized_end=581
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_start=583
+  _globals['_CREDITACCOUNTRESPONSE']._serialized_end=642
+  _globals['_ACCOUNTSERVICE']._serialized_start=764
+  _globals['_ACCOUNTSERVICE']._serialized_end=1155
 # @@protoc_insertion_point(module_scope)

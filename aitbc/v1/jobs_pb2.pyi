@@ -375,3 +375,33 @@ class WatchAccountJobsResponse(_message.Message):
     event: WatchJobResponse
     progress: JobProgress
     def __init__(self, job_id: _Optional[str] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event: _Optional[_Union[WatchJobResponse, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ...) -> None: ...
+
+class QuoteJobRequest(_message.Message):
+    __slots__ = ("model", "prompt", "max_tokens", "payout_address_required")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_ADDRESS_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    prompt: str
+    max_tokens: int
+    payout_address_required: bool
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., max_tokens: _Optional[int] = ..., payout_address_required: _Optional[bool] = ...) -> None: ...
+
+class QuoteJobResponse(_message.Message):
+    __slots__ = ("model", "miner_id", "payout_address", "miner_reputation", "estimated_cost", "prompt_tokens", "max_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MINER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MINER_REPUTATION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    miner_id: str
+    payout_address: str
+    miner_reputation: int
+    estimated_cost: int
+    prompt_tokens: int
+    max_tokens: int
+    def __init__(self, model: _Optional[str] = ..., miner_id: _Optional[str] = ..., payout_address: _Optional[str] = ..., miner_reputation: _Optional[int] = ..., estimated_cost: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...

@@ -83,6 +83,11 @@ class JobServiceStub:
                 request_serializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
                 response_deserializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
                 _registered_method=True)
+        self.QuoteJob = channel.unary_unary(
+                '/aitbc.v1.JobService/QuoteJob',
+                request_serializer=aitbc_dot_v1_dot_jobs__pb2.QuoteJobRequest.SerializeToString,
+                response_deserializer=aitbc_dot_v1_dot_jobs__pb2.QuoteJobResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -167,6 +172,17 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuoteJob(self, request, context):
+        """Where a job would run now, without submitting it: the miner routing would
+        choose (one with a free slot first, else the best that serves the model),
+        its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+        when no online miner could run it, or, with `payout_address_required`,
+        none that registered a payout address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +225,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJobStats,
                     request_deserializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.FromString,
                     response_serializer=aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.SerializeToString,
+            ),
+            'QuoteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteJob,
+                    request_deserializer=aitbc_dot_v1_dot_jobs__pb2.QuoteJobRequest.FromString,
+                    response_serializer=aitbc_dot_v1_dot_jobs__pb2.QuoteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +456,33 @@ class JobService:
             '/aitbc.v1.JobService/GetJobStats',
             aitbc_dot_v1_dot_jobs__pb2.GetJobStatsRequest.SerializeToString,
             aitbc_dot_v1_dot_jobs__pb2.GetJobStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aitbc.v1.JobService/QuoteJob',
+            aitbc_dot_v1_dot_jobs__pb2.QuoteJobRequest.SerializeToString,
+            aitbc_dot_v1_dot_jobs__pb2.QuoteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

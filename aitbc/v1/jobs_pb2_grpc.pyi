@@ -78,6 +78,13 @@ class JobServiceStub:
     """Totals over the caller's jobs created in a period (default: all time):
     counts by state, success rate, completion times, tokens and credits spent.
     """
+    QuoteJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.QuoteJobRequest, _jobs_pb2.QuoteJobResponse]
+    """Where a job would run now, without submitting it: the miner routing would
+    choose (one with a free slot first, else the best that serves the model),
+    its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+    when no online miner could run it, or, with `payout_address_required`,
+    none that registered a payout address.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -127,6 +134,13 @@ class JobServiceAsyncStub(JobServiceStub):
     GetJobStats: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobStatsRequest, _jobs_pb2.GetJobStatsResponse]  # type: ignore[assignment]
     """Totals over the caller's jobs created in a period (default: all time):
     counts by state, success rate, completion times, tokens and credits spent.
+    """
+    QuoteJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.QuoteJobRequest, _jobs_pb2.QuoteJobResponse]  # type: ignore[assignment]
+    """Where a job would run now, without submitting it: the miner routing would
+    choose (one with a free slot first, else the best that serves the model),
+    its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+    when no online miner could run it, or, with `payout_address_required`,
+    none that registered a payout address.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -222,6 +236,19 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_jobs_pb2.GetJobStatsResponse, _abc.Awaitable[_jobs_pb2.GetJobStatsResponse]]:
         """Totals over the caller's jobs created in a period (default: all time):
         counts by state, success rate, completion times, tokens and credits spent.
+        """
+
+    @_abc_1.abstractmethod
+    def QuoteJob(
+        self,
+        request: _jobs_pb2.QuoteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.QuoteJobResponse, _abc.Awaitable[_jobs_pb2.QuoteJobResponse]]:
+        """Where a job would run now, without submitting it: the miner routing would
+        choose (one with a free slot first, else the best that serves the model),
+        its reputation, and the most the job would cost there. NO_ELIGIBLE_MINER
+        when no online miner could run it, or, with `payout_address_required`,
+        none that registered a payout address.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -53,7 +53,7 @@ class GpuInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., vram_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class MinerHello(_message.Message):
-    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version", "prices", "public_key")
+    __slots__ = ("miner_id", "models", "gpus", "max_concurrency", "backend", "version", "prices", "public_key", "payout_address")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     GPUS_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class MinerHello(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PRICES_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     models: _containers.RepeatedScalarFieldContainer[str]
     gpus: _containers.RepeatedCompositeFieldContainer[GpuInfo]
@@ -70,7 +71,8 @@ class MinerHello(_message.Message):
     version: str
     prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
     public_key: bytes
-    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    payout_address: str
+    def __init__(self, miner_id: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., gpus: _Optional[_Iterable[_Union[GpuInfo, _Mapping]]] = ..., max_concurrency: _Optional[int] = ..., backend: _Optional[str] = ..., version: _Optional[str] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ..., payout_address: _Optional[str] = ...) -> None: ...
 
 class ModelPrice(_message.Message):
     __slots__ = ("model", "input_per_1k", "output_per_1k")
@@ -203,20 +205,22 @@ class GpuSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., memory: _Optional[str] = ...) -> None: ...
 
 class RegisterMinerRequest(_message.Message):
-    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency", "prices", "public_key")
+    __slots__ = ("miner_id", "capabilities", "gpu_info", "max_concurrency", "prices", "public_key", "payout_address")
     MINER_ID_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     GPU_INFO_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     PRICES_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYOUT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     miner_id: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     gpu_info: GpuSummary
     max_concurrency: int
     prices: _containers.RepeatedCompositeFieldContainer[ModelPrice]
     public_key: bytes
-    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    payout_address: str
+    def __init__(self, miner_id: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., gpu_info: _Optional[_Union[GpuSummary, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., prices: _Optional[_Iterable[_Union[ModelPrice, _Mapping]]] = ..., public_key: _Optional[bytes] = ..., payout_address: _Optional[str] = ...) -> None: ...
 
 class RegisterMinerResponse(_message.Message):
     __slots__ = ("miner_id", "heartbeat_interval")

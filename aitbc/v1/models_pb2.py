@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61itbc/v1/models.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"\xb9\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0e\n\x06miners\x18\x05 \x01(\x05\x12\x12\n\nfree_slots\x18\x06 \x01(\x05\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\x12\x10\n\x08min_tier\x18\t \x01(\x05\x12\x16\n\x0emin_vram_bytes\x18\n \x01(\x03\x12\x16\n\x0e\x63ontext_length\x18\x0b \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x12\n\nis_default\x18\x0f \x01(\x08\x12\x1a\n\x12price_input_per_1k\x18\x10 \x01(\x03\x12\x1b\n\x13price_output_per_1k\x18\x11 \x01(\x03J\x04\x08\x0c\x10\rJ\x04\x08\r\x10\x0e\"C\n\x12ListModelsResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12\x1d\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x0f.aitbc.v1.Model2k\n\x0cModelService\x12[\n\nListModels\x12\x1b.aitbc.v1.ListModelsRequest\x1a\x1c.aitbc.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/modelsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61itbc/v1/models.proto\x12\x08\x61itbc.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"\xb9\x02\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12\x10\n\x08owned_by\x18\x04 \x01(\t\x12\x0e\n\x06miners\x18\x05 \x01(\x05\x12\x12\n\nfree_slots\x18\x06 \x01(\x05\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\x12\x10\n\x08min_tier\x18\t \x01(\x05\x12\x16\n\x0emin_vram_bytes\x18\n \x01(\x03\x12\x16\n\x0e\x63ontext_length\x18\x0b \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x12\n\nis_default\x18\x0f \x01(\x08\x12\x1a\n\x12price_input_per_1k\x18\x10 \x01(\x03\x12\x1b\n\x13price_output_per_1k\x18\x11 \x01(\x03J\x04\x08\x0c\x10\rJ\x04\x08\r\x10\x0e\"C\n\x12ListModelsResponse\x12\x0e\n\x06object\x18\x01 \x01(\t\x12\x1d\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x0f.aitbc.v1.Model2l\n\x0cModelService\x12\\\n\nListModels\x12\x1b.aitbc.v1.ListModelsRequest\x1a\x1c.aitbc.v1.ListModelsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/catalogb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aitbc.v1.models_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELSERVICE'].methods_by_name['ListModels']._loaded_options = None
-  _globals['_MODELSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/models'
+  _globals['_MODELSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/catalog'
   _globals['_LISTMODELSREQUEST']._serialized_start=65
   _globals['_LISTMODELSREQUEST']._serialized_end=84
   _globals['_MODEL']._serialized_start=87
@@ -41,5 +41,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSRESPONSE']._serialized_start=402
   _globals['_LISTMODELSRESPONSE']._serialized_end=469
   _globals['_MODELSERVICE']._serialized_start=471
-  _globals['_MODELSERVICE']._serialized_end=578
+  _globals['_MODELSERVICE']._serialized_end=579
 # @@protoc_insertion_point(module_scope)

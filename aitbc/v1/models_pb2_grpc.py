@@ -26,9 +26,7 @@ if _version_not_supported:
 
 
 class ModelServiceStub:
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
+    """The model catalog and what connected miners offer of it.
     """
 
     def __init__(self, channel):
@@ -45,13 +43,14 @@ class ModelServiceStub:
 
 
 class ModelServiceServicer:
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
+    """The model catalog and what connected miners offer of it.
     """
 
     def ListModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every model of the catalog, served or not, with the online miners serving
+        it now. Its JSON has the OpenAI models list's shape; the gateway's OpenAI
+        route `GET /v1/models` lists only the models a request can run on now.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -73,9 +72,7 @@ def add_ModelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelService:
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
+    """The model catalog and what connected miners offer of it.
     """
 
     @staticmethod

@@ -27,38 +27,41 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ModelServiceStub:
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
-    """
+    """The model catalog and what connected miners offer of it."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelServiceAsyncStub: ...
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
+    """Every model of the catalog, served or not, with the online miners serving
+    it now. Its JSON has the OpenAI models list's shape; the gateway's OpenAI
+    route `GET /v1/models` lists only the models a request can run on now.
+    """
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
-    """
+    """The model catalog and what connected miners offer of it."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Every model of the catalog, served or not, with the online miners serving
+    it now. Its JSON has the OpenAI models list's shape; the gateway's OpenAI
+    route `GET /v1/models` lists only the models a request can run on now.
+    """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The model catalog and what connected miners offer of it. The JSON form of
-    ListModelsResponse is the OpenAI models list, so OpenAI clients can call it
-    as they are; the extra fields describe the catalog entry.
-    """
+    """The model catalog and what connected miners offer of it."""
 
     @_abc_1.abstractmethod
     def ListModels(
         self,
         request: _models_pb2.ListModelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]: ...
+    ) -> _typing.Union[_models_pb2.ListModelsResponse, _abc.Awaitable[_models_pb2.ListModelsResponse]]:
+        """Every model of the catalog, served or not, with the online miners serving
+        it now. Its JSON has the OpenAI models list's shape; the gateway's OpenAI
+        route `GET /v1/models` lists only the models a request can run on now.
+        """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -209,6 +209,11 @@ class FakeJobService(jobs_pb2_grpc.JobServiceServicer):
         counts = jobs_pb2.JobStateCounts(completed=1, running=1, failed=1)
         return jobs_pb2.GetJobStatsResponse(stats=jobs_pb2.JobStats(total_jobs=3, counts=counts, finished_jobs=2))
 
+    async def QuoteJob(self, request: jobs_pb2.QuoteJobRequest, context: Context) -> jobs_pb2.QuoteJobResponse:
+        """Not called by the SDK; the gateway's seed-004 route is tested against the real coordinator."""
+        await self._accept(request, context)
+        return jobs_pb2.QuoteJobResponse(model=request.model, miner_id="m1", miner_reputation=5000)
+
     async def _accept(self, request: Message, context: Context) -> None:
         metadata = dict(context.invocation_metadata() or ())
         if metadata.get("x-api-key") != API_KEY:

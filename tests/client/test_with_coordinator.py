@@ -92,7 +92,7 @@ async def test_no_online_miner_is_unavailable_unless_queued(client: AsyncClient)
     assert unavailable.value.advice == "set queue_if_unavailable to wait for one"
     with pytest.raises(AitbcApiError) as unknown:
         await client.submit_job("No such model", "no-such-model")
-    assert (unknown.value.reason, unknown.value.field) == ("INVALID_ARGUMENT", "model")
+    assert (unknown.value.reason, unknown.value.field) == ("MODEL_NOT_FOUND", "model")
 
 
 async def test_wait_for_a_pending_job_times_out(client: AsyncClient) -> None:

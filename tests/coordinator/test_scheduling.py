@@ -154,11 +154,12 @@ async def test_tiers_and_503_naming_why(target: str, keys: Keys, jobs_stub: Jobs
             assert job.model == "codellama-7b-instruct"
 
 
-async def test_unknown_model_is_invalid(keys: Keys, jobs_stub: Jobs) -> None:
+async def test_unknown_model_is_not_found(keys: Keys, jobs_stub: Jobs) -> None:
+    """As OpenAI, vLLM and Ollama answer a model they do not know: 404 over HTTP."""
     info = await expect_error(
         jobs_stub.SubmitJob(submit_request("x", model="gpt-9"), metadata=key(keys.client)),
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_ARGUMENT",
+        grpc.StatusCode.NOT_FOUND,
+        "MODEL_NOT_FOUND",
     )
     assert info.metadata["field"] == "model"
 

@@ -19,10 +19,10 @@ def test_default_catalog_resolves_ids_and_aliases_in_any_case() -> None:
     assert (synthetic.min_tier, synthetic.price_input_per_1k, synthetic.price_output_per_1k) == (0, 0, 0)
 
 
-def test_unknown_model_is_invalid_argument_naming_it_and_some_known_ids() -> None:
+def test_unknown_model_is_model_not_found_naming_it_and_some_known_ids() -> None:
     with pytest.raises(AitbcError) as caught:
         DEFAULT_CATALOG.resolve("gpt-9")
-    assert caught.value.reason is Reason.INVALID_ARGUMENT
+    assert caught.value.reason is Reason.MODEL_NOT_FOUND
     assert caught.value.field == "model"
     assert "'gpt-9'" in caught.value.message
     assert "codellama-7b-instruct" in caught.value.message

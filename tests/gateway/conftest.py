@@ -14,6 +14,7 @@ import uvicorn
 from aitbc.v1 import miner_pb2
 from gateway import create_app
 from gateway.limits import GatewayLimits
+from gateway.options import GatewayOptions
 from tests.conftest import Keys
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -23,14 +24,16 @@ POLL_TIMEOUT = 10.0
 
 
 @asynccontextmanager
-async def running_gateway(coordinator_target: str, limits: GatewayLimits | None = None) -> AsyncIterator[str]:
+async def running_gateway(
+    coordinator_target: str, limits: GatewayLimits | None = None, options: GatewayOptions | None = None
+) -> AsyncIterator[str]:
     """Serve the app on 127.0.0.1:0 in this event loop; yields its base URL.
 
     uvicorn keeps its own WebSocket message limit (16 MiB), so a smaller
     `limits.max_body_bytes` is enforced by the app's handlers alone.
     """
     config = uvicorn.Config(
-        create_app(coordinator_target, limits),
+        create_app(coordinator_target, limits, options),
         host="127.0.0.1",
         port=0,
         log_level="warning",

@@ -29,7 +29,7 @@ async def test_the_seeds_curl_submit_without_a_model_runs_on_the_default(
 
 
 async def test_models_marks_the_default(http: httpx.AsyncClient) -> None:
-    models = (await http.get("/v1/models")).json()["data"]
+    models = (await http.get("/v1/catalog")).json()["data"]
     assert [model["id"] for model in models if model["is_default"]] == [DEFAULT_ID]
 
 

@@ -121,7 +121,7 @@ async def test_canceled_reads_cancelled_when_asked(http: httpx.AsyncClient) -> N
         ),
         (
             "/v1/jobs/stats",
-            {"created_after": "2026-02-01T00:00:00Z", "created_before": "2026-02-01T00:00:00Z"},
+            {"created_after": "2026-02-01T00:00:00Z", "created_before": "2026-01-31T23:59:59Z"},
             "created_before",
         ),
         ("/v1/jobs", {"days": "-1"}, "days"),
@@ -206,3 +206,10 @@ async def test_a_running_job_reads_canceling_until_its_miner_acknowledges(
     await cancel_acknowledged(miner, job_id, completion_tokens=1)
     done = (await cancel).json()
     assert (done["status"], done["cancel_requested"], done["result"]) == ("canceled", False, "Once")
+
+
+async def test_an_empty_window_is_no_error(http: httpx.AsyncClient) -> None:
+    moment = "2026-02-01T00:00:00Z"
+    response = await http.get("/v1/jobs/stats", params={"created_after": moment, "created_before": moment})
+    assert response.status_code == 200, response.text
+    assert response.json()["total_jobs"] == 0

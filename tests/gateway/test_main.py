@@ -10,7 +10,8 @@ import pytest
 
 from gateway import add_gateway_arguments
 from gateway.limits import GatewayLimits
-from gateway.main import EmbeddedGateway, split_address
+from gateway.main import EmbeddedGateway, options_from_arguments, split_address
+from gateway.options import GatewayOptions
 from tests.conftest import Keys
 from tests.gateway.test_websocket import closed_with, receive, socket
 
@@ -60,6 +61,20 @@ async def test_embedded_gateway_reports_a_taken_port(target: str, unused_tcp_por
             await EmbeddedGateway(target, f"127.0.0.1:{unused_tcp_port}").start()
     finally:
         await first.stop()
+
+
+def test_the_options_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    add_gateway_arguments(parser)
+    assert options_from_arguments(parser.parse_args([])) == GatewayOptions()
+    ns = parser.parse_args(
+        ["--cors-origin", "https://a.example", "--cors-origin", "*", "--openai-queue", "--wei-per-credit", "5"]
+    )
+    assert options_from_arguments(ns) == GatewayOptions(
+        cors_origins=("https://a.example", "*"), openai_queue=True, wei_per_credit=5
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--wei-per-credit", "-1"])
 
 
 def test_max_body_bytes_argument() -> None:

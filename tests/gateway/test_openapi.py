@@ -121,5 +121,65 @@ def test_an_export_is_documented_as_a_document() -> None:
     operation = build_openapi(TABLE)["paths"]["/v1/jobs:export"]["get"]
     content = operation["responses"]["200"]["content"]
     assert sorted(content) == ["application/json", "text/csv"]
-    assert content["text/csv"]["schema"] == {"type": "string", "format": "binary"}
+    assert content["text/csv"]["schema"] == {"type": "string"}
+    assert content["application/json"]["schema"] == {"type": "array", "items": {"type": "object"}}
     assert "Last-Event-ID" not in [parameter["name"] for parameter in operation["parameters"]]
+
+
+def _unwrap(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without the allOf that carries a description next to a $ref."""
+    return schema["allOf"][0] if "allOf" in schema else schema
+
+
+def test_the_document_states_the_limits_the_server_enforces() -> None:
+    document = build_openapi(TABLE)
+    schemas = document["components"]["schemas"]
+    params = schemas["aitbc.v1.SamplingParams"]
+    assert params["additionalProperties"] is False
+    fields = params["properties"]
+    assert (fields["max_tokens"]["minimum"], fields["max_tokens"]["maximum"]) == (1, 8192)
+    assert (fields["temperature"]["minimum"], fields["temperature"]["maximum"]) == (0, 2)
+    assert fields["stop"]["maxItems"] == 4
+    assert (fields["stop"]["items"]["minLength"], fields["stop"]["items"]["maxLength"]) == (1, 64)
+    submit = schemas["aitbc.v1.SubmitJobRequest"]["properties"]
+    assert submit["prompt"]["maxLength"] == 200_000
+    assert schemas["aitbc.v1.QuoteJobRequest"]["required"] == ["prompt"]
+    [limit] = [p for p in document["paths"]["/v1/jobs"]["get"]["parameters"] if p["name"] == "limit"]
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (0, 1000)
+    assert all(
+        schema.get("additionalProperties") is False
+        for name, schema in schemas.items()
+        if name.startswith("aitbc.v1.") and schema.get("type") == "object"
+    )
+
+
+def test_every_route_lists_its_error_responses() -> None:
+    document = build_openapi(TABLE)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path == "/health":
+                continue
+            responses = operation["responses"]
+            assert {"401", "default"} <= set(responses), (method, path)
+            if operation.get("requestBody"):
+                assert {"400", "413"} <= set(responses), (method, path)
+    openai_error = document["paths"]["/v1/chat/completions"]["post"]["responses"]["400"]
+    assert openai_error["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OpenAIError"}
+    assert "/v1/models/{model_id}" in document["paths"]
+    assert "/jobs/submit" in document["paths"]
+
+
+def test_the_proto_comments_are_summaries_and_descriptions() -> None:
+    document = build_openapi(TABLE)
+    submit = document["paths"]["/v1/jobs"]["post"]
+    assert submit["summary"] == "Queue a job"
+    assert "durable" in submit["description"]
+    assert "aitbc.v1.JobService.SubmitJob" in submit["description"]
+    schemas = document["components"]["schemas"]
+    assert "Sampling parameters" in schemas["aitbc.v1.SamplingParams"]["description"]
+    max_tokens = schemas["aitbc.v1.SamplingParams"]["properties"]["max_tokens"]
+    assert max_tokens["description"].startswith("Tokens to generate")
+    status = schemas["aitbc.v1.Job"]["properties"]["status"]
+    assert _unwrap(status["allOf"][0] if "readOnly" in status else status) == {
+        "$ref": "#/components/schemas/aitbc.v1.JobState"
+    }

@@ -231,8 +231,8 @@ async def test_api_prefix_serves_the_same_routes(http: httpx.AsyncClient) -> Non
     assert (await http.get("/api/v1/nothing")).status_code == 404
 
 
-async def test_models_is_the_openai_list(http: httpx.AsyncClient, miner: ScriptedMiner) -> None:
-    response = await http.get("/v1/models")
+async def test_the_catalog_is_the_openai_list_shape(http: httpx.AsyncClient, miner: ScriptedMiner) -> None:
+    response = await http.get("/v1/catalog")
     assert response.status_code == 200
     listing = response.json()
     assert listing["object"] == "list"

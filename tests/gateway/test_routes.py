@@ -46,7 +46,7 @@ def test_every_annotated_method_of_aitbc_v1_has_a_route() -> None:
         ("GET", "/v1/jobs"),
         ("POST", "/v1/jobs/{job_id}/cancel"),
         ("GET", "/v1/jobs/{job_id}/stream"),
-        ("GET", "/v1/models"),
+        ("GET", "/v1/catalog"),
     }
 
 
@@ -130,6 +130,19 @@ def test_wrong_method_lists_the_allowed_ones() -> None:
     table = RouteTable([_route("/v1/jobs/{job_id}"), _route("/v1/jobs/{job_id}", http_method="DELETE")])
     assert table.match("POST", "/v1/jobs/job_1") == MethodNotAllowed(frozenset({"GET", "DELETE"}))
     assert table.match("GET", "/v1/other") is None
+
+
+def test_a_literal_path_is_its_own_resource() -> None:
+    table = RouteTable(
+        [
+            _route("/v1/jobs/{job_id}"),
+            _route("/v1/jobs/{job_id}", http_method="DELETE"),
+            _route("/v1/jobs/available"),
+        ]
+    )
+    # Not a delete of job "available": /v1/jobs/available answers GET only.
+    assert table.match("DELETE", "/v1/jobs/available") == MethodNotAllowed(frozenset({"GET"}))
+    assert isinstance(table.match("DELETE", "/v1/jobs/job_1"), RouteMatch)
 
 
 @pytest.mark.parametrize(

@@ -24,16 +24,21 @@ class ServerSentEvent:
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
-    """A minimal SSE parser: the gateway sends one `data:` line per event."""
+    """A minimal SSE parser: the gateway sends one `data:` line per event. Comments (keepalives) and the
+    `retry:` hint are skipped; the iteration stops at the `end` event (tested on its own below)."""
     fields: dict[str, str] = {}
     async for line in response.aiter_lines():
+        if line.startswith(":"):
+            continue
         if line:
             name, _, value = line.partition(": ")
             fields[name] = value
             continue
-        if fields:
+        if "data" in fields:
+            if fields.get("event") == "end":
+                return
             yield ServerSentEvent(json.loads(fields["data"]), fields.get("id"), fields.get("event"))
-            fields = {}
+        fields = {}
 
 
 def describe(event: dict[str, Any]) -> str:

@@ -44,12 +44,23 @@ class ScriptedMiner:
             yield request
 
     async def hello(
-        self, miner_id: str, models: list[str], max_concurrency: int = 1, *, vram_gib: int = 24
+        self,
+        miner_id: str,
+        models: list[str],
+        max_concurrency: int = 1,
+        *,
+        vram_gib: int = 24,
+        payout_address: str = "",
     ) -> miner_pb2.Welcome:
         """Say hello as a miner with one GPU of `vram_gib` (0: a CPU miner); returns the Welcome."""
         gpus = [miner_pb2.GpuInfo(name="Scripted GPU", vram_bytes=vram_gib << 30, count=1)] if vram_gib else []
         hello = miner_pb2.MinerHello(
-            miner_id=miner_id, models=models, max_concurrency=max_concurrency, backend="scripted", gpus=gpus
+            miner_id=miner_id,
+            models=models,
+            max_concurrency=max_concurrency,
+            backend="scripted",
+            gpus=gpus,
+            payout_address=payout_address,
         )
         await self.send(miner_pb2.ConnectRequest(hello=hello))
         return (await self.expect("welcome")).welcome
