@@ -27,6 +27,9 @@ from miner.backends.llama_cpp import LlamaCppBackend, _Detokenizer
 
 pytestmark = pytest.mark.llama
 
+# Real inference on a CPU shared with the rest of the suite: a step is waited for longer than a fake's.
+MODEL_STEP_TIMEOUT = 6 * STEP_TIMEOUT
+
 PROMPT = "Name three colors."
 
 
@@ -53,8 +56,9 @@ def text_of(chunks: list[TokenChunk]) -> str:
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LlamaCppBackend]:
     # Loaded once for the module. Each test runs in an event loop of its own, which the backend does not mind: it
-    # looks up the running loop per generation.
-    loaded = LlamaCppBackend()
+    # looks up the running loop per generation. One thread: ggml's threads spin while they wait for each other,
+    # and on a busy 2-core machine two of them can take a minute over what one does in a second.
+    loaded = LlamaCppBackend(n_threads=1)
     yield loaded
     asyncio.run(loaded.close())
 
@@ -125,13 +129,13 @@ async def test_cancel_stops_generation_and_frees_the_model(backend: LlamaCppBack
             first_chunk.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_chunk.wait(), STEP_TIMEOUT)
+    await asyncio.wait_for(first_chunk.wait(), MODEL_STEP_TIMEOUT)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, STEP_TIMEOUT)
+        await asyncio.wait_for(task, MODEL_STEP_TIMEOUT)
 
     # The one model thread is free again: the next job runs to its end.
-    chunks = await asyncio.wait_for(generate(backend, request(max_tokens=4)), STEP_TIMEOUT)
+    chunks = await asyncio.wait_for(generate(backend, request(max_tokens=4)), MODEL_STEP_TIMEOUT)
     assert sum(chunk.token_count for chunk in chunks) == 4
 
 
