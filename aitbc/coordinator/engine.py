@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
-from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.access import require_role
 from aitbc.coordinator.account_feed import AccountFeed, FeedUpdate
 from aitbc.coordinator.blocks import BlockSealer
 from aitbc.coordinator.client_jobs import ClientJobs, Quote
 from aitbc.coordinator.clock import Clock, SystemClock
+from aitbc.coordinator.config import CoordinatorConfig as CoordinatorConfig
+from aitbc.coordinator.config import ShutdownReport as ShutdownReport
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.history import HistoryQuery, JobHistory
@@ -47,11 +48,11 @@ from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.results import Results
 from aitbc.coordinator.retention import Retention
-from aitbc.coordinator.settlement import DEFAULT_FEE_BPS, Settlement
+from aitbc.coordinator.settlement import Settlement
 from aitbc.coordinator.store_health import StoreHealth
 from aitbc.coordinator.webhooks import DeliveryWorker, Webhooks
 from aitbc.domain.blocks import ReceiptProof
-from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog, ModelEntry
+from aitbc.domain.catalog import ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec
@@ -65,50 +66,6 @@ from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
 log = logging.getLogger(__name__)
 
 _ON_A_MINER = frozenset({JobState.ASSIGNED, JobState.RUNNING})
-
-
-@dataclass(frozen=True, slots=True)
-class CoordinatorConfig:
-    # A job handed to this many miners without finishing fails instead of
-    # taking down miner after miner.
-    max_attempts: int = 3
-    # How long a cancel waits for the miner's acknowledgement before the job
-    # is canceled anyway; the attempt fence then rejects anything late.
-    cancel_ack_timeout: float = 5.0
-    heartbeat_interval: float = 2.0
-    # A miner silent for this long (no heartbeat, no message) loses its leases:
-    # its jobs go to other miners and its stream is closed.
-    lease_timeout: float = 6.0
-    catalog: Catalog = DEFAULT_CATALOG
-    # Queued jobs allowed per client and in all; beyond them submits get
-    # RESOURCE_EXHAUSTED with a retry delay instead of a queue without bound.
-    max_queued_per_client: int = 1000
-    max_queued_total: int = 100_000
-    # The network's share of each charge in basis points (500 = 5%), paid to the network-fee account.
-    fee_bps: int = DEFAULT_FEE_BPS
-    # The coordinator's Ed25519 key (32-byte seed) that signs receipts; `aitbc coordinator` and `aitbc up`
-    # keep it in AITBC_HOME. None: a key made for this process only (tests), whose receipts outlive its trust.
-    signing_key: bytes | None = None
-    # Blocks seal what the ledger committed every `block_interval` seconds, or as soon as this many
-    # transactions wait, whichever comes first; at most this many transactions each.
-    block_interval: float = 5.0
-    block_max_transactions: int = 500
-    # The model a submit that names none runs on: a catalog id or alias.
-    default_model: str = DEFAULT_MODEL
-    # Share links are this base URL + /v1/shared/TOKEN: where the HTTP gateway is reached (docs/results.md).
-    public_url: str = "http://127.0.0.1:8080"
-    # How often the retention sweeper deletes results past their plan's retention.
-    retention_sweep_interval: float = 3600.0
-    # Webhooks may point at loopback and private addresses (`--allow-private-webhooks`): local stacks, tests.
-    allow_private_webhooks: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownReport:
-    """What a shutdown leaves for the next start: jobs cut off on a miner (requeued), and jobs still queued."""
-
-    requeued: int
-    queued: int
 
 
 class Coordinator:
