@@ -18,17 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
-import grpc
-
 from aitbc import config
 from aitbc.cli.reporting import CommandError, reports_errors
+from aitbc.cli.tls_options import add_tls_options, coordinator_channel
 from aitbc.client.errors import translate_rpc_errors
+from aitbc.domain.blocks import ReceiptProof
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.result_package import RECEIPT_JSON, RESULT_TXT, sha256sum_lines
 from aitbc.domain.signing import decode_key
 from aitbc.domain.verify import verify_receipt
-from aitbc.v1 import results_pb2, results_pb2_grpc
+from aitbc.services.ledger_convert import proof_from_proto
+from aitbc.v1 import receipts_pb2, receipts_pb2_grpc, results_pb2, results_pb2_grpc
 
 ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 _CALL_TIMEOUT = 30.0
@@ -48,6 +49,7 @@ def add_result_verbs(subparsers: argparse._SubParsersAction[ParserT], *, long_fo
         parser.add_argument(
             "--api-key", metavar="KEY", help=f"client API key (default: ${config.ENV_API_KEY} or the saved key)"
         )
+        add_tls_options(parser)
         parser.set_defaults(handler=handler)
         return parser
 
@@ -89,8 +91,16 @@ def _stub(ns: argparse.Namespace) -> Iterator[tuple[results_pb2_grpc.ResultServi
     key = config.api_key(ns.api_key)
     if key is None:
         raise CommandError(f"no API key: pass --api-key KEY or set {config.ENV_API_KEY}")
-    with grpc.insecure_channel(config.coordinator_address(ns.coordinator)) as channel, translate_rpc_errors():
+    with coordinator_channel(ns) as channel, translate_rpc_errors():
         yield results_pb2_grpc.ResultServiceStub(channel), ((config.API_KEY_METADATA, key),)
+
+
+def _receipt_proof(ns: argparse.Namespace, receipt_id: str) -> ReceiptProof | None:
+    """The proof of the receipt's block, fetched (a receipt is public); None while it is not sealed yet."""
+    with coordinator_channel(ns) as channel, translate_rpc_errors():
+        stub = receipts_pb2_grpc.ReceiptServiceStub(channel)
+        answer = stub.GetReceipt(receipts_pb2.GetReceiptRequest(receipt_id=receipt_id), timeout=_CALL_TIMEOUT)
+    return proof_from_proto(answer.proof) if answer.HasField("proof") else None
 
 
 def _sha256(data: bytes) -> str:
@@ -194,7 +204,9 @@ def _verify_receipt(ns: argparse.Namespace, recorded: results_pb2.GetResultCheck
     if receipt.receipt_id != recorded.receipt_id:
         print(f"{'receipt':<22} failed   {RECEIPT_JSON} is {receipt.receipt_id}, the job's is {recorded.receipt_id}")
         return False
-    verification = verify_receipt(receipt, coordinator_key=key, output_text=output)
+    # The package holds the receipt as it was signed at the job's end; its block came later.
+    proof = _receipt_proof(ns, receipt.receipt_id)
+    verification = verify_receipt(receipt, coordinator_key=key, output_text=output, proof=proof)
     for check in verification.checks:
         print(f"{'receipt.' + check.name:<22} {check.status.value:<8} {check.detail}")
     return verification.ok
