@@ -19,7 +19,7 @@ jobs after `--warm` warm-up ones, and disconnects them. Prints the median dispat
 and the RSS of each coordinator process (psutil, else /proc/PID/status) with the backlog loaded; memory per
 queued job is (RSS backlog - RSS short) / (jobs backlog - jobs short). Asserts nothing.
 
-    PYTHONPATH=. .venv/bin/python bench/backlog.py [--jobs 1000000] [--rounds 3] [--drain 2000]
+    PYTHONPATH=. .venv/bin/python bench/backlog.py [--jobs 1000000] [--rounds 5] [--drain 2000]
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--insert-budget", type=float, default=900.0, help="seconds allowed for inserting")
     parser.add_argument("--probe", type=int, default=5000, help="jobs timed before deciding")
     parser.add_argument("--owners", type=int, default=1000, help="clients the backlog is spread over")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--drain", type=int, default=2000, help="completions timed per round")
     parser.add_argument("--warm", type=int, default=200, help="completions before timing, per round")
     parser.add_argument("--miners", type=int, default=2)
@@ -174,11 +174,12 @@ def main() -> None:
         started: dict[str, subprocess.Popen[bytes]] = {}
         rss: dict[str, int] = {}
         rates: dict[str, list[float]] = {name: [] for name in homes}
+        runner = asyncio.Runner()  # one event loop for every gRPC call: grpc.aio binds to the first it sees
         try:
             for name, home in homes.items():
                 began = time.perf_counter()
                 started[name] = subprocess.Popen(aitbc("coordinator", "--listen", targets[name], home=home), env=env)
-                asyncio.run(wait_until_serving(targets[name], deadline=3600))
+                runner.run(wait_until_serving(targets[name], deadline=3600))
                 rss[name] = rss_bytes(started[name].pid)
                 queued = backlog_jobs if name == "backlog" else short_jobs
                 print(
@@ -188,11 +189,12 @@ def main() -> None:
             for index in range(args.rounds):
                 order = list(homes) if index % 2 == 0 else list(reversed(homes))
                 for name in order:
-                    rates[name].append(asyncio.run(drain_rate(targets[name], keys[name], args, f"{name}{index}")))
+                    rates[name].append(runner.run(drain_rate(targets[name], keys[name], args, f"{name}{index}")))
                 print(f"round {index + 1}/{args.rounds}: " + ", ".join(f"{n} {rates[n][-1]:.0f}/s" for n in order))
             for name in homes:
                 rss[name] = max(rss[name], rss_bytes(started[name].pid))
         finally:
+            runner.close()
             for process in started.values():
                 process.terminate()
             for process in started.values():
