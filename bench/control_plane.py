@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -43,7 +44,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aitbc.client import AsyncClient
-from bench.peers.celery_peer import CeleryPeer, maybe_peer, versions
+from bench.peers import peer_missing
+
+if TYPE_CHECKING:
+    from bench.peers.celery_peer import CeleryPeer
 
 MODEL = "synthetic"
 TOKENS = 16
@@ -277,13 +281,19 @@ def main() -> None:
             for n in range(args.miners)
         ]  # fmt: skip
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; coordinator and miners in separate processes")
-        with maybe_peer(args.peer == "celery") as peer:
-            if peer is not None:
+        peer_context: contextlib.AbstractContextManager[CeleryPeer | None] = contextlib.nullcontext()
+        if args.peer == "celery":
+            if missing := peer_missing():
+                print(f"{missing}; running this project's side only")
+            else:
+                from bench.peers.celery_peer import CeleryPeer, versions
+
+                peer_context = CeleryPeer()
                 print(f"peer: {versions()}; Redis without persistence, worker --pool prefork --concurrency 2")
-            with processes([coordinator], env):
-                asyncio.run(wait_until_serving(target))
-                with processes(miners, env):
-                    measure(target, client_key, args, peer)
+        with peer_context as peer, processes([coordinator], env):
+            asyncio.run(wait_until_serving(target))
+            with processes(miners, env):
+                measure(target, client_key, args, peer)
 
 
 if __name__ == "__main__":

@@ -22,25 +22,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from celery import Celery
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.peers import peer_missing
 from miner.backends.synthetic import synthetic_text
 
 TOKENS = 16
 PROMPT = "benchmark prompt"
 REDIS_URL_ENV = "AITBC_BENCH_REDIS_URL"
-INSTALL_HINT = "redis-server is not installed: `apt-get install redis-server` (Debian/Ubuntu) to run the Celery peer"
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +66,6 @@ app = _make_app(os.environ.get(REDIS_URL_ENV, "redis://127.0.0.1:6379/0"))
 def generate(prompt: str, max_tokens: int) -> str:
     """The synthetic backend's output for `prompt`: `max_tokens` made-up words, no delay."""
     return synthetic_text(prompt, max_tokens)
-
-
-def redis_available() -> bool:
-    return shutil.which("redis-server") is not None
 
 
 def versions() -> str:
@@ -127,7 +123,11 @@ class CeleryPeer:
         )
         self._processes.append(redis)
         self._wait_for_redis()
-        env = {**os.environ, REDIS_URL_ENV: self.url, "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path[1:2]])}
+        env = {
+            **os.environ,
+            REDIS_URL_ENV: self.url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         worker = [
             sys.executable, "-m", "celery", "--quiet", "-A", "bench.peers.celery_peer:app", "worker",
             "--pool", "prefork", "--concurrency", str(self._concurrency), "--loglevel", "WARNING",
@@ -203,8 +203,8 @@ def _main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     args = parser.parse_args()
-    if not redis_available():
-        sys.exit(INSTALL_HINT)
+    if missing := peer_missing():
+        sys.exit(missing)
     print(versions())
     with CeleryPeer() as peer:
         ms = sorted(1000 * s for s in peer.round_trips(args.jobs))
@@ -215,20 +215,5 @@ def _main() -> None:
             print(f"  {concurrency:>3} in flight   {rate:8.1f} jobs/s")
 
 
-@contextlib.contextmanager
-def maybe_peer(wanted: bool) -> Iterator[CeleryPeer | None]:
-    """A running peer, or None (with the install hint printed) when redis-server is missing or none is wanted."""
-    if not wanted:
-        yield None
-        return
-    if not redis_available():
-        print(INSTALL_HINT + "; running this project's side only")
-        yield None
-        return
-    with CeleryPeer() as peer:
-        yield peer
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(_ROOT))
     _main()
