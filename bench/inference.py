@@ -16,7 +16,9 @@ Each round runs every path once, in an order that flips every round:
 Per path: time to first token (from the call that starts the job to the first token in hand) and decode
 tokens/s (tokens after the first, over the time from the first to the last). Prints medians over the rounds,
 each path's ratio to direct, and TTFT differences in ms. backend/direct isolates the thread bridge's per-token
-cost (plus detokenizing); agent/backend the agent and its stream; stack/agent the coordinator and the SDK.
+cost (plus detokenizing and the stop-string scan), printed as µs per token (1/backend rate - 1/direct rate);
+agent/backend adds the agent and its stream; stack/agent the coordinator and the SDK. Each round also pushes
+`--bridge-items` integers through a bare ThreadBridge from an idle producer thread: the hand-off's own cost.
 Asserts nothing.
 
     PYTHONPATH=. .venv/bin/python bench/inference.py [--rounds 5] [--tokens 128] [--paths direct backend agent stack]
@@ -195,6 +197,28 @@ class InProcess:
         await self.backend.close()
 
 
+async def bridge_cost(items: int) -> float:
+    """µs per item through a ThreadBridge (the backend's capacity) with a producer that does nothing else."""
+    from miner.backends.llama_cpp import _BRIDGE_CAPACITY
+    from miner.backends.thread_bridge import ThreadBridge
+
+    bridge: ThreadBridge[int] = ThreadBridge(asyncio.get_running_loop(), _BRIDGE_CAPACITY)
+
+    def produce() -> None:
+        try:
+            for item in range(items):
+                bridge.put(item)
+        finally:
+            bridge.close()
+
+    began = time.perf_counter()
+    producer = asyncio.get_running_loop().run_in_executor(None, produce)
+    async for _ in bridge:
+        pass
+    await producer
+    return 1e6 * (time.perf_counter() - began) / items
+
+
 async def stack_run(client: AsyncClient, tokens: int) -> Sample:
     began = time.perf_counter()
     job = await client.submit_job(PROMPT, model=MODEL, max_tokens=tokens, temperature=0.0, queue_if_unavailable=True)
@@ -202,7 +226,7 @@ async def stack_run(client: AsyncClient, tokens: int) -> Sample:
     return _sample(began, [a for a in arrivals if a[1]])
 
 
-def report(samples: dict[str, list[Sample]], args: argparse.Namespace) -> None:
+def report(samples: dict[str, list[Sample]], bridge: list[float], args: argparse.Namespace) -> None:
     def median(path: str, index: int) -> float:
         return statistics.median(s[index] for s in samples[path])
 
@@ -226,6 +250,10 @@ def report(samples: dict[str, list[Sample]], args: argparse.Namespace) -> None:
             "thread bridge + detokenizing, per token (1/backend rate - 1/direct rate): "
             f"median {statistics.median(per_token):+.0f} µs (rounds: {' '.join(f'{p:+.0f}' for p in per_token)})"
         )
+    print(
+        f"ThreadBridge alone, {args.bridge_items:,} items from an idle producer thread: "
+        f"median {statistics.median(bridge):.1f} µs per item (rounds: {' '.join(f'{b:.1f}' for b in bridge)})"
+    )
 
 
 def main() -> None:
@@ -233,6 +261,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
+    parser.add_argument("--bridge-items", type=int, default=20_000, help="items through the bare ThreadBridge")
     args = parser.parse_args()
     import llama_cpp
 
@@ -266,6 +295,7 @@ def main() -> None:
             stack.enter_context(processes([miner], env))
         direct = Direct(args.tokens) if "direct" in args.paths else None
         samples: dict[str, list[Sample]] = {path: [] for path in args.paths}
+        bridge: list[float] = []
         with asyncio.Runner() as runner:
             local = InProcess(args.tokens)
             client = AsyncClient(target, key)
@@ -283,13 +313,14 @@ def main() -> None:
                     order = args.paths if index % 2 == 0 else list(reversed(args.paths))
                     for path in order:
                         samples[path].append(runs[path]())
+                    bridge.append(runner.run(bridge_cost(args.bridge_items)))
                     print(f"round {index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
             finally:
                 runner.run(client.close())
                 runner.run(local.close())
                 if direct:
                     direct.close()
-        report(samples, args)
+        report(samples, bridge, args)
 
 
 if __name__ == "__main__":
