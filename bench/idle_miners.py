@@ -32,6 +32,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -46,12 +47,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aitbc.client import AsyncClient
 from aitbc.config import API_KEY_METADATA
 from aitbc.v1 import miner_pb2, miner_pb2_grpc, network_pb2, network_pb2_grpc
 from bench.backlog import rss_bytes
 from bench.control_plane import aitbc, free_port, wait_until_serving
 
 PREFIX = "idle-"
+# What the fakes advertise. The SubmitJob probe asks for `synthetic`, which no fake serves, so that its jobs stay
+# queued (and are canceled) instead of going to a fake that would never run them.
+FAKE_MODEL = "smollm2-135m-instruct"
+PROBE_MODEL = "synthetic"
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -70,6 +76,7 @@ class Fakes:
         self.config: dict[str, Any] = config
         self.connected = 0
         self.failed: list[str] = []
+        self.failures: list[str] = []
         self.welcome_ms: list[float] = []
         self.late_ms: list[float] = []
         self.heartbeats = 0
@@ -93,7 +100,8 @@ class Fakes:
         ]
         await self.all_in.wait()
         self.emit(connected=self.connected, failed=len(self.failed), interval=self.interval,
-                  seconds=time.perf_counter() - began, errors=self.failed[:3])  # fmt: skip
+                  seconds=time.perf_counter() - began, errors=self.failed[:3], retried=len(self.failures),
+                  retry_reasons=sorted(set(self.failures))[:5])  # fmt: skip
         await self.stopping.wait()
         self.emit(
             heartbeats=self.heartbeats,
@@ -122,19 +130,26 @@ class Fakes:
         config = self.config
         metadata = ((API_KEY_METADATA, config["key"]),)
         hello = miner_pb2.MinerHello(
-            miner_id=f"{PREFIX}{index}", models=["synthetic"], max_concurrency=1, backend="fake", version="0"
+            miner_id=f"{PREFIX}{index}", models=[FAKE_MODEL], max_concurrency=1, backend="fake", version="0"
         )
-        async with opening:
-            try:
-                call: Any = stub.Connect(metadata=metadata)
-                sent = time.perf_counter()
-                await call.write(miner_pb2.ConnectRequest(hello=hello))
-                welcome = await call.read()
-                assert isinstance(welcome, miner_pb2.ConnectResponse), "the stream ended before its Welcome"
-            except (grpc.aio.AioRpcError, AssertionError) as error:
-                self.failed.append(str(error)[:200])
+        for attempt in range(config["retries"] + 1):
+            async with opening:
+                try:
+                    call: Any = stub.Connect(metadata=metadata)
+                    sent = time.perf_counter()
+                    await call.write(miner_pb2.ConnectRequest(hello=hello))
+                    welcome = await call.read()
+                    assert isinstance(welcome, miner_pb2.ConnectResponse), "the stream ended before its Welcome"
+                    break
+                except (grpc.aio.AioRpcError, AssertionError) as error:
+                    code = error.code().name if isinstance(error, grpc.aio.AioRpcError) else "EOF"
+                    self.failures.append(f"{code} after {time.perf_counter() - sent:.1f}s")
+            if attempt == config["retries"]:
+                self.failed.append(self.failures[-1])
                 self.settled()
                 return
+            # As a MinerAgent would: back off (with jitter) and connect again.
+            await asyncio.sleep(min(10.0, 0.5 * 2**attempt) * (0.5 + random.random()))
         self.welcome_ms.append(1000 * (time.perf_counter() - sent))
         self.interval = welcome.welcome.heartbeat_interval.ToNanoseconds() / 1e9
         self.connected += 1
@@ -174,13 +189,14 @@ async def snapshot(channel: grpc.aio.Channel, key: str, epoch: float, interval: 
     stub = network_pb2_grpc.NetworkServiceStub(channel)
     began = time.perf_counter()
     reply = await stub.ListMiners(network_pb2.ListMinersRequest(), metadata=((API_KEY_METADATA, key),), timeout=60)
-    taken, call_s = time.time(), time.perf_counter() - began
+    call_s = time.perf_counter() - began
+    fakes = [m for m in reply.miners if m.miner_id.startswith(PREFIX) and m.online]
+    # The coordinator's "now" when it built the listing (the reply may take a while to arrive): its latest last_seen.
+    taken = max((m.last_seen.ToNanoseconds() / 1e9 for m in fakes), default=time.time())
     lags: list[float] = []
-    stale = online = 0
-    for miner in reply.miners:
-        if not miner.miner_id.startswith(PREFIX) or not miner.online:
-            continue
-        online += 1
+    stale = 0
+    online = len(fakes)
+    for miner in fakes:
         seen = miner.last_seen.ToNanoseconds() / 1e9
         if taken - seen > interval + 1.0:
             stale += 1
@@ -202,6 +218,17 @@ async def health_probe(channel: grpc.aio.Channel, until: float) -> list[float]:
     return latencies
 
 
+async def submit_probe(client: AsyncClient, jobs: int) -> list[float]:
+    """ms per SubmitJob of a job no miner serves (it stays queued; canceled at once): one dispatch pass each."""
+    latencies = []
+    for _ in range(jobs):
+        began = time.perf_counter()
+        job = await client.submit_job("probe", model=PROBE_MODEL, max_tokens=16, queue_if_unavailable=True)
+        latencies.append(1000 * (time.perf_counter() - began))
+        await client.cancel_job(job.job_id)
+    return latencies
+
+
 async def read_line(process: asyncio.subprocess.Process, seconds: float) -> dict[str, Any]:
     assert process.stdout is not None
     async with asyncio.timeout(seconds):
@@ -216,13 +243,15 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
     idle_rss = rss_bytes(pid)
     async with grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", 256 << 20)]) as channel:
         baseline = await health_probe(channel, time.monotonic() + min(10.0, args.hold))
+        client = AsyncClient(target, client_key)
+        submits_idle = await submit_probe(client, args.submits)
         epoch = time.time() + 1.0
         per = [args.streams // args.processes + (n < args.streams % args.processes) for n in range(args.processes)]
         fakes = []
         for n, count in enumerate(per):
             config = {
                 "target": target, "key": miner_key, "first": sum(per[:n]), "count": count, "total": args.streams,
-                "channels": args.channels, "epoch": epoch, "opening": args.opening,
+                "channels": args.channels, "epoch": epoch, "opening": args.opening, "retries": args.retries,
             }  # fmt: skip
             fakes.append(
                 await asyncio.create_subprocess_exec(
@@ -236,8 +265,8 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
         interval = max(r["interval"] for r in ready)
         print(f"{connected:,} of {args.streams:,} streams connected in {ramp:.1f}s; heartbeat every {interval:g}s")
         for r in ready:
-            if r["failed"]:
-                print(f"  {r['failed']} failed to connect, e.g. {r['errors'][:1]}")
+            if r["retried"]:
+                print(f"  {r['retried']} handshakes retried, {r['failed']} gave up; e.g. {r['retry_reasons']}")
         for fake in fakes:
             fake.send_signal(signal.SIGUSR1)
         try:
@@ -264,6 +293,8 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
                 flush=True,
             )
         loaded = await probe
+        submits_loaded = await submit_probe(client, args.submits)
+        await client.close()
         cpu = coordinator.cpu_percent() if coordinator is not None else math.nan
         for fake in fakes:
             fake.send_signal(signal.SIGTERM)
@@ -279,6 +310,7 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
         return f"{max(float(f[name]) for f in finals):.1f}"
 
     ended = sum(f["ended"] for f in finals)
+    submit_idle, submit_loaded = percentile(submits_idle, 50), percentile(submits_loaded, 50)
     reasons = sorted({r for f in finals for r in f["ended_reasons"]})[:2]
     rows = [
         ("streams connected / asked", f"{connected:,} / {args.streams:,} (in {ramp:.1f}s)"),
@@ -303,6 +335,14 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
         ("health check p50 / p99, no streams", f"{percentile(baseline, 50):.2f} / {percentile(baseline, 99):.2f} ms"),
         ("health check p50 / p99, with streams", f"{percentile(loaded, 50):.2f} / {percentile(loaded, 99):.2f} ms"),
         ("health check p50, with / without streams", f"{percentile(loaded, 50) / percentile(baseline, 50):.2f}x"),
+        (
+            "SubmitJob p50, no streams / with streams",
+            f"{submit_idle:.1f} / {submit_loaded:.1f} ms",
+        ),
+        (
+            "SubmitJob p50, with / without streams",
+            f"{submit_loaded / submit_idle:.1f}x",
+        ),
         ("ListMiners of all streams (median)", f"{statistics.median(s['list_ms'] for s in snapshots):.0f} ms"),
     ]
     print("| figure | value |\n|---|---|")
@@ -316,6 +356,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="fake-miner client processes")
     parser.add_argument("--channels", type=int, default=8, help="grpc.aio channels (connections) per process")
     parser.add_argument("--opening", type=int, default=100, help="handshakes in progress at once per process")
+    parser.add_argument("--retries", type=int, default=5, help="handshake retries per stream, with backoff")
+    parser.add_argument("--submits", type=int, default=20, help="SubmitJob probes without and with the streams")
     parser.add_argument("--hold", type=float, default=60.0, help="seconds measured once all are connected")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between ListMiners snapshots")
     parser.add_argument("--ramp-timeout", type=float, default=900.0)
