@@ -4,9 +4,11 @@
 process, or at least a channel, each): `--processes` client processes each open their share of `--streams`
 bidirectional `MinerService.Connect` streams, multiplexed over `--channels` grpc.aio channels per process, one
 asyncio task per stream (plus one that reads the stream, to see it end). Each stream sends a real MinerHello
-(its own miner id `idle-N`, model `synthetic`, one slot), waits for the Welcome, then writes a Heartbeat on the
-schedule the Welcome names, and nothing else. Stream N's heartbeats are due at `epoch + interval * N / streams
-+ k * interval`, so the due times spread evenly and the parent knows each one without being told.
+(its own miner id `idle-N`, model `smollm2-135m-instruct`, one slot), waits for the Welcome (a failed handshake
+is retried with exponential backoff and jitter, `--retries` times, as a MinerAgent would), then writes a
+Heartbeat on the schedule the Welcome names, and nothing else. Stream N's heartbeats are due at `epoch +
+interval * N / streams + k * interval`, so the due times spread evenly and the parent knows each one without
+being told.
 
 The Connect stream has no heartbeat acknowledgement; what the coordinator shows is when it last heard from each
 miner: ListMiners' `last_seen`, the time it handled the stream's last message. Once every stream is connected,
@@ -17,6 +19,9 @@ heard from for more than interval + 1 s at a snapshot counts as stale instead. T
 themselves sent (their own event loop's lag: part of the heartbeat lag, not the coordinator's), the Welcome
 latency, and any stream the coordinator ended (a lease that expired closes it). A health check every 0.5 s
 measures the coordinator's responsiveness meanwhile, and a round with no streams first gives its baseline.
+
+`--submits` SubmitJob calls, before the streams connect and again after the hold, time a submit of a
+`synthetic` job that no fake serves (it stays queued and is canceled at once): a submit runs one dispatch pass.
 
 Prints coordinator RSS (idle and with the streams), per-stream memory, heartbeat lag p50/p99, stale and ended
 streams, the fakes' own lateness, health-check latency with and without the streams. Asserts nothing.
