@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench clean node-examples
+.PHONY: help install run test check lint typecheck proto bench bench-inference bench-backlog bench-idle-miners bench-install clean node-examples
 
 ## List the targets and what each does.
 help:
@@ -70,9 +70,35 @@ proto: install
 	$(BIN)/buf lint
 	$(BIN)/python tools/gen_proto.py
 
-## Control-plane benchmark: prints medians and p99s.
-bench: install
-	$(BIN)/python bench/control_plane.py
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+## Install the benchmarks' extra (celery[redis], psutil, uvloop); redis-server comes from apt.
+bench-install: $(BENCH_STAMP)
+
+## Control plane vs Celery + Redis, alternating (bench/README.md); this side only without redis-server.
+bench: bench-install
+	@if command -v redis-server >/dev/null 2>&1; then \
+		$(BIN)/python bench/control_plane.py --peer celery; \
+	else \
+		echo "redis-server not found: \`apt-get install redis-server\` to compare with Celery + Redis; running this project's side only"; \
+		$(BIN)/python bench/control_plane.py; \
+	fi
+
+## llama.cpp (SmolLM2) called directly vs through the stack, alternating.
+bench-inference: bench-install
+	$(BIN)/python bench/inference.py
+
+## Dispatch rate with a 1,000,000-job backlog vs a short queue; memory per queued job.
+bench-backlog: bench-install
+	$(BIN)/python bench/backlog.py
+
+## 10,000 idle miner streams on one coordinator: RSS and heartbeat lag.
+bench-idle-miners: bench-install
+	$(BIN)/python bench/idle_miners.py
 
 ## Remove .venv and the tools' caches.
 clean:
