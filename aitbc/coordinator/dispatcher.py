@@ -173,7 +173,9 @@ class Dispatcher:
         """Start every queued job that a miner can take now, by the scheduling rules."""
         if not self._health.healthy():
             return  # the store's recovery wakes dispatch again
-        pushable = self._miners.candidates(pushed_only=True)
+        if not self.queue:
+            return  # a miner connecting to an empty queue costs nothing, whatever the number of miners
+        pushable = self._miners.takers()
         for job_id, miner_id in plan_assignments(self.queue, pushable, self._route_for):
             try:
                 await self._assign(job_id, miner_id)

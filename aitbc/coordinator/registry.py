@@ -197,5 +197,15 @@ class MinerRegistry:
     def candidates(self, *, pushed_only: bool = False) -> list[Candidate]:
         return [self.candidate(s) for s in self._sessions.values() if not (pushed_only and s.polls)]
 
+    def takers(self) -> list[Candidate]:
+        """Stream miners that could take a job now (a free slot, not draining): what a dispatch pass scores.
+
+        Scoring only these keeps a pass cheap when thousands of miners are connected and busy."""
+        return [
+            self.candidate(s)
+            for s in self._sessions.values()
+            if not s.polls and s.free_slots > 0 and not s.draining and not s.closed
+        ]
+
     def offers(self) -> dict[str, ModelOffer]:
         return {offer.model: offer for offer in model_offers(list(self._sessions.values()))}
