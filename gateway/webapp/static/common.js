@@ -114,7 +114,7 @@ export function el(tag, attributes = {}, ...children) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -122,7 +122,7 @@ export function el(tag, attributes = {}, ...children) {
 }
 
 export function show(container, ...children) {
-  container.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined));
+  container.replaceChildren(...children.flat(Infinity).filter((child) => child !== null && child !== undefined));
 }
 
 export function errorBox(error) {
@@ -153,7 +153,7 @@ export function header(onChange = () => {}) {
       const who = el("span", { id: "signed-in" }, "Signed in");
       api("/v1/account")
         .then((data) => {
-          who.textContent = `Signed in: ${short(data.account.address, 14)} · ${credits(data.account.available)} available`;
+          who.textContent = `Signed in: ${short(data.address, 14)} · ${credits(data.available)} available`;
         })
         .catch((error) => {
           who.textContent = error.message;

@@ -112,7 +112,7 @@ async function submit(request) {
   show(jobSlot, status);
   let job;
   try {
-    job = (await api("/v1/jobs", { method: "POST", body: request })).job;
+    job = await api("/v1/jobs", { method: "POST", body: request });
   } catch (error) {
     show(jobSlot, errorBox(error));
     return;
@@ -163,7 +163,7 @@ async function submit(request) {
 
 async function finish(jobId, status, summary) {
   try {
-    const job = (await api(`/v1/jobs/${encodeURIComponent(jobId)}`)).job;
+    const job = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
     status.textContent = `Job ${job.job_id}: ${job.status}${job.error ? ` (${job.error})` : ""}`;
     status.dataset.state = job.status;
     const usage = job.usage || {};

@@ -64,8 +64,22 @@ async function included(receipt, proof, root) {
   return sn === 0 && hex(node) === root;
 }
 
+// The REST JSON leaves unset optional fields out; the signed receipt has them as null.
+function signedReceipt(receipt) {
+  return { ...receipt, miner_public_key: receipt.miner_public_key ?? null, miner_signature: receipt.miner_signature ?? null };
+}
+
+// The REST header adds block_hash and leaves out `type`; the signed header is these fields only.
+const HEADER = ["height", "previous_hash", "time", "tx_root", "tx_count", "receipts_root", "receipt_count"];
+function signedHeader(block) {
+  const header = { type: "aitbc.block_header.v1" };
+  for (const key of HEADER) header[key] = block[key];
+  return header;
+}
+
 // {verified, supported, summary, checks: [[name, "passed" | "failed" | "skipped" | "not checked"]]}.
-export async function verifyReceipt(receipt, coordinatorKey, proof) {
+export async function verifyReceipt(restReceipt, coordinatorKey, proof) {
+  const receipt = signedReceipt(restReceipt);
   const checks = [];
   const supported = typeof crypto !== "undefined" && crypto.subtle && (await ed25519Supported());
   const check = async (name, run) => {
@@ -84,13 +98,13 @@ export async function verifyReceipt(receipt, coordinatorKey, proof) {
       await check("miner_signature", () => ed25519(receipt.miner_public_key, receipt.miner_signature, canonical(attestation)));
     } else checks.push(["miner_signature", "skipped"]);
     if (proof) {
-      const { coordinator_signature: blockSignature, ...header } = proof.block;
-      await check("block_signature", () => ed25519(coordinatorKey, blockSignature, canonical(header)));
+      await check("block_signature", () => ed25519(coordinatorKey, proof.block.coordinator_signature, canonical(signedHeader(proof.block))));
     }
   } else {
     checks.push(["signatures", "not checked (this browser's WebCrypto has no Ed25519)"]);
   }
   if (proof) {
+    await check("block_hash", async () => hex(await sha(utf8(canonical(signedHeader(proof.block))))) === proof.block.block_hash);
     await check("merkle_inclusion", async () => proof.proof.tree_size === proof.block.receipt_count && included(receipt, proof.proof, proof.block.receipts_root));
   } else checks.push(["merkle_inclusion", "not checked (not sealed in a block yet)"]);
   checks.push(["output_hash", "not checked here (the explorer never sees the output; the dashboard's Verify does)"]);

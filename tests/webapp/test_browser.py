@@ -1,0 +1,227 @@
+"""The web app in headless Chromium against a real coordinator, scripted miner and gateway on loopback.
+
+Playwright for Python drives Debian's `chromium` (`executable_path`): no browser download. Without a Chromium
+(or without playwright) these tests skip, saying why. Each waits on DOM conditions, never a fixed sleep, and
+saves a screenshot on failure (its path is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aitbc.coordinator.auth import create_api_key
+from aitbc.domain.keys import Role
+from aitbc.services.server import RunningCoordinator
+from tests.conftest import Keys
+from tests.gateway.conftest import assigned, cancel_acknowledged
+from tests.support.scripted_miner import ScriptedMiner
+
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+expect = playwright_api.expect
+# Playwright's expect() polls in the page without eval, which the app's CSP forbids (wait_for_function needs it).
+expect.set_options(timeout=10_000)
+
+
+def find_chromium() -> str | None:
+    """AITBC_CHROMIUM, else Debian's chromium (apt-get install chromium) or another on PATH."""
+    candidates = [os.environ.get("AITBC_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"]
+    return next((found for name in candidates if name and (found := shutil.which(name))), None)
+
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium found: apt-get install chromium (make test does it as root), or set AITBC_CHROMIUM",
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MODEL_ID = "llama-3.2-1b-instruct"  # what the scripted miner's "llama3.2" is in the catalog
+WAIT_MS = 10_000
+PROMPT = "<script>window.pwned = 1</script>Tell me about owls"
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as driver:
+        # A fresh user-data dir per test: launch_persistent_context would tie one context to it; launch() makes one.
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def base(gateway: str) -> str:
+    return f"http://{gateway}"
+
+
+@asynccontextmanager
+async def page_of(browser: Any, name: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """A page in a fresh context that records every URL it asks for; a screenshot on failure."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.urls = []
+    page.on("request", lambda request: page.urls.append(request.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+        assert not errors, errors
+    except BaseException:
+        shot = tmp_path / f"{name}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
+        raise
+    finally:
+        await context.close()
+
+
+async def sign_in(page: Any, base: str, key: str, path: str = "/marketplace/") -> None:
+    await page.goto(base + path)
+    await page.fill("#api-key", key)
+    await page.click("#sign-in button[type=submit]")
+    await page.wait_for_selector("#signed-in:has-text('Signed in:')")
+
+
+async def open_form(page: Any, prompt: str) -> None:
+    await page.click(f"button:has-text('Choose {MODEL_ID}')")
+    await page.fill("#job-form textarea", prompt)
+    await page.wait_for_selector("#estimate:has-text('Estimated maximum cost')")
+
+
+async def submitted_job_id(page: Any, miner: ScriptedMiner) -> str:
+    await page.click("#submit-job")
+    job_id = (await assigned(miner)).job_id
+    await page.wait_for_selector(f"#job-status:has-text('{job_id}')")
+    return str(job_id)
+
+
+async def output_text(page: Any) -> str:
+    return str(await page.text_content("#output"))
+
+
+async def test_marketplace_streams_tokens_then_dashboard_and_explorer_show_the_job(
+    browser: Any, base: str, keys: Keys, miner: ScriptedMiner, coordinator: RunningCoordinator, tmp_path: Path
+) -> None:
+    async with page_of(browser, "submit", tmp_path) as page:
+        await sign_in(page, base, keys.client)
+        await page.wait_for_selector(f"[data-model='{MODEL_ID}'] >> text=1 miner(s)")
+        assert await page.is_visible("text=Unavailable: no miner serves it now")  # the catalog's other models
+        await open_form(page, PROMPT)
+        job_id = await submitted_job_id(page, miner)
+        await miner.started(job_id, 1)
+        # Two distinct updates of the output before the job completes.
+        await miner.tokens(job_id, 1, "Owls ")
+        await expect(page.locator("#output")).to_have_text("Owls ")
+        await miner.tokens(job_id, 1, "hunt at night")
+        await expect(page.locator("#output")).to_have_text("Owls hunt at night")
+        assert await page.get_attribute("#job-status", "data-state") == "running"
+        await miner.done(job_id, 1, "Owls hunt at night", completion_tokens=2)
+        await page.wait_for_selector("#job-status[data-state=completed]")
+        await page.wait_for_selector("#job-charge:has-text('cr')")
+        assert "5 prompt + 2 generated" in str(await page.text_content("#job-tokens"))
+        receipt_id = str(await page.text_content("#receipt-link"))
+        assert receipt_id.startswith("rcpt_")
+
+        # The dashboard lists it; its page shows the <script> prompt as text, and nothing ran.
+        await page.goto(f"{base}/dashboard/")
+        await page.wait_for_selector(f"tr[data-job='{job_id}'] >> text=completed")
+        await page.click(f"a:has-text('{job_id}')")
+        await page.wait_for_selector("#prompt")
+        assert await page.text_content("#prompt") == PROMPT
+        assert await page.evaluate("window.pwned") is None
+        await page.wait_for_selector("#events li:has-text('completed')")
+        await page.click("#verify")
+        # Not sealed in a block yet: the signatures and this output's hash verify in the browser.
+        await page.wait_for_selector("#verify-summary.ok:has-text('Signatures verified')")
+        assert "output_hash (this output): passed" in str(await page.text_content("#action-result"))
+        # The share link opens without a key, in a fresh context.
+        await page.click("#share")
+        share = str(await page.get_attribute("#share-link", "href"))
+        async with page_of(browser, "shared", tmp_path) as anonymous:
+            response = await anonymous.goto(share)
+            assert response.status == 200
+            assert "Owls hunt at night" in await anonymous.text_content("body")
+        key_seen = [url for url in page.urls if keys.client in url]
+        assert not key_seen
+        assert keys.client not in page.url
+
+    # The explorer, without a key: the job's receipt in its block, verified, and no prompt or output anywhere.
+    await coordinator.coordinator._blocks.seal_pending()
+    async with page_of(browser, "explorer", tmp_path) as page:
+        await page.goto(f"{base}/explorer/")
+        await page.wait_for_selector("#stats:has-text('Height')")
+        await page.wait_for_selector("#miners:has-text('sign in')")
+        await page.click("#blocks a:has-text('1')")
+        await page.wait_for_selector("#block-title:has-text('Block 1')")
+        assert "Receipts root (Merkle)" in str(await page.text_content("#block"))
+        await page.click(f"a:has-text('{receipt_id}')")
+        await page.wait_for_selector("#verification[data-verified=true]")
+        assert "merkle_inclusion: passed" in str(await page.text_content("#checks"))
+        for view in ("#/", "#/blocks/1", f"#/receipts/{receipt_id}"):
+            await page.goto(f"{base}/explorer/{view}")
+            await page.wait_for_selector("h2")
+            body = str(await page.text_content("body"))
+            assert "owls" not in body.lower()
+            assert "Owls hunt" not in body
+
+
+async def test_cancel_stops_the_job_and_keeps_its_tokens(
+    browser: Any, base: str, keys: Keys, miner: ScriptedMiner, tmp_path: Path
+) -> None:
+    async with page_of(browser, "cancel", tmp_path) as page:
+        await sign_in(page, base, keys.client)
+        await open_form(page, "Count to a thousand")
+        job_id = await submitted_job_id(page, miner)
+        await miner.started(job_id, 1)
+        await miner.tokens(job_id, 1, "one two")
+        await expect(page.locator("#output")).to_have_text("one two")
+        await page.click("#cancel-job")
+        await cancel_acknowledged(miner, job_id, completion_tokens=1)
+        await page.wait_for_selector("#job-status[data-state=canceled]")
+        assert await output_text(page) == "one two"
+        assert "1 generated" in str(await page.text_content("#job-tokens"))
+
+
+async def test_errors_read_as_sentences(
+    browser: Any, base: str, coordinator: RunningCoordinator, miner: ScriptedMiner, tmp_path: Path
+) -> None:
+    broke, _ = await create_api_key(coordinator.store, Role.CLIENT, datetime.now(UTC))  # no credits
+    async with page_of(browser, "errors", tmp_path) as page:
+        # A wrong key is refused in words, and not kept.
+        await page.goto(f"{base}/")
+        await page.fill("#api-key", "aitbc_sk_client_wrong")
+        await page.click("#sign-in button[type=submit]")
+        await page.wait_for_selector("#sign-in .error:has-text('API key was not accepted')")
+        assert await page.evaluate("sessionStorage.length") == 0
+
+        await sign_in(page, base, broke)
+        await page.click(f"button:has-text('Choose {MODEL_ID}')")
+        await page.fill("#job-form textarea", "Hello")
+        await page.click("#submit-job")
+        alert = page.locator("#job-slot [role=alert]")
+        await alert.wait_for()
+        text = str(await alert.text_content())
+        assert text.startswith("Insufficient funds"), text
+        assert "{" not in text, text
+        assert broke not in page.url
+        assert not [url for url in page.urls if broke in url]
