@@ -7,7 +7,10 @@ saves a screenshot on failure (its path is printed).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,13 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.keys import Role
 from aitbc.services.server import RunningCoordinator
+from miner import MinerAgent, MinerConfig
+from miner.backends.synthetic import SyntheticBackend
 from tests.conftest import Keys
-from tests.gateway.conftest import assigned, cancel_acknowledged
+from tests.gateway.conftest import assigned, cancel_acknowledged, run_to_completion
 from tests.support.scripted_miner import ScriptedMiner
 
 playwright_api = pytest.importorskip(
@@ -225,3 +231,60 @@ async def test_errors_read_as_sentences(
         assert "{" not in text, text
         assert broke not in page.url
         assert not [url for url in page.urls if broke in url]
+
+
+async def test_the_dashboard_follows_the_accounts_jobs_live(
+    browser: Any, base: str, keys: Keys, http: httpx.AsyncClient, miner: ScriptedMiner, tmp_path: Path
+) -> None:
+    async with page_of(browser, "dashboard", tmp_path) as page:
+        await sign_in(page, base, keys.client, "/dashboard/")
+        await page.wait_for_selector("#jobs:has-text('No jobs match.')")
+        await page.wait_for_selector("#balance-total:has-text('1,000 cr')")
+        # A job submitted elsewhere (here over REST) appears, then changes, with no reload.
+        response = await http.post("/v1/jobs", json={"prompt": "Hello", "model": "llama3.2"})
+        job_id = response.json()["job_id"]
+        row = page.locator(f"tr[data-job='{job_id}'] .state")
+        await expect(row).to_have_text(re.compile("pending|assigned"))
+        await assigned(miner)
+        await run_to_completion(miner, job_id, "Hi", " there")
+        await expect(row).to_have_text("completed")
+        # The status filter.
+        await page.select_option("select[name=status]", "failed")
+        await page.wait_for_selector("#jobs:has-text('No jobs match.')")
+        await page.select_option("select[name=status]", "completed")
+        await expect(row).to_have_text("completed")
+
+
+async def test_a_real_miner_agents_tokens_stream_into_the_page(
+    browser: Any, base: str, target: str, keys: Keys, tmp_path: Path
+) -> None:
+    config = MinerConfig(coordinator=target, api_key=keys.miner, miner_id="synthetic-1", max_concurrency=1)
+    agent = MinerAgent(config, SyntheticBackend(tokens_per_second=40))
+    running = asyncio.create_task(agent.run())
+    try:
+        async with page_of(browser, "agent", tmp_path) as page:
+            await sign_in(page, base, keys.client)
+            await page.click("button:has-text('Choose synthetic')")
+            await page.fill("#job-form textarea", "Explain machine learning")
+            await page.fill("input[name=max_tokens]", "12")
+            await page.wait_for_selector("#estimate:has-text('Estimated maximum cost')")
+            # Record the output's length at each DOM change (CDP evaluation: the page's CSP forbids eval in it).
+            await page.evaluate(
+                """() => {
+                    window.lengths = [];
+                    new MutationObserver(() => {
+                        const output = document.getElementById("output");
+                        if (output) window.lengths.push(output.textContent.length);
+                    }).observe(document.getElementById("job-slot"), {subtree: true, childList: true});
+                }"""
+            )
+            await page.click("#submit-job")
+            await page.wait_for_selector("#job-status[data-state=completed]", timeout=20_000)
+            assert "12 generated" in str(await page.text_content("#job-tokens"))
+            lengths = [length for length in await page.evaluate("window.lengths") if length]
+            final = len(str(await page.text_content("#output")))
+            assert len([length for length in set(lengths) if 0 < length < final]) >= 2, lengths
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
