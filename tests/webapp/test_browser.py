@@ -288,3 +288,20 @@ async def test_a_real_miner_agents_tokens_stream_into_the_page(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+async def test_the_api_docs_page_works_offline(browser: Any, base: str, tmp_path: Path) -> None:
+    async with page_of(browser, "docs", tmp_path) as page:
+        asked_elsewhere: list[str] = []
+
+        async def loopback_only(route: Any) -> None:
+            if route.request.url.startswith(base):
+                await route.continue_()
+            else:
+                asked_elsewhere.append(route.request.url)
+                await route.abort()
+
+        await page.route("**/*", loopback_only)
+        await page.goto(f"{base}/docs")
+        await page.wait_for_selector(".swagger-ui .opblock-summary-path:has-text('/v1/jobs')")
+        assert not asked_elsewhere
