@@ -305,3 +305,37 @@ async def test_the_api_docs_page_works_offline(browser: Any, base: str, tmp_path
         await page.goto(f"{base}/docs")
         await page.wait_for_selector(".swagger-ui .opblock-summary-path:has-text('/v1/jobs')")
         assert not asked_elsewhere
+
+
+async def test_api_errors_become_sentences(browser: Any, base: str, tmp_path: Path) -> None:
+    bodies = {
+        "no_miner": (
+            503,
+            {
+                "detail": "no online miner serves tiny; set queue_if_unavailable to wait for one",
+                "error_code": "NO_ELIGIBLE_MINER",
+            },
+        ),
+        "rate_limited": (429, {"detail": "too many requests", "error_code": "RESOURCE_EXHAUSTED"}),
+        "funds": (402, {"detail": "the job may cost up to 1 credits", "error_code": "INSUFFICIENT_FUNDS"}),
+        "not_found": (404, {"detail": "job 'job_x' not found", "error_code": "JOB_NOT_FOUND"}),
+        "no_body": (500, None),
+    }
+    async with page_of(browser, "sentences", tmp_path) as page:
+        await page.goto(f"{base}/")
+        words = await page.evaluate(
+            """async (bodies) => {
+                const { readable } = await import("/static/common.js");
+                const words = Object.entries(bodies).map(([name, [status, body]]) => [name, readable(status, body)]);
+                return Object.fromEntries(words);
+            }""",
+            bodies,
+        )
+    assert words == {
+        "no_miner": "No miner can run this job now: no online miner serves tiny;"
+        " set queue_if_unavailable to wait for one.",
+        "rate_limited": "Too many requests: please wait a moment and try again.",
+        "funds": "Insufficient funds: the job may cost up to 1 credits.",
+        "not_found": "Job 'job_x' not found.",
+        "no_body": "The request failed (HTTP 500).",
+    }
