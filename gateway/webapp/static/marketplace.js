@@ -157,8 +157,9 @@ async function submit(request) {
   } catch (error) {
     summary.replaceChildren(errorBox(error));
   }
-  cancel.disabled = true;
+  cancel.hidden = true;
   await finish(job.job_id, status, summary);
+  header(loadModels); // the balance in the header, after the charge
 }
 
 async function finish(jobId, status, summary) {
