@@ -146,11 +146,13 @@ async def test_marketplace_streams_tokens_then_dashboard_and_explorer_show_the_j
         await page.wait_for_selector("#job-charge:has-text('cr')")
         assert "5 prompt + 2 generated" in str(await page.text_content("#job-tokens"))
         receipt_id = str(await page.text_content("#receipt-link"))
+        charge = str(await page.text_content("#job-charge"))
         assert receipt_id.startswith("rcpt_")
 
         # The dashboard lists it; its page shows the <script> prompt as text, and nothing ran.
         await page.goto(f"{base}/dashboard/")
         await page.wait_for_selector(f"tr[data-job='{job_id}'] >> text=completed")
+        await expect(page.locator(f"tr[data-job='{job_id}'] .cost")).to_have_text(charge)
         await page.click(f"a:has-text('{job_id}')")
         await page.wait_for_selector("#prompt")
         assert await page.text_content("#prompt") == PROMPT

@@ -90,8 +90,12 @@ async function loadJobs(list) {
   if (token) query.set("page_token", token);
   const ask = ++listing;
   let page;
+  let charged = new Map();
   try {
-    page = await api(`/v1/jobs?${query}`);
+    // What each job was charged is on its receipt (the account's newest 1000); a job shows its hold bound until then.
+    const [jobs, receipts] = await Promise.all([api(`/v1/jobs?${query}`), api("/v1/receipts?limit=1000").catch(() => ({ receipts: [] }))]);
+    page = jobs;
+    charged = new Map(receipts.receipts.map((receipt) => [receipt.job_id, receipt.charged]));
   } catch (error) {
     show(list, errorBox(error));
     return;
@@ -105,7 +109,7 @@ async function loadJobs(list) {
       el("td", { class: "state" }, job.status),
       el("td", {}, job.model),
       el("td", {}, `${job.usage?.prompt_tokens ?? 0} + ${job.usage?.completion_tokens ?? 0}`),
-      el("td", {}, job.routing?.estimated_cost !== undefined ? `≤ ${credits(job.routing.estimated_cost)}` : ""),
+      el("td", { class: "cost" }, charged.has(job.job_id) ? credits(charged.get(job.job_id)) : job.routing?.estimated_cost !== undefined && !["completed", "failed", "canceled"].includes(job.status) ? `≤ ${credits(job.routing.estimated_cost)} (held)` : "—"),
       el("td", {}, when(job.created_at)),
       el("td", {}, when(job.completed_at)),
     ),
@@ -115,7 +119,7 @@ async function loadJobs(list) {
   show(
     list,
     rows.length
-      ? el("div", { class: "scroll" }, el("table", { id: "jobs-table" }, el("thead", {}, el("tr", {}, ["Job", "Status", "Model", "Tokens", "Max cost", "Created", "Finished"].map((head) => el("th", { scope: "col" }, head)))), el("tbody", {}, rows)))
+      ? el("div", { class: "scroll" }, el("table", { id: "jobs-table" }, el("thead", {}, el("tr", {}, ["Job", "Status", "Model", "Tokens", "Cost", "Created", "Finished"].map((head) => el("th", { scope: "col" }, head)))), el("tbody", {}, rows)))
       : el("p", {}, "No jobs match."),
     el("p", {}, previous, " ", next, " ", el("span", { class: "muted" }, `page ${filters.pages.length}`)),
   );
