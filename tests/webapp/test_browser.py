@@ -341,3 +341,24 @@ async def test_api_errors_become_sentences(browser: Any, base: str, tmp_path: Pa
         "not_found": "Job 'job_x' not found.",
         "no_body": "The request failed (HTTP 500).",
     }
+
+
+async def test_a_queued_job_shows_its_place_then_runs(
+    browser: Any, base: str, keys: Keys, http: httpx.AsyncClient, miner: ScriptedMiner, tmp_path: Path
+) -> None:
+    # The scripted miner's four slots are busy.
+    busy = []
+    for _ in range(4):
+        busy.append((await http.post("/v1/jobs", json={"prompt": "Busy", "model": "llama3.2"})).json()["job_id"])
+        await assigned(miner)
+    async with page_of(browser, "queued", tmp_path) as page:
+        await sign_in(page, base, keys.client)
+        await open_form(page, "Wait your turn")
+        await page.click("#submit-job")
+        await page.wait_for_selector("#job-status[data-state=pending]:has-text('queue position 0')")
+        await run_to_completion(miner, busy[0], "done")
+        job_id = (await assigned(miner)).job_id
+        await run_to_completion(miner, job_id, "My ", "turn")
+        await page.wait_for_selector("#job-status[data-state=completed]")
+        await expect(page.locator("#output")).to_have_text("My turn")
+        assert not await page.is_visible("#cancel-job")

@@ -143,6 +143,16 @@ async function submit(request) {
   show(jobSlot, status, cancel, output, summary);
   describe(job.status);
   let last = job.status;
+  // While pending, the queue position and expected start come from the job itself (the stream has no such event).
+  const poll = setInterval(async () => {
+    if (last !== "pending") return;
+    try {
+      job = await api(`/v1/jobs/${encodeURIComponent(job.job_id)}`);
+      if (last === "pending") describe(last);
+    } catch {
+      // The next tick asks again; the stream still reports the state.
+    }
+  }, 2000);
   try {
     await sse(`/v1/jobs/${encodeURIComponent(job.job_id)}/stream`, (event) => {
       if (event.tokens) {
@@ -157,6 +167,7 @@ async function submit(request) {
   } catch (error) {
     summary.replaceChildren(errorBox(error));
   }
+  clearInterval(poll);
   cancel.hidden = true;
   await finish(job.job_id, status, summary);
   header(loadModels); // the balance in the header, after the charge
