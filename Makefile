@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench bench-inference bench-backlog bench-idle-miners bench-install clean node-examples
+.PHONY: help install run test check lint typecheck proto bench bench-inference bench-backlog bench-idle-miners bench-install clean node-examples chromium
 
 ## List the targets and what each does.
 help:
@@ -47,8 +47,14 @@ examples/node/node_modules/.package-lock.json: examples/node/package-lock.json
 	@if command -v npm >/dev/null; then cd examples/node && npm ci --no-audit --no-fund; \
 	else echo "npm is missing: the Node examples' test will be skipped (apt-get install nodejs npm)"; fi
 
+## Install Debian's chromium for the web app's browser tests when it is missing (as root, else say how).
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$AITBC_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; } || echo "chromium did not install: the browser tests will be skipped"; \
+	else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium, or set AITBC_CHROMIUM)"; fi
+
 ## Lint, types, proto checks and the whole test suite.
-test: check node-examples
+test: check node-examples chromium
 	$(BIN)/pytest
 
 ## Lint, types and proto checks, without the tests.

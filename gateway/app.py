@@ -29,6 +29,7 @@ from gateway.rest import AnnotatedRoutes
 from gateway.routes import RouteTable
 from gateway.rpc import CoordinatorClient
 from gateway.seed_routing import SeedRouting
+from gateway.webapp import webapp_routes
 from gateway.websocket import websocket_routes
 
 # The seed documents give https://HOST/api as the base URL.
@@ -103,7 +104,8 @@ def create_app(
     # whatever / serves, with the same error bodies.
     api.path_regex = re.compile(api.path_regex.pattern, re.DOTALL)
     return Starlette(
-        routes=[api, *routes],
+        # The web app's pages are exact paths, so they go before the annotated routes without shadowing any.
+        routes=[api, *webapp_routes(), *routes],
         lifespan=lifespan,
         # A client may overshoot the limit by up to its own size and still read its 413.
         middleware=[

@@ -318,17 +318,18 @@ def build_openapi(table: RouteTable) -> JsonObject:
     }
 
 
+# Swagger UI is vendored in the web app's static files (npm swagger-ui-dist, pinned): /docs works offline.
 _DOCS_PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>AITBC gateway</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+  <link rel="stylesheet" href="/static/vendor/swagger-ui-dist-5.35.0/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-  <script>SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui"});</script>
+  <script src="/static/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js"></script>
+  <script src="/static/docs.js"></script>
 </body>
 </html>
 """

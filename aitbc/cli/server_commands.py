@@ -462,6 +462,7 @@ def _print_banner(
 AITBC is running.
   coordinator (gRPC)  {listen}   store: {home / config.DATABASE_FILE}
   gateway (HTTP)      http://{http}   REST /v1/jobs, OpenAI /v1/chat/completions, /health, docs /docs
+  web app             http://{http}/   (sign in by pasting the client API key below)
   miner               {LOCAL_MINER_ID}: {backend} serving {", ".join(models)}
   default model       {default_model} (jobs that name no model run on it)
   client API key      {client_key}
