@@ -1,4 +1,4 @@
-"""Screenshots of the web app's three areas for docs/webapp.md, taken against a local stack on loopback.
+"""Screenshots of the web app's three areas for docs/web.md, taken against a local stack on loopback.
 
     PYTHONPATH=. .venv/bin/python tools/webapp_screenshots.py [OUT_DIR]   # default docs/images
 
