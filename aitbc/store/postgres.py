@@ -153,7 +153,9 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
     async def api_keys(self, *, owner_id: str | None) -> list[ApiKeyRecord]:
         where_owner, args = ("WHERE owner_id = $1", (owner_id,)) if owner_id is not None else ("", ())
         async with self._db.read() as db:
-            rows = await db.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys {where_owner} ORDER BY created_at, key_id", *args)
+            rows = await db.fetch(
+                f"SELECT {KEY_COLUMNS} FROM api_keys {where_owner} ORDER BY created_at, key_id", *args
+            )
         return [key_from_row(row) for row in rows]
 
     async def api_key(self, key_id: str) -> ApiKeyRecord | None:

@@ -190,9 +190,7 @@ async def seal(db: Connection, build: BlockBuilder, max_transactions: int, now_m
     tx_to = int(rows[-1]["seq"]) if rows else tx_from
     transactions = [Transaction.from_json(json.loads(row["body"])) for row in rows]
     settled = {tx.job_id for tx in transactions if tx.kind.value == "settle"}
-    candidates = await db.fetch(
-        pg("SELECT seq, job_id, body FROM receipts WHERE seq > ? ORDER BY seq"), receipt_from
-    )
+    candidates = await db.fetch(pg("SELECT seq, job_id, body FROM receipts WHERE seq > ? ORDER BY seq"), receipt_from)
     picked = [row for row in candidates if row["job_id"] in settled]
     receipt_to = int(picked[-1]["seq"]) if picked else receipt_from
     receipts = [Receipt.from_json(json.loads(row["body"])) for row in picked]

@@ -64,7 +64,9 @@ class PostgresResults:
             await db.execute(
                 pg("UPDATE share_links SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL"), at, job_id
             )
-            row = await db.fetchrow(pg(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {_FINISHED}"), job_id)
+            row = await db.fetchrow(
+                pg(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {_FINISHED}"), job_id
+            )
         return None if row is None else job_from_row(row)
 
     async def expired_results(
@@ -246,7 +248,9 @@ class PostgresWebhooks:
 
     async def webhooks(self, owner_id: str | None) -> list[WebhookRecord]:
         where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
-        rows = await self._rows(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", *args)
+        rows = await self._rows(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", *args
+        )
         return [_webhook(row) for row in rows]
 
     async def webhook(self, webhook_id: str) -> WebhookRecord | None:

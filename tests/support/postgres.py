@@ -8,6 +8,7 @@ test gets a fresh database, copied from a migrated template (`CREATE DATABASE â€
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -96,10 +97,8 @@ class PostgresCluster:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
