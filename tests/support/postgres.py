@@ -85,12 +85,15 @@ class PostgresCluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self.root)
 
-    def start(self) -> None:
-        # Durability is not under test here: fsync off makes each test's database cheap.
+    def start(self, *, durable: bool = False) -> None:
+        """Start (or restart) the server. Not `durable`, fsync and synchronous commits are off, which makes each
+        test's database cheap but loses the last commits to `stop("immediate")`: a crash test needs `durable`."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            " -c max_connections=300"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
