@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from aitbc.store.base import StoreUnavailableError
+from aitbc.store.urls import redact
 
 # What "the store cannot be read or written" is, as asyncpg reports it: class 08 (connection exceptions),
 # 53 (insufficient resources: disk full, out of memory), 57 (operator intervention: shutdown, cannot connect
@@ -93,8 +94,3 @@ class Connections:
                 yield connection
         except STORE_FAILURES as error:
             raise StoreUnavailableError(f"the PostgreSQL store failed: {error}") from error
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aitbc.store.base import Store
@@ -13,6 +14,11 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 class StoreUrlError(ValueError):
     """The store named cannot be opened by this coordinator."""
+
+
+def redact(target: str) -> str:
+    """A store URL without its password, for logs and messages."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", target)
 
 
 def is_postgres_url(target: str | Path) -> bool:
