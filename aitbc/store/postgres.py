@@ -44,7 +44,8 @@ from aitbc.store.postgres_migrations import (
     POSTGRES_SCHEMA_VERSION,
     SCHEMA_MIGRATIONS_TABLE,
 )
-from aitbc.store.postgres_pool import STORE_FAILURES, Connections, pg, redact
+from aitbc.store.postgres_pool import STORE_FAILURES, Connections, pg
+from aitbc.store.urls import redact
 from aitbc.store.postgres_queries import PostgresHistory, PostgresResults, PostgresWebhooks, enqueue_job_event
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (

@@ -112,7 +112,11 @@ async def test_settled_jobs_issue_receipts_that_blocks_seal(store: Store) -> Non
             STAMP,
             coordinator_seed=SEED,
         )
-        settle = SettleRequest(Outcome.COMPLETED, Usage(10, 100), 500, "miner", receipt=lambda d=draft: d)
+
+        def drafted(issued: ReceiptDraft = draft) -> ReceiptDraft:
+            return issued
+
+        settle = SettleRequest(Outcome.COMPLETED, Usage(10, 100), 500, "miner", receipt=drafted)
         finished = await finish(store, f"job_{n}", settle)
         assert finished is not None
         assert finished.receipt_id == f"rcpt_{n}"
