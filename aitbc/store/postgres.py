@@ -45,7 +45,6 @@ from aitbc.store.postgres_migrations import (
     SCHEMA_MIGRATIONS_TABLE,
 )
 from aitbc.store.postgres_pool import STORE_FAILURES, Connections, pg
-from aitbc.store.urls import redact
 from aitbc.store.postgres_queries import PostgresHistory, PostgresResults, PostgresWebhooks, enqueue_job_event
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
@@ -65,6 +64,7 @@ from aitbc.store.sqlite_rows import (
     miner_row,
     placeholders,
 )
+from aitbc.store.urls import redact
 
 Connection = Any  # asyncpg.Connection
 
