@@ -16,9 +16,9 @@ from aitbc.domain.webhooks import JOB_EVENTS, DeliveryRecord, DeliveryStatus, We
 from aitbc.store.postgres_pool import Connections, pg
 from aitbc.store.result_records import ResultChecksums, ShareLinkRecord
 from aitbc.store.sqlite_history import filter_clauses, where
-from aitbc.store.sqlite_results import _FINISHED, _LINK_COLUMNS, _link_from_row
+from aitbc.store.sqlite_results import FINISHED_STATES, LINK_COLUMNS, link_from_row
 from aitbc.store.sqlite_rows import JOB_COLUMNS, job_from_row, micros, moment
-from aitbc.store.sqlite_webhooks import _DELIVERY_COLUMNS, _WEBHOOK_COLUMNS, _delivery, _webhook
+from aitbc.store.sqlite_webhooks import DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_from_row, webhook_from_row
 
 Connection = Any  # asyncpg.Connection
 
@@ -55,7 +55,7 @@ class PostgresResults:
             await db.execute(
                 pg(
                     "UPDATE jobs SET prompt = '', messages = '[]', result = '', result_deleted_at = ?"
-                    f" WHERE job_id = ? AND state IN {_FINISHED} AND result_deleted_at IS NULL"
+                    f" WHERE job_id = ? AND state IN {FINISHED_STATES} AND result_deleted_at IS NULL"
                 ),
                 at,
                 job_id,
@@ -65,7 +65,7 @@ class PostgresResults:
                 pg("UPDATE share_links SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL"), at, job_id
             )
             row = await db.fetchrow(
-                pg(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {_FINISHED}"), job_id
+                pg(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {FINISHED_STATES}"), job_id
             )
         return None if row is None else job_from_row(row)
 
@@ -76,7 +76,7 @@ class PostgresResults:
         kept = [int(period.total_seconds() * 1_000_000) for period in retention.values()]
         sql = pg(
             "SELECT jobs.job_id FROM jobs LEFT JOIN account_plans ON account_plans.account_id = jobs.owner_id"
-            f" WHERE jobs.state IN {_FINISHED} AND jobs.result_deleted_at IS NULL"
+            f" WHERE jobs.state IN {FINISHED_STATES} AND jobs.result_deleted_at IS NULL"
             f" AND COALESCE(jobs.completed_at, jobs.updated_at) + (CASE COALESCE(account_plans.plan, ?::text) {cases}"
             " END) <= ? ORDER BY jobs.completed_at LIMIT ?"
         )
@@ -104,7 +104,7 @@ class PostgresResults:
     async def add_share_link(self, link: ShareLinkRecord) -> None:
         async with self._db.write() as db:
             await db.execute(
-                pg(f"INSERT INTO share_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                pg(f"INSERT INTO share_links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
                 link.share_id,
                 link.token_hash,
                 link.job_id,
@@ -116,13 +116,13 @@ class PostgresResults:
 
     async def share_link(self, token_hash: str) -> ShareLinkRecord | None:
         async with self._db.read() as db:
-            row = await db.fetchrow(pg(f"SELECT {_LINK_COLUMNS} FROM share_links WHERE token_hash = ?"), token_hash)
-        return None if row is None else _link_from_row(row)
+            row = await db.fetchrow(pg(f"SELECT {LINK_COLUMNS} FROM share_links WHERE token_hash = ?"), token_hash)
+        return None if row is None else link_from_row(row)
 
     async def share_links(self, job_id: str) -> list[ShareLinkRecord]:
-        sql = pg(f"SELECT {_LINK_COLUMNS} FROM share_links WHERE job_id = ? ORDER BY created_at DESC, share_id")
+        sql = pg(f"SELECT {LINK_COLUMNS} FROM share_links WHERE job_id = ? ORDER BY created_at DESC, share_id")
         async with self._db.read() as db:
-            return [_link_from_row(row) for row in await db.fetch(sql, job_id)]
+            return [link_from_row(row) for row in await db.fetch(sql, job_id)]
 
     async def revoke_share_link(self, share_id: str, now: datetime) -> ShareLinkRecord | None:
         async with self._db.write() as db:
@@ -131,8 +131,8 @@ class PostgresResults:
                 micros(now),
                 share_id,
             )
-            row = await db.fetchrow(pg(f"SELECT {_LINK_COLUMNS} FROM share_links WHERE share_id = ?"), share_id)
-        return None if row is None else _link_from_row(row)
+            row = await db.fetchrow(pg(f"SELECT {LINK_COLUMNS} FROM share_links WHERE share_id = ?"), share_id)
+        return None if row is None else link_from_row(row)
 
 
 async def _checksums(db: Connection, job_id: str) -> ResultChecksums | None:
@@ -237,7 +237,7 @@ class PostgresWebhooks:
     async def create_webhook(self, webhook: WebhookRecord) -> None:
         async with self._db.write() as db:
             await db.execute(
-                pg(f"INSERT INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?::jsonb, ?, ?)"),
+                pg(f"INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?::jsonb, ?, ?)"),
                 webhook.webhook_id,
                 webhook.owner_id,
                 webhook.url,
@@ -249,13 +249,13 @@ class PostgresWebhooks:
     async def webhooks(self, owner_id: str | None) -> list[WebhookRecord]:
         where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
         rows = await self._rows(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", *args
+            f"SELECT {WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", *args
         )
-        return [_webhook(row) for row in rows]
+        return [webhook_from_row(row) for row in rows]
 
     async def webhook(self, webhook_id: str) -> WebhookRecord | None:
-        rows = await self._rows(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ?", webhook_id)
-        return _webhook(rows[0]) if rows else None
+        rows = await self._rows(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ?", webhook_id)
+        return webhook_from_row(rows[0]) if rows else None
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         async with self._db.write() as db:
@@ -279,10 +279,10 @@ class PostgresWebhooks:
             )
 
     async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
-        columns = ", ".join(f"d.{name.strip()}" for name in _DELIVERY_COLUMNS.split(","))
+        columns = ", ".join(f"d.{name.strip()}" for name in DELIVERY_COLUMNS.split(","))
         hook_columns = ", ".join(
             f"w.{name.strip()} AS w_{name.strip()}"
-            for name in _WEBHOOK_COLUMNS.split(",")
+            for name in WEBHOOK_COLUMNS.split(",")
             if name.strip() != "webhook_id"
         )
         rows = await self._rows(
@@ -303,7 +303,7 @@ class PostgresWebhooks:
                 secret=row["w_signing_key"],
                 created_at=created_at,
             )
-            due.append((_delivery(row), hook))
+            due.append((delivery_from_row(row), hook))
         return due
 
     async def next_delivery_at(self) -> datetime | None:
@@ -339,12 +339,12 @@ class PostgresWebhooks:
 
     async def deliveries(self, webhook_id: str, limit: int) -> list[DeliveryRecord]:
         rows = await self._rows(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?"
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?"
             " ORDER BY created_at DESC, delivery_id DESC LIMIT ?",
             webhook_id,
             limit,
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     async def prune_deliveries(self, before: datetime) -> int:
         async with self._db.write() as db:
