@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench clean node-examples
+.PHONY: help install run test check lint typecheck proto bench clean node-examples postgres
 
 ## List the targets and what each does.
 help:
@@ -47,8 +47,15 @@ examples/node/node_modules/.package-lock.json: examples/node/package-lock.json
 	@if command -v npm >/dev/null; then cd examples/node && npm ci --no-audit --no-fund; \
 	else echo "npm is missing: the Node examples' test will be skipped (apt-get install nodejs npm)"; fi
 
+## Make sure PostgreSQL's server binaries exist for the PostgreSQL store's tests: apt-get installs them as root.
+postgres:
+	@if command -v pg_config >/dev/null && [ -x "$$(pg_config --bindir)/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is missing: its tests will be skipped (as root: apt-get install -y postgresql)"; fi
+
 ## Lint, types, proto checks and the whole test suite.
-test: check node-examples
+test: check node-examples postgres
 	$(BIN)/pytest
 
 ## Lint, types and proto checks, without the tests.
