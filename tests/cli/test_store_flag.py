@@ -6,7 +6,9 @@ from pathlib import Path
 
 import asyncpg
 
+from aitbc.domain.keys import Role, hash_key
 from aitbc.store.postgres_migrations import POSTGRES_SCHEMA_VERSION
+from aitbc.store.urls import open_store
 from tests.cli.conftest import free_port, spawn_aitbc
 from tests.support.postgres import PostgresCluster
 
@@ -37,3 +39,17 @@ async def test_an_unknown_store_scheme_is_refused(tmp_path: Path) -> None:
         code, _, err = await spawned.finish()
     assert code == 2
     assert "--store: mysql:// stores are not supported" in err
+
+
+async def test_keys_are_created_in_the_postgresql_store(tmp_path: Path, postgres_cluster: PostgresCluster) -> None:
+    url = await postgres_cluster.new_database()
+    async with spawn_aitbc("keys", "create", "--role", "admin", "--store", url, env={}) as spawned:
+        code, out, _ = await spawned.finish()
+    assert code == 0
+    store = await open_store(url)
+    try:
+        principal = await store.principal_for(hash_key(out.strip()))
+    finally:
+        await store.close()
+    assert principal is not None
+    assert principal.role is Role.ADMIN
