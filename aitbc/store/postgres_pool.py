@@ -55,7 +55,7 @@ class Connections:
         self.dsn = dsn
 
     @classmethod
-    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> Connections:
+    async def open(cls, dsn: str, *, min_size: int = 0, max_size: int = 10) -> Connections:
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
         except STORE_FAILURES as error:
