@@ -22,8 +22,10 @@ from aitbc.store.urls import redact
 
 # What "the store cannot be read or written" is, as asyncpg reports it: class 08 (connection exceptions),
 # 53 (insufficient resources: disk full, out of memory), 57 (operator intervention: shutdown, cannot connect
-# now), 58 (system error: I/O), 25006 (a read-only transaction: a standby), a closed connection
-# (InterfaceError), and the OS's refusal or a timeout while connecting.
+# now), 58 (system error: I/O), 25006 (a read-only transaction: a standby), and the OS's refusal or a timeout
+# while connecting, and asyncpg's plain InterfaceError: a connection the server dropped (or that the pool
+# released when it did) raises it at the next statement. Its subclasses are not the store failing but the
+# call being wrong (DataError: an argument of the wrong type; configuration and feature errors): raised as is.
 STORE_FAILURES: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -32,7 +34,13 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.PostgresSystemError,
     asyncpg.ReadOnlySQLTransactionError,
-    asyncpg.InterfaceError,
+)
+
+_CALL_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.ClientConfigurationError,
+    asyncpg.UnsupportedClientFeatureError,
+    asyncpg.UnsupportedServerFeatureError,
 )
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -70,27 +78,30 @@ class Connections:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Any]:
-        try:
-            async with self._pool.acquire() as connection, connection.transaction():
-                yield connection
-        except STORE_FAILURES as error:
-            raise StoreUnavailableError(f"the PostgreSQL store failed: {error}") from error
+        async with self._connection() as connection, connection.transaction():
+            yield connection
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
+        async with self._connection() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Any]:
+        async with (
+            self._connection() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield connection
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
         try:
             async with self._pool.acquire() as connection:
                 yield connection
         except STORE_FAILURES as error:
             raise StoreUnavailableError(f"the PostgreSQL store failed: {error}") from error
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Any]:
-        try:
-            async with (
-                self._pool.acquire() as connection,
-                connection.transaction(isolation="repeatable_read", readonly=True),
-            ):
-                yield connection
-        except STORE_FAILURES as error:
+        except asyncpg.InterfaceError as error:
+            if isinstance(error, _CALL_ERRORS):
+                raise
             raise StoreUnavailableError(f"the PostgreSQL store failed: {error}") from error

@@ -4,6 +4,7 @@ coordinators on one database need from the store (groundwork for replicas, issue
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -11,6 +12,7 @@ import pytest
 
 from aitbc.domain.chain import verify_chain
 from aitbc.domain.signing import public_key_of
+from aitbc.store.base import StoreUnavailableError
 from aitbc.store.postgres import PostgresStore
 from aitbc.store.postgres_migrations import POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION
 from aitbc.store.urls import open_store
@@ -134,3 +136,24 @@ async def test_an_idempotency_key_holds_across_stores(postgres_cluster: Postgres
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_dropped_connection_is_the_store_failing_and_a_wrong_argument_is_not(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    store = await PostgresStore.open(await postgres_cluster.new_database())
+    try:
+
+        async def dropped() -> None:
+            async with store._db.read() as db:
+                with contextlib.suppress(asyncpg.PostgresConnectionError):  # the statement that ended it
+                    await db.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                await db.fetch("SELECT 1")  # on a connection the server dropped
+
+        with pytest.raises(StoreUnavailableError):
+            await dropped()
+        with pytest.raises(asyncpg.DataError):
+            await store.get_job(123)  # type: ignore[arg-type]
+        await store.probe()  # the pool replaced the dropped connection
+    finally:
+        await store.close()
