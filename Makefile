@@ -19,7 +19,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test check lint typecheck proto bench bench-inference bench-backlog bench-idle-miners bench-install clean node-examples chromium
+.PHONY: help install run test check lint typecheck proto bench bench-inference bench-backlog bench-idle-miners bench-install clean node-examples chromium postgres
 
 ## List the targets and what each does.
 help:
@@ -53,8 +53,15 @@ chromium:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; } || echo "chromium did not install: the browser tests will be skipped"; \
 	else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium, or set AITBC_CHROMIUM)"; fi
 
+## Make sure PostgreSQL's server binaries exist for the PostgreSQL store's tests: apt-get installs them as root.
+postgres:
+	@if command -v pg_config >/dev/null && [ -x "$$(pg_config --bindir)/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is missing: its tests will be skipped (as root: apt-get install -y postgresql)"; fi
+
 ## Lint, types, proto checks and the whole test suite.
-test: check node-examples chromium
+test: check node-examples chromium postgres
 	$(BIN)/pytest
 
 ## Lint, types and proto checks, without the tests.

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,10 @@ from aitbc.domain.keys import Role
 from aitbc.domain.money import MICRO_PER_CREDIT
 from aitbc.services.server import RunningCoordinator, start_coordinator
 from aitbc.v1 import jobs_pb2_grpc
+from tests.support.postgres import PostgresCluster, unavailable_reason
+
+# The stores a test parametrised over them runs on (`store_target`).
+STORE_BACKENDS = ("sqlite", "postgres")
 
 
 @dataclass
@@ -27,8 +33,36 @@ class Keys:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
+def database(tmp_path: Path) -> Path | str:
+    """What the coordinator fixture opens: a SQLite file. A module runs its tests on both stores by
+    overriding it with `store_target` (see tests/coordinator/test_job_path.py)."""
     return tmp_path / "aitbc.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole run (skipped, with the reason, when none can start)."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = PostgresCluster.create()
+    try:
+        cluster.start()
+        # On a thread of its own: this fixture may be set up from inside a test's running event loop.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, cluster.prepare_template()).result()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A fresh store of each kind: a SQLite file path, or the URL of a new, migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "aitbc.db"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return await cluster.new_database()
 
 
 # Small CPU models the scripted miners advertise, on top of the default catalog; they are free (price 0),
@@ -51,7 +85,7 @@ def clock() -> Clock | None:
 
 @pytest.fixture
 async def coordinator(
-    database: Path, coordinator_config: CoordinatorConfig, clock: Clock | None
+    database: Path | str, coordinator_config: CoordinatorConfig, clock: Clock | None
 ) -> AsyncIterator[RunningCoordinator]:
     running = await start_coordinator(database, "127.0.0.1:0", coordinator_config, clock=clock)
     try:

@@ -23,7 +23,8 @@ from aitbc.config import DATABASE_FILE
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.errors import AitbcError
 from aitbc.domain.keys import Principal, Role
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import StoreUnavailableError
+from aitbc.store.urls import StoreUrlError, open_store
 
 
 def register_key_commands(subparsers: SubParsers[CommandParser]) -> None:
@@ -38,6 +39,12 @@ def register_key_commands(subparsers: SubParsers[CommandParser]) -> None:
     )
     create.add_argument("--owner", help="the account the key acts for (default: a new account of its own)")
     add_home_argument(create)
+    create.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="the coordinator's store, as its --store names it: postgresql://… (default: the data directory's)",
+    )
     create.set_defaults(handler=_create)
 
     about = "list your account's keys (an admin key: every key) with when each was created and last used"
@@ -55,17 +62,24 @@ def register_key_commands(subparsers: SubParsers[CommandParser]) -> None:
 
 def _create(ns: argparse.Namespace) -> int:
     try:
-        raw_key, principal = asyncio.run(mint_key(home_of(ns) / DATABASE_FILE, Role(ns.role), ns.owner))
+        target = ns.store or home_of(ns) / DATABASE_FILE
+        raw_key, principal = asyncio.run(mint_key(target, Role(ns.role), ns.owner))
     except AitbcError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
+    except StoreUrlError as error:
+        print(f"error: --store: {error}", file=sys.stderr)
+        return 2
+    except StoreUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(raw_key)
     print(f"created {principal.role} key {principal.key_id} for account {principal.owner_id}", file=sys.stderr)
     return 0
 
 
-async def mint_key(database: Path, role: Role, owner: str | None = None) -> tuple[str, Principal]:
-    store = await SqliteStore.open(database)
+async def mint_key(database: Path | str, role: Role, owner: str | None = None) -> tuple[str, Principal]:
+    store = await open_store(database)
     try:
         return await create_api_key(store, role, datetime.now(UTC), owner)
     finally:

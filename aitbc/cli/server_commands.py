@@ -34,6 +34,7 @@ from aitbc.services.lifecycle import wait_for_shutdown_signal
 from aitbc.services.server import start_coordinator
 from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
+from aitbc.store.urls import StoreUrlError, redact
 from aitbc.tls import TlsConfigError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         help="the model of jobs that name none: a catalog id or alias (default: %(default)s)",
     )
     add_home_argument(coordinator)
+    coordinator.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="the store: postgresql://user@host:port/db (docs/postgres.md), sqlite:///PATH or a file path"
+        " (default: the SQLite file in the data directory)",
+    )
     add_private_webhooks_argument(coordinator)
     coordinator.add_argument(
         "--public-url",
@@ -204,7 +212,7 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
         print(f"aitbc coordinator: error: {exc}", file=sys.stderr)
         return 2
     serve = _serve_coordinator(
-        home / config.DATABASE_FILE,
+        ns.store or home / config.DATABASE_FILE,
         ns.listen,
         ns.grace,
         coordinator_config,
@@ -213,6 +221,9 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(serve)
+    except StoreUrlError as exc:
+        print(f"aitbc coordinator: error: --store: {exc}", file=sys.stderr)
+        return 2
     except (OSError, StoreUnavailableError) as exc:
         print(f"aitbc coordinator: error: {_one_line(exc)}", file=sys.stderr)
         return 1
@@ -220,7 +231,7 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
 
 
 async def _serve_coordinator(
-    database: Path,
+    database: Path | str,
     listen: str,
     grace: float,
     coordinator_config: CoordinatorConfig,
@@ -231,7 +242,7 @@ async def _serve_coordinator(
     running = await start_coordinator(
         database, listen, coordinator_config, credentials=credentials, metrics_listen=metrics_listen
     )
-    log.info("coordinator serving on %s (store %s)", listen, database)
+    log.info("coordinator serving on %s (store %s)", listen, redact(str(database)))
     await wait_for_shutdown_signal()
     _say(f"stopping: running jobs get up to {grace:g}s to finish (press Ctrl-C again to stop at once)")
     _report_shutdown(await running.stop(grace))

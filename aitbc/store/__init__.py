@@ -1,4 +1,6 @@
-"""Persistence: the `Store` interface and its embedded SQLite implementation."""
+"""Persistence: the `Store` interface, its embedded SQLite implementation, and PostgreSQL's.
+
+`aitbc.store.postgres` is imported only when a `postgresql://` store is opened (`aitbc.store.urls`)."""
 
 from aitbc.store.base import JobChanges, JobPage, Store
 from aitbc.store.sqlite import SqliteStore

@@ -6,7 +6,6 @@ event and its hold, and a transition with its event and its settlement.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict
@@ -28,6 +27,7 @@ from aitbc.store.sqlite_rows import (
     event_from_row,
     event_row,
     job_from_row,
+    job_row,
     micros,
     placeholders,
 )
@@ -42,48 +42,11 @@ def insert_events(db: sqlite3.Connection, events: Sequence[JobEvent]) -> None:
 
 def create_job(db: sqlite3.Connection, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None) -> JobRecord:
     """Store the job, its first event and its hold; the job already stored under its idempotency key, if any."""
-    params = job.spec.params
     key = job.spec.idempotency_key or None
     existing = find_by_idempotency_key(db, job.owner_id, key) if key is not None else None
     if existing is not None:
         return existing
-    db.execute(
-        _INSERT_JOB,
-        (
-            job.job_id,
-            job.owner_id,
-            job.state.value,
-            job.spec.prompt,
-            job.spec.model,
-            params.max_tokens,
-            params.temperature,
-            params.top_p,
-            int(params.stream),
-            json.dumps(list(params.stop)),
-            json.dumps([asdict(message) for message in job.spec.messages]),
-            int(job.spec.raw),
-            job.finish_reason,
-            job.result,
-            job.miner_id,
-            job.attempt,
-            job.prompt_tokens,
-            job.completion_tokens,
-            job.error,
-            micros(job.created_at),
-            micros(job.updated_at),
-            None,
-            None,
-            int(job.spec.priority),
-            job.spec.max_price,
-            key,
-            micros(job.expires_at) if job.expires_at else None,
-            job.estimated_cost,
-            job.miner_reputation,
-            job.excused_attempts,
-            job.receipt_id,
-            None,  # result_deleted_at
-        ),
-    )
+    db.execute(_INSERT_JOB, job_row(job))
     insert_events(db, [first_event])
     if hold is not None:
         sqlite_ledger.place_hold(db, job.job_id, hold, job.created_at)

@@ -14,18 +14,12 @@ from collections.abc import Iterable
 from contextlib import closing
 from datetime import datetime
 
-from aitbc.domain.accounts import MINT_ACCOUNT_ID, NETWORK_FEE_ACCOUNT_ID, address_of
-from aitbc.domain.ledger import Bucket, Transaction, TxKind, closing_transaction, hold, mint
-from aitbc.domain.money import Settlement, TokenPrices, Usage, settle
-from aitbc.domain.receipts import RECEIPT_OUTCOMES, Receipt, receipt_body
-from aitbc.store.base import (
-    AccountRecord,
-    HoldRequest,
-    InsufficientFundsError,
-    LedgerEntry,
-    ReceiptDraft,
-    SettleRequest,
-)
+from aitbc.domain.accounts import MINT_ACCOUNT_ID, address_of
+from aitbc.domain.ledger import Transaction, hold, mint
+from aitbc.domain.money import TokenPrices
+from aitbc.domain.receipts import Receipt
+from aitbc.store.base import AccountRecord, HoldRequest, LedgerEntry, SettleRequest
+from aitbc.store.settlement import account_moves, check_hold, plan_settlement
 from aitbc.store.sqlite_rows import micros, moment
 
 ACCOUNT_COLUMNS = "account_id, address, available, held, spent, earned"
@@ -72,21 +66,13 @@ def _apply(db: sqlite3.Connection, tx: Transaction, account_ids: set[str], now: 
     if inserted is None:
         return False
     _ensure_accounts(db, account_ids, now)
-    for posting in tx.postings:
-        column = "available" if posting.bucket is Bucket.AVAILABLE else "held"
-        db.execute(f"UPDATE accounts SET {column} = {column} + ? WHERE address = ?", (posting.amount, posting.account))
-    if tx.kind is TxKind.SETTLE:
-        amounts = tx.settled()
-        db.execute("UPDATE accounts SET spent = spent + ? WHERE address = ?", (amounts.charge, amounts.client))
-        db.execute("UPDATE accounts SET earned = earned + ? WHERE address = ?", (amounts.miner_earnings, amounts.miner))
-        db.execute("UPDATE accounts SET earned = earned + ? WHERE address = ?", (amounts.fee, tx.postings[3].account))
+    for column, amount, address in account_moves(tx):
+        db.execute(f"UPDATE accounts SET {column} = {column} + ? WHERE address = ?", (amount, address))
     return True
 
 
 def place_hold(db: sqlite3.Connection, job_id: str, request: HoldRequest, now: datetime) -> None:
-    available = (read_account(db, request.account_id)).available
-    if available < request.amount:
-        raise InsufficientFundsError(request.account_id, request.amount, available)
+    check_hold(request, read_account(db, request.account_id).available)
     tx = hold(job_id, address_of(request.account_id), request.amount)
     _apply(db, tx, {request.account_id}, now)
     db.execute(
@@ -109,56 +95,20 @@ def settle_hold(db: sqlite3.Connection, job_id: str, attempt: int, request: Sett
     if row is None:
         return False
     prices = TokenPrices(row["input_per_1k"], row["output_per_1k"])
-    # No miner to pay (its account is unknown): the client is charged nothing rather than paying no one.
-    usage = request.usage if request.miner_account_id is not None else Usage(0, 0)
-    settlement = settle(request.outcome, hold=row["amount"], usage=usage, prices=prices, fee_bps=request.fee_bps)
-    client = row["account_id"]
-    miner = request.miner_account_id
-    tx = closing_transaction(
-        job_id, client=address_of(client), miner=None if miner is None else address_of(miner), settlement=settlement
-    )
-    involved = {client, NETWORK_FEE_ACCOUNT_ID} | ({miner} if miner is not None else set())
-    _apply(db, tx, involved, now)
+    plan = plan_settlement(job_id, row["account_id"], row["amount"], prices, request)
+    _apply(db, plan.transaction, plan.accounts, now)
     db.execute(
-        "UPDATE holds SET settled_attempt = ?, charge = ? WHERE job_id = ?", (attempt, settlement.charge, job_id)
+        "UPDATE holds SET settled_attempt = ?, charge = ? WHERE job_id = ?", (attempt, plan.settlement.charge, job_id)
     )
-    # A receipt goes with a charge only: it is sealed in the block of the settle transaction that paid it.
-    if request.receipt is None or tx.kind is not TxKind.SETTLE or settlement.outcome not in RECEIPT_OUTCOMES:
+    receipt = plan.receipt
+    if receipt is None:
         return False
-    receipt = _issue(request.receipt(), usage, prices, request.fee_bps, settlement)
     db.execute(
         "INSERT INTO receipts (receipt_id, job_id, client, body, created_at) VALUES (?, ?, ?, ?, ?)",
         (receipt.receipt_id, job_id, receipt.body.client, receipt.canonical_bytes().decode(), micros(now)),
     )
     db.execute("UPDATE jobs SET receipt_id = ? WHERE job_id = ?", (receipt.receipt_id, job_id))
     return True
-
-
-def receipt_id_of(job_id: str) -> str:
-    """One receipt per job, so its id follows from the job's."""
-    return "rcpt_" + job_id.removeprefix("job_")
-
-
-def _issue(draft: ReceiptDraft, usage: Usage, prices: TokenPrices, fee_bps: int, settlement: Settlement) -> Receipt:
-    body = receipt_body(
-        receipt_id=receipt_id_of(draft.job_id),
-        job_id=draft.job_id,
-        attempt=draft.attempt,
-        client=draft.client,
-        miner=draft.miner,
-        model=draft.model,
-        usage=usage,
-        prices=prices,
-        fee_bps=fee_bps,
-        settlement=settlement,
-        input_hash=draft.input_hash,
-        output_hash=draft.output_hash,
-        started_at=draft.started_at,
-        completed_at=draft.completed_at,
-        miner_public_key=draft.miner_public_key,
-        miner_signature=draft.miner_signature,
-    )
-    return body.issue(draft.coordinator_seed)
 
 
 def read_receipt(db: sqlite3.Connection, receipt_id: str) -> Receipt | None:

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.retention import Plan
 from aitbc.store.result_records import ResultChecksums, ShareLinkRecord
-from aitbc.store.sqlite_rows import JOB_COLUMNS, job_from_row, micros, moment
+from aitbc.store.sqlite_rows import JOB_COLUMNS, Row, job_from_row, micros, moment
 from aitbc.store.sqlite_thread import SqliteThread
 
-_LINK_COLUMNS = "share_id, token_hash, job_id, owner_id, created_at, expires_at, revoked_at"
-_FINISHED = "('completed', 'failed', 'canceled')"
+LINK_COLUMNS = "share_id, token_hash, job_id, owner_id, created_at, expires_at, revoked_at"
+FINISHED_STATES = "('completed', 'failed', 'canceled')"
 
 
-def _link_from_row(row: sqlite3.Row) -> ShareLinkRecord:
+def link_from_row(row: Row) -> ShareLinkRecord:
     created_at = moment(row["created_at"])
     expires_at = moment(row["expires_at"])
     assert created_at is not None
@@ -60,13 +60,13 @@ class SqliteResults:
             # Times, token counts, state, error and receipt id stay: history, stats and the ledger still add up.
             db.execute(
                 "UPDATE jobs SET prompt = '', messages = '[]', result = '', result_deleted_at = ?"
-                f" WHERE job_id = ? AND state IN {_FINISHED} AND result_deleted_at IS NULL",
+                f" WHERE job_id = ? AND state IN {FINISHED_STATES} AND result_deleted_at IS NULL",
                 (at, job_id),
             )
             # The logs: each chunk's text goes, its time, attempt and token count stay (sequence numbers too).
             db.execute("UPDATE job_events SET text = '' WHERE job_id = ? AND kind = 'tokens'", (job_id,))
             db.execute("UPDATE share_links SET revoked_at = ? WHERE job_id = ? AND revoked_at IS NULL", (at, job_id))
-            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {_FINISHED}"
+            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND state IN {FINISHED_STATES}"
             row = db.execute(sql, (job_id,)).fetchone()
             return None if row is None else job_from_row(row)
 
@@ -79,7 +79,7 @@ class SqliteResults:
         kept = [int(period.total_seconds() * 1_000_000) for period in retention.values()]
         sql = (
             "SELECT jobs.job_id FROM jobs LEFT JOIN account_plans ON account_plans.account_id = jobs.owner_id"
-            f" WHERE jobs.state IN {_FINISHED} AND jobs.result_deleted_at IS NULL"
+            f" WHERE jobs.state IN {FINISHED_STATES} AND jobs.result_deleted_at IS NULL"
             f" AND COALESCE(jobs.completed_at, jobs.updated_at) + (CASE COALESCE(account_plans.plan, ?) {cases} END)"
             " <= ? ORDER BY jobs.completed_at LIMIT ?"
         )
@@ -110,7 +110,7 @@ class SqliteResults:
     async def add_share_link(self, link: ShareLinkRecord) -> None:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO share_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO share_links ({LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     link.share_id,
                     link.token_hash,
@@ -125,19 +125,19 @@ class SqliteResults:
         await self._thread.write(insert)
 
     async def share_link(self, token_hash: str) -> ShareLinkRecord | None:
-        sql = f"SELECT {_LINK_COLUMNS} FROM share_links WHERE token_hash = ?"
+        sql = f"SELECT {LINK_COLUMNS} FROM share_links WHERE token_hash = ?"
 
         def read(db: sqlite3.Connection) -> ShareLinkRecord | None:
             row = db.execute(sql, (token_hash,)).fetchone()
-            return None if row is None else _link_from_row(row)
+            return None if row is None else link_from_row(row)
 
         return await self._thread.read(read)
 
     async def share_links(self, job_id: str) -> list[ShareLinkRecord]:
-        sql = f"SELECT {_LINK_COLUMNS} FROM share_links WHERE job_id = ? ORDER BY created_at DESC, share_id"
+        sql = f"SELECT {LINK_COLUMNS} FROM share_links WHERE job_id = ? ORDER BY created_at DESC, share_id"
 
         def read(db: sqlite3.Connection) -> list[ShareLinkRecord]:
-            return [_link_from_row(row) for row in db.execute(sql, (job_id,)).fetchall()]
+            return [link_from_row(row) for row in db.execute(sql, (job_id,)).fetchall()]
 
         return await self._thread.read(read)
 
@@ -145,8 +145,8 @@ class SqliteResults:
         def revoke(db: sqlite3.Connection) -> ShareLinkRecord | None:
             sql = "UPDATE share_links SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL"
             db.execute(sql, (micros(now), share_id))
-            row = db.execute(f"SELECT {_LINK_COLUMNS} FROM share_links WHERE share_id = ?", (share_id,)).fetchone()
-            return None if row is None else _link_from_row(row)
+            row = db.execute(f"SELECT {LINK_COLUMNS} FROM share_links WHERE share_id = ?", (share_id,)).fetchone()
+            return None if row is None else link_from_row(row)
 
         return await self._thread.write(revoke)
 

@@ -1,21 +1,32 @@
-"""SQLite rows ⇄ domain records: column lists, timestamps, JSON fields and page tokens."""
+"""Store rows ⇄ domain records: column lists, timestamps, JSON fields and page tokens.
+
+Shared by both stores: the PostgreSQL schema keeps SQLite's column names and encodings (times in integer µs,
+JSON fields as text), and a `Row` and an `asyncpg.Record` are both read by column name."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import sqlite3
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aitbc.domain.errors import invalid_argument
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import DEFAULT_TTL, ChatMessage, JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Role
 from aitbc.domain.priority import Priority
+from aitbc.domain.reputation import MinerStats
 from aitbc.domain.states import JobState
-from aitbc.store.base import ApiKeyRecord
+from aitbc.store.base import ApiKeyRecord, MinerRecord
+
+
+class Row(Protocol):
+    """A result row, read by column name or position: `sqlite3.Row` or `asyncpg.Record`."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
 
 JOB_COLUMNS = (
     "job_id, owner_id, state, prompt, model, max_tokens, temperature, top_p, stream, stop, messages, raw,"
@@ -49,7 +60,7 @@ def _micro(value: float | int | None) -> int | None:
     return None if value is None else int(value)
 
 
-def job_from_row(row: sqlite3.Row) -> JobRecord:
+def job_from_row(row: Row) -> JobRecord:
     created_at = moment(row["created_at"])
     updated_at = moment(row["updated_at"])
     assert created_at is not None
@@ -96,7 +107,7 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
     )
 
 
-def key_from_row(row: sqlite3.Row) -> ApiKeyRecord:
+def key_from_row(row: Row) -> ApiKeyRecord:
     created_at = moment(row["created_at"])
     assert created_at is not None
     return ApiKeyRecord(
@@ -109,7 +120,7 @@ def key_from_row(row: sqlite3.Row) -> ApiKeyRecord:
     )
 
 
-def event_from_row(row: sqlite3.Row) -> JobEvent:
+def event_from_row(row: Row) -> JobEvent:
     time = moment(row["time"])
     assert time is not None
     return JobEvent(
@@ -157,3 +168,85 @@ def decode_page_token(token: str) -> tuple[int, str]:
         return int(created), job_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid_argument("page_token", "is not a token from a previous response") from None
+
+
+def job_row(job: JobRecord) -> tuple[Any, ...]:
+    """The values of `JOB_COLUMNS` for a new job's INSERT."""
+    params = job.spec.params
+    return (
+        job.job_id,
+        job.owner_id,
+        job.state.value,
+        job.spec.prompt,
+        job.spec.model,
+        params.max_tokens,
+        params.temperature,
+        params.top_p,
+        int(params.stream),
+        json.dumps(list(params.stop)),
+        json.dumps([asdict(message) for message in job.spec.messages]),
+        int(job.spec.raw),
+        job.finish_reason,
+        job.result,
+        job.miner_id,
+        job.attempt,
+        job.prompt_tokens,
+        job.completion_tokens,
+        job.error,
+        micros(job.created_at),
+        micros(job.updated_at),
+        None,
+        None,
+        int(job.spec.priority),
+        job.spec.max_price,
+        job.spec.idempotency_key or None,
+        micros(job.expires_at) if job.expires_at else None,
+        job.estimated_cost,
+        job.miner_reputation,
+        job.excused_attempts,
+        job.receipt_id,
+        None,  # result_deleted_at
+    )
+
+
+MINER_COLUMNS = (
+    "miner_id, owner_id, completions, failures, cancellations, lease_expiries, tokens_per_second, ttft_seconds,"
+    " updated_at, last_seen, models, backend"
+)
+
+
+def miner_row(miner: MinerRecord) -> tuple[Any, ...]:
+    stats = miner.stats
+    return (
+        miner.miner_id,
+        miner.owner_id,
+        stats.completions,
+        stats.failures,
+        stats.cancellations,
+        stats.lease_expiries,
+        stats.tokens_per_second,
+        stats.ttft_seconds,
+        micros(stats.updated_at) if stats.updated_at else None,
+        micros(miner.last_seen),
+        json.dumps(list(miner.models)),
+        miner.backend,
+    )
+
+
+def miner_from_row(row: Row) -> MinerRecord:
+    return MinerRecord(
+        miner_id=row["miner_id"],
+        owner_id=row["owner_id"],
+        stats=MinerStats(
+            completions=row["completions"],
+            failures=row["failures"],
+            cancellations=row["cancellations"],
+            lease_expiries=row["lease_expiries"],
+            tokens_per_second=row["tokens_per_second"],
+            ttft_seconds=row["ttft_seconds"],
+            updated_at=moment(row["updated_at"]),
+        ),
+        last_seen=moment(row["last_seen"]) or datetime.fromtimestamp(0, UTC),
+        models=tuple(json.loads(row["models"])),
+        backend=row["backend"],
+    )

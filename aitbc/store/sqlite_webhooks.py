@@ -13,11 +13,11 @@ from typing import Any
 
 from aitbc.domain.states import JobState
 from aitbc.domain.webhooks import JOB_EVENTS, DeliveryRecord, DeliveryStatus, WebhookRecord
-from aitbc.store.sqlite_rows import micros, moment
+from aitbc.store.sqlite_rows import Row, micros, moment
 from aitbc.store.sqlite_thread import SqliteThread
 
-_WEBHOOK_COLUMNS = "webhook_id, owner_id, url, events, signing_key, created_at"
-_DELIVERY_COLUMNS = (
+WEBHOOK_COLUMNS = "webhook_id, owner_id, url, events, signing_key, created_at"
+DELIVERY_COLUMNS = (
     "delivery_id, webhook_id, event, job_id, payload, status, attempts, last_status_code, last_latency_ms,"
     " last_error, created_at, next_attempt_at, delivered_at"
 )
@@ -54,7 +54,7 @@ def enqueue_job_event(db: sqlite3.Connection, job_id: str, state: JobState, now:
         db.execute(_ENQUEUE_JOB_EVENT, {"event": event, "now": micros(now), "job_id": job_id})
 
 
-def _webhook(row: sqlite3.Row) -> WebhookRecord:
+def webhook_from_row(row: Row) -> WebhookRecord:
     created_at = moment(row["created_at"])
     assert created_at is not None
     return WebhookRecord(
@@ -67,7 +67,7 @@ def _webhook(row: sqlite3.Row) -> WebhookRecord:
     )
 
 
-def _delivery(row: sqlite3.Row) -> DeliveryRecord:
+def delivery_from_row(row: Row) -> DeliveryRecord:
     created_at = moment(row["created_at"])
     assert created_at is not None
     return DeliveryRecord(
@@ -112,7 +112,7 @@ class WebhookQueries:
     async def create_webhook(self, webhook: WebhookRecord) -> None:
         def create(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO webhooks ({_WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     webhook.webhook_id,
                     webhook.owner_id,
@@ -128,14 +128,12 @@ class WebhookQueries:
 
     async def webhooks(self, owner_id: str | None) -> list[WebhookRecord]:
         where, args = ("WHERE owner_id = ?", (owner_id,)) if owner_id is not None else ("", ())
-        rows = await self._rows(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", args
-        )
-        return [_webhook(row) for row in rows]
+        rows = await self._rows(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks {where} ORDER BY created_at, webhook_id", args)
+        return [webhook_from_row(row) for row in rows]
 
     async def webhook(self, webhook_id: str) -> WebhookRecord | None:
-        rows = await self._rows(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ?", (webhook_id,))
-        return _webhook(rows[0]) if rows else None
+        rows = await self._rows(f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+        return webhook_from_row(rows[0]) if rows else None
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         def delete(db: sqlite3.Connection) -> bool:
@@ -164,10 +162,10 @@ class WebhookQueries:
         await self._thread.write(enqueue)
 
     async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
-        columns = ", ".join(f"d.{name.strip()}" for name in _DELIVERY_COLUMNS.split(","))
+        columns = ", ".join(f"d.{name.strip()}" for name in DELIVERY_COLUMNS.split(","))
         hook_columns = ", ".join(
             f"w.{name.strip()} AS w_{name.strip()}"
-            for name in _WEBHOOK_COLUMNS.split(",")
+            for name in WEBHOOK_COLUMNS.split(",")
             if name.strip() != "webhook_id"
         )
         rows = await self._rows(
@@ -187,7 +185,7 @@ class WebhookQueries:
                 secret=row["w_signing_key"],
                 created_at=created_at,
             )
-            due.append((_delivery(row), hook))
+            due.append((delivery_from_row(row), hook))
         return due
 
     async def next_delivery_at(self) -> datetime | None:
@@ -227,11 +225,11 @@ class WebhookQueries:
 
     async def deliveries(self, webhook_id: str, limit: int) -> list[DeliveryRecord]:
         rows = await self._rows(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?"
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?"
             " ORDER BY created_at DESC, delivery_id DESC LIMIT ?",
             (webhook_id, limit),
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     async def prune_deliveries(self, before: datetime) -> int:
         def prune(db: sqlite3.Connection) -> int:

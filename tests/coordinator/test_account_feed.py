@@ -20,7 +20,7 @@ from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.urls import open_store
 
 from .test_parts import ADMIN, CLIENT, MINER, OTHER_CLIENT, assigned, attached, spec, started
 
@@ -33,8 +33,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def coordinator(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
-    store = await SqliteStore.open(tmp_path / "aitbc.db")
+async def coordinator(store_target: Path | str, clock: ManualClock) -> AsyncIterator[Coordinator]:
+    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
+    store = await open_store(store_target)
     try:
         async with started(store, clock) as coordinator:
             yield coordinator

@@ -19,7 +19,7 @@ from aitbc.domain.chain import verify_chain
 from aitbc.domain.ledger import TxKind
 from aitbc.domain.verify import verify_receipt
 from aitbc.key_files import load_or_create_private_key
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.urls import open_store
 from tests.coordinator.test_parts import ADMIN, CLIENT, next_command
 from tests.coordinator.test_settlement import CONFIG, attached, priced_spec
 
@@ -30,8 +30,14 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def coordinator(home: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
-    store = await SqliteStore.open(home / "aitbc.db")
+def target(home: Path, store_target: Path | str) -> Path | str:
+    """On both stores (`store_target` is parametrised): SQLite's file is in `home`, where `aitbc ledger` reads it."""
+    return home / "aitbc.db" if isinstance(store_target, Path) else store_target
+
+
+@pytest.fixture
+async def coordinator(home: Path, target: Path | str, clock: ManualClock) -> AsyncIterator[Coordinator]:
+    store = await open_store(target)
     config = replace(CONFIG, signing_key=load_or_create_private_key(home / COORDINATOR_KEY_FILE), block_interval=5)
     coordinator = Coordinator(store, config, clock=clock)
     await coordinator.start()
@@ -45,6 +51,14 @@ async def coordinator(home: Path, clock: ManualClock) -> AsyncIterator[Coordinat
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+async def seal_due(coordinator: Coordinator, clock: ManualClock) -> None:
+    """Let a due seal run to its end: one turn of the loop on SQLite's thread, several round trips on PostgreSQL."""
+    await clock.advance(0)
+    ticking = coordinator._blocks._ticking
+    if ticking is not None:
+        await ticking
 
 
 async def run_a_priced_job(coordinator: Coordinator) -> str:
@@ -64,7 +78,7 @@ async def test_blocks_seal_the_ledger_and_prove_each_receipt(coordinator: Coordi
     await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000)
     receipt_id = await run_a_priced_job(coordinator)
     await clock.advance(5)
-    await clock.advance(0)  # the tick's task has run
+    await seal_due(coordinator, clock)  # the tick's task has run
     blocks = await store.blocks()
     assert [block.height for block in blocks] == [0, 1]
     sealed = blocks[1]
@@ -83,6 +97,7 @@ async def test_blocks_seal_the_ledger_and_prove_each_receipt(coordinator: Coordi
     assert len(await store.blocks()) == 2  # nothing new, no empty block
 
 
+@pytest.mark.parametrize("store_target", ["sqlite"], indirect=True)  # `aitbc ledger verify` reads SQLite only
 async def test_aitbc_ledger_verify_replays_the_blocks_and_finds_a_tampered_balance(
     coordinator: Coordinator, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,8 +119,8 @@ async def test_aitbc_ledger_verify_replays_the_blocks_and_finds_a_tampered_balan
     assert "cannot be read: transaction 'mint:" in capsys.readouterr().out
 
 
-async def test_enough_waiting_entries_seal_a_block_before_the_timer(home: Path, clock: ManualClock) -> None:
-    store = await SqliteStore.open(home / "aitbc.db")
+async def test_enough_waiting_entries_seal_a_block_before_the_timer(target: Path | str, clock: ManualClock) -> None:
+    store = await open_store(target)
     config = replace(CONFIG, block_interval=60, block_max_transactions=3)
     coordinator = Coordinator(store, config, clock=clock)
     await coordinator.start()
@@ -115,12 +130,12 @@ async def test_enough_waiting_entries_seal_a_block_before_the_timer(home: Path, 
         await clock.advance(0)
         assert [block.height for block in await store.blocks()] == [0]  # two waiting: the timer's to seal
         await coordinator.credit(ADMIN, CLIENT.owner_id, 10)
-        await clock.advance(0)  # the early seal's task has run; no time passed
+        await seal_due(coordinator, clock)  # the early seal's task has run; no time passed
         blocks = await store.blocks()
         assert [(block.height, block.header.tx_count) for block in blocks] == [(0, 0), (1, 3)]
         await coordinator.credit(ADMIN, CLIENT.owner_id, 10)
         await clock.advance(60)  # one waiting: the timer still seals it
-        await clock.advance(0)
+        await seal_due(coordinator, clock)
         assert [block.header.tx_count for block in await store.blocks()] == [0, 3, 1]
     finally:
         await coordinator.shutdown(0)

@@ -1,10 +1,11 @@
 """Money is conserved: random submits, completions, cancels, failures, expiries and restarts, checked after each.
 
-Drives the Coordinator directly (as test_parts.py does) over a real SQLite file. After every step, one
-read snapshot of the file (a second connection: WAL gives it a consistent view even while a write is in
-flight) must show: no balance below zero but the issuer's; balances and holds adding up to the credits
-minted; the stored balances equal to a replay of the ledger through the domain's `Balances`; every priced
-job that ended closed by exactly one transaction, and every priced job still running holding its hold.
+Drives the Coordinator directly (as test_parts.py does) over a real SQLite file, and the same sequences over a
+PostgreSQL database. After every step, one read snapshot of the store (a second connection: WAL, or a
+REPEATABLE READ transaction, gives it a consistent view even while a write is in flight) must show: no
+balance below zero but the issuer's; balances and holds adding up to the credits minted; the stored balances
+equal to a replay of the ledger through the domain's `Balances`; every priced job that ended closed by
+exactly one transaction, and every priced job still running holding its hold.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import asyncio
 import json
 import sqlite3
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +32,11 @@ from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import DEFAULT_TTL
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.ledger import Transaction
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import Store
+from aitbc.store.urls import open_store
 from tests.coordinator.test_parts import ADMIN, MINER
 from tests.coordinator.test_settlement import CONFIG, priced_spec
+from tests.support.postgres import PostgresCluster
 
 CLIENTS = (CLIENT_A := Principal("ka", Role.CLIENT, "client-a"), Principal("kb", Role.CLIENT, "client-b"))
 
@@ -52,18 +58,18 @@ steps = st.lists(
 
 @dataclass
 class World:
-    path: Path
+    path: Path | str  # a SQLite file, or a PostgreSQL database's URL
     clock: ManualClock = field(default_factory=ManualClock)
     sessions: list[MinerSession] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     owners: dict[str, Principal] = field(default_factory=dict)
     minted: int = 0
     miners: int = 0
-    store: SqliteStore | None = None
+    store: Store | None = None
     coordinator: Coordinator | None = None
 
     async def start(self) -> Coordinator:
-        self.store = await SqliteStore.open(self.path)
+        self.store = await open_store(self.path)
         self.coordinator = Coordinator(self.store, CONFIG, clock=self.clock)
         await self.coordinator.start()
         return self.coordinator
@@ -146,17 +152,44 @@ class World:
                 raise
 
 
-def check_money(path: Path, minted: int) -> None:
-    with sqlite3.connect(path) as db:
-        db.execute("BEGIN")  # one snapshot for every read below
-        accounts = db.execute("SELECT account_id, address, available, held FROM accounts").fetchall()
-        ledger = [json.loads(body) for (body,) in db.execute("SELECT body FROM ledger ORDER BY seq")]
-        jobs = db.execute(
-            "SELECT jobs.job_id, state, holds.settled_attempt FROM jobs LEFT JOIN holds USING (job_id)"
-            " WHERE model = 'priced'"
-        ).fetchall()
-        receipts = {job_id for (job_id,) in db.execute("SELECT job_id FROM receipts")}
-        db.rollback()
+_ACCOUNTS = "SELECT account_id, address, available, held FROM accounts"
+_LEDGER = "SELECT body FROM ledger ORDER BY seq"
+_JOBS = (
+    "SELECT jobs.job_id, state, holds.settled_attempt FROM jobs LEFT JOIN holds USING (job_id) WHERE model = 'priced'"
+)
+_RECEIPTS = "SELECT job_id FROM receipts"
+Rows = list[tuple[Any, ...]]
+
+
+def read_money(path: Path | str) -> tuple[Rows, Rows, Rows, Rows]:
+    """Accounts, ledger bodies, priced jobs and receipts, read in one snapshot, from either store."""
+    if isinstance(path, Path):
+        with sqlite3.connect(path) as db:
+            db.execute("BEGIN")  # one snapshot for every read below
+            found = [db.execute(sql).fetchall() for sql in (_ACCOUNTS, _LEDGER, _JOBS, _RECEIPTS)]
+            db.rollback()
+        return found[0], found[1], found[2], found[3]
+
+    async def read() -> tuple[Rows, Rows, Rows, Rows]:
+        db = await asyncpg.connect(path)
+        try:
+            async with db.transaction(isolation="repeatable_read", readonly=True):
+                fetched = [
+                    [tuple(row) for row in await db.fetch(sql)] for sql in (_ACCOUNTS, _LEDGER, _JOBS, _RECEIPTS)
+                ]
+        finally:
+            await db.close()
+        return fetched[0], fetched[1], fetched[2], fetched[3]
+
+    # On a thread of its own: the caller may be inside a running event loop.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, read()).result()
+
+
+def check_money(path: Path | str, minted: int) -> None:
+    accounts, bodies, jobs, receipt_rows = read_money(path)
+    ledger = [json.loads(body) for (body,) in bodies]
+    receipts = {job_id for (job_id,) in receipt_rows}
     for account_id, _, available, held in accounts:
         assert account_id == MINT_ACCOUNT_ID or (available >= 0 and held >= 0), account_id
     assert sum(available + held for _, _, available, held in accounts) == 0
@@ -178,18 +211,29 @@ def check_money(path: Path, minted: int) -> None:
 @settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=steps)
 def test_money_is_conserved_through_any_sequence_of_events(steps: list[tuple[object, ...]]) -> None:
-    async def run(path: Path) -> None:
-        world = World(path)
-        coordinator = await world.start()
-        try:
-            await world.step(coordinator, ("credit", 0, 1_500))
-            check_money(path, world.minted)
-            for step in steps:
-                coordinator = await world.step(coordinator, step)
-                check_money(path, world.minted)
-        finally:
-            await world.stop()
-        check_money(path, world.minted)
-
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(run(Path(directory) / "aitbc.db"))
+        asyncio.run(conserve(Path(directory) / "aitbc.db", steps))
+
+
+async def conserve(path: Path | str, steps: list[tuple[object, ...]]) -> None:
+    world = World(path)
+    coordinator = await world.start()
+    try:
+        await world.step(coordinator, ("credit", 0, 1_500))
+        check_money(path, world.minted)
+        for step in steps:
+            coordinator = await world.step(coordinator, step)
+            check_money(path, world.minted)
+    finally:
+        await world.stop()
+    check_money(path, world.minted)
+
+
+# The same 40 sequences on PostgreSQL, each on a fresh database of the session's cluster.
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=steps)
+def test_money_is_conserved_on_postgresql(postgres_cluster: PostgresCluster, steps: list[tuple[object, ...]]) -> None:
+    async def run() -> None:
+        await conserve(await postgres_cluster.new_database(), steps)
+
+    asyncio.run(run())

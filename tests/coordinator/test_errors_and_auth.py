@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeAlias
 
 import grpc
@@ -13,6 +14,13 @@ from aitbc.v1 import jobs_pb2_grpc, miner_pb2
 from tests.conftest import Keys
 from tests.support.rpc import expect_error, key
 from tests.support.scripted_miner import ScriptedMiner
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
 
 Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 

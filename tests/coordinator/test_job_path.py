@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TypeAlias
 
 import grpc
@@ -16,6 +17,13 @@ from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, miner_pb2, models_pb2, models_pb2_
 from tests.conftest import Keys
 from tests.support.rpc import collect, expect_error, key, until_event
 from tests.support.scripted_miner import ScriptedMiner
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
 
 Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 S = jobs_pb2

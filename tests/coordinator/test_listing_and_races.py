@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 import grpc
 import grpc.aio
+import pytest
 
 from aitbc.coordinator.engine import CoordinatorConfig
 from aitbc.services.server import RunningCoordinator, start_coordinator
@@ -16,6 +17,13 @@ from aitbc.v1 import jobs_pb2_grpc
 from tests.conftest import TEST_CATALOG, Keys
 from tests.support.rpc import collect, key
 from tests.support.scripted_miner import ScriptedMiner
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
 
 Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 

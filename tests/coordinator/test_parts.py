@@ -18,7 +18,7 @@ from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.states import JobState
 from aitbc.store.base import Store
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.urls import open_store
 from tests.conftest import TEST_CATALOG
 
 CLIENT = Principal(key_id="c1", role=Role.CLIENT, owner_id="client-1")
@@ -46,8 +46,9 @@ async def started(store: Store, clock: Clock, config: CoordinatorConfig = CONFIG
 
 
 @pytest.fixture
-async def coordinator(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Coordinator]:
-    store = await SqliteStore.open(tmp_path / "aitbc.db")
+async def coordinator(store_target: Path | str, clock: ManualClock) -> AsyncIterator[Coordinator]:
+    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
+    store = await open_store(store_target)
     try:
         async with started(store, clock) as coordinator:
             yield coordinator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TypeAlias
 
 import grpc
@@ -17,6 +18,13 @@ from aitbc.v1 import jobs_pb2_grpc, miner_pb2, miner_pb2_grpc, network_pb2, netw
 from tests.conftest import Keys
 from tests.support.rpc import collect, expect_error, key, until_event
 from tests.support.scripted_miner import STEP_TIMEOUT, ScriptedMiner
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
 
 Jobs: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 Miners: TypeAlias = "miner_pb2_grpc.MinerServiceAsyncStub"

@@ -25,7 +25,8 @@ from aitbc.domain.receipts import Receipt
 from aitbc.domain.retention import Plan, hash_share_token
 from aitbc.domain.states import JobState
 from aitbc.domain.verify import verify_receipt
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import Store
+from aitbc.store.urls import open_store
 from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, OTHER_CLIENT, next_command, started
 from tests.coordinator.test_settlement import CONFIG, priced_spec
 
@@ -38,8 +39,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "aitbc.db")
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
+    opened = await open_store(store_target)
     try:
         yield opened
     finally:
@@ -47,7 +49,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def coordinator(store: SqliteStore, clock: ManualClock) -> AsyncIterator[Coordinator]:
+async def coordinator(store: Store, clock: ManualClock) -> AsyncIterator[Coordinator]:
     async with started(store, clock, CONFIG) as coordinator:
         await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000_000)
         yield coordinator
@@ -130,7 +132,7 @@ async def test_json_and_txt_are_single_forms_and_an_unknown_format_names_the_fie
 
 
 async def test_checksums_are_recorded_at_completion_and_match_every_download(
-    coordinator: Coordinator, store: SqliteStore, clock: ManualClock
+    coordinator: Coordinator, store: Store, clock: ManualClock
 ) -> None:
     job = await finished_job(coordinator, await miner(coordinator))
     await coordinator.results.recorded()
@@ -169,9 +171,7 @@ async def test_unknown_unfinished_and_other_tenants_jobs_are_refused(coordinator
             assert (caught.value.reason, caught.value.field) == (reason, "job_id"), call
 
 
-async def test_delete_keeps_a_tombstone_and_the_receipt_stays_valid(
-    coordinator: Coordinator, store: SqliteStore
-) -> None:
+async def test_delete_keeps_a_tombstone_and_the_receipt_stays_valid(coordinator: Coordinator, store: Store) -> None:
     job = await finished_job(coordinator, await miner(coordinator))
     link, token = await coordinator.results.share(CLIENT, job.job_id, "7d")
     deleted = await coordinator.results.delete(CLIENT, job.job_id, force=False)
@@ -224,7 +224,7 @@ async def test_a_running_job_is_deleted_only_with_force_which_cancels_it_first(
 
 
 async def test_share_links_open_without_a_key_until_they_expire_or_are_revoked(
-    coordinator: Coordinator, store: SqliteStore, clock: ManualClock
+    coordinator: Coordinator, store: Store, clock: ManualClock
 ) -> None:
     job = await finished_job(coordinator, await miner(coordinator))
     link, token = await coordinator.results.share(CLIENT, job.job_id, "1d")
@@ -272,7 +272,7 @@ async def test_a_bad_expiry_names_the_field(coordinator: Coordinator, expires: s
 
 
 async def test_the_sweeper_deletes_results_past_their_plans_retention(
-    coordinator: Coordinator, store: SqliteStore, clock: ManualClock
+    coordinator: Coordinator, store: Store, clock: ManualClock
 ) -> None:
     session = await miner(coordinator)
     free = await finished_job(coordinator, session)
@@ -307,7 +307,7 @@ async def test_the_sweeper_deletes_results_past_their_plans_retention(
 
 
 async def test_plans_need_an_admin_and_survive_a_restart(
-    store: SqliteStore, clock: ManualClock, coordinator: Coordinator
+    store: Store, clock: ManualClock, coordinator: Coordinator
 ) -> None:
     with pytest.raises(AitbcError) as caught:
         await coordinator.retention.set_plan(CLIENT, CLIENT.owner_id, Plan.ENTERPRISE)

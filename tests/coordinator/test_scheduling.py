@@ -21,6 +21,13 @@ from tests.conftest import TEST_CATALOG, Keys
 from tests.support.rpc import collect, error_info, expect_error, key
 from tests.support.scripted_miner import ScriptedMiner
 
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
+
 Jobs: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 
 

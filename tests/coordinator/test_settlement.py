@@ -21,8 +21,8 @@ from aitbc.domain.keys import Principal, Role
 from aitbc.domain.ledger import TxKind
 from aitbc.domain.states import JobState
 from aitbc.domain.verify import verify_receipt
-from aitbc.store.base import AccountRecord
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import AccountRecord, Store
+from aitbc.store.urls import open_store
 from tests.conftest import TEST_CATALOG
 from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, next_command, started
 
@@ -39,8 +39,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "aitbc.db")
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
+    opened = await open_store(store_target)
     try:
         yield opened
     finally:
@@ -48,7 +49,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 @pytest.fixture
-async def coordinator(store: SqliteStore, clock: ManualClock) -> AsyncIterator[Coordinator]:
+async def coordinator(store: Store, clock: ManualClock) -> AsyncIterator[Coordinator]:
     async with started(store, clock, CONFIG) as coordinator:
         yield coordinator
 
@@ -65,11 +66,11 @@ async def attached(coordinator: Coordinator, miner_id: str = "miner-1") -> Miner
     return session
 
 
-async def balances(store: SqliteStore) -> dict[str, AccountRecord]:
+async def balances(store: Store) -> dict[str, AccountRecord]:
     return {record.account_id: record for record in await store.accounts()}
 
 
-async def check_ledger(store: SqliteStore) -> Balances:
+async def check_ledger(store: Store) -> Balances:
     """Replaying the ledger gives the stored balances, and every invariant of docs/settlement.md holds."""
     replayed = Balances().apply(*(entry.transaction for entry in await store.ledger()))
     replayed.check_invariants()
@@ -80,7 +81,7 @@ async def check_ledger(store: SqliteStore) -> Balances:
 
 
 async def test_a_job_the_account_cannot_cover_is_refused_and_nothing_is_stored(
-    coordinator: Coordinator, store: SqliteStore
+    coordinator: Coordinator, store: Store
 ) -> None:
     await coordinator.credit(ADMIN, CLIENT.owner_id, 200)
     with pytest.raises(AitbcError) as caught:
@@ -92,7 +93,7 @@ async def test_a_job_the_account_cannot_cover_is_refused_and_nothing_is_stored(
     assert (await coordinator.account(CLIENT)).available == 200
 
 
-async def test_a_free_job_needs_no_credits_and_writes_no_ledger(coordinator: Coordinator, store: SqliteStore) -> None:
+async def test_a_free_job_needs_no_credits_and_writes_no_ledger(coordinator: Coordinator, store: Store) -> None:
     free = JobSpec.build(prompt="hello", model="tiny", params=SamplingParams.build(max_tokens=8))
     job = await coordinator.submit(CLIENT, free, queue_if_unavailable=True)
     await coordinator.cancel(CLIENT, job.job_id)
@@ -100,7 +101,7 @@ async def test_a_free_job_needs_no_credits_and_writes_no_ledger(coordinator: Coo
 
 
 async def test_completion_charges_real_counts_pays_the_miner_and_the_fee(
-    coordinator: Coordinator, store: SqliteStore
+    coordinator: Coordinator, store: Store
 ) -> None:
     await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000)
     session = await attached(coordinator)
@@ -142,9 +143,7 @@ async def test_completion_charges_real_counts_pays_the_miner_and_the_fee(
     assert await coordinator.receipts(ADMIN, client=address_of("nobody"), limit=5) == []
 
 
-async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(
-    coordinator: Coordinator, store: SqliteStore
-) -> None:
+async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(coordinator: Coordinator, store: Store) -> None:
     await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000)
     session = await attached(coordinator)
     job = await coordinator.submit(CLIENT, priced_spec())
@@ -164,7 +163,7 @@ async def test_cancel_charges_the_tokens_produced_and_not_the_prompt(
 
 
 async def test_expired_and_failed_jobs_charge_nothing(
-    coordinator: Coordinator, store: SqliteStore, clock: ManualClock
+    coordinator: Coordinator, store: Store, clock: ManualClock
 ) -> None:
     await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000)
     waiting = await coordinator.submit(CLIENT, priced_spec(), queue_if_unavailable=True)
@@ -188,7 +187,7 @@ async def test_expired_and_failed_jobs_charge_nothing(
 
 
 async def test_a_hold_survives_a_restart_and_settles_once(
-    store: SqliteStore, clock: ManualClock, coordinator: Coordinator
+    store: Store, clock: ManualClock, coordinator: Coordinator
 ) -> None:
     await coordinator.credit(ADMIN, CLIENT.owner_id, 1_000)
     session = await attached(coordinator)

@@ -16,7 +16,8 @@ from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.domain.webhooks import DeliveryRecord, DeliveryStatus, retry_delay, sign, verify_signature
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import Store
+from aitbc.store.urls import open_store
 from tests.conftest import TEST_CATALOG
 from tests.coordinator.test_parts import CLIENT, OTHER_CLIENT, started
 from tests.support.webhook_receiver import Received, webhook_receiver
@@ -26,8 +27,9 @@ EVENTS = ["job.completed", "job.failed", "job.canceled"]
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "aitbc.db")
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
+    opened = await open_store(store_target)
     try:
         yield opened
     finally:
@@ -65,7 +67,7 @@ def check_signed(received: Received, secret: str, clock: ManualClock) -> dict[st
     return event
 
 
-async def test_a_terminal_job_is_delivered_signed(store: SqliteStore) -> None:
+async def test_a_terminal_job_is_delivered_signed(store: Store) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
         webhook = await coordinator.webhooks.create(CLIENT, receiver.url, ["job.canceled"])
@@ -84,7 +86,7 @@ async def test_a_terminal_job_is_delivered_signed(store: SqliteStore) -> None:
         assert (await coordinator.webhooks.get(OTHER_CLIENT, other.webhook_id))[1] == []
 
 
-async def test_failed_deliveries_are_retried_with_backoff_until_one_succeeds(store: SqliteStore) -> None:
+async def test_failed_deliveries_are_retried_with_backoff_until_one_succeeds(store: Store) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
         receiver.statuses = [500, 503]
@@ -119,7 +121,7 @@ async def test_failed_deliveries_are_retried_with_backoff_until_one_succeeds(sto
         )
 
 
-async def test_deliveries_give_up_after_a_day(store: SqliteStore) -> None:
+async def test_deliveries_give_up_after_a_day(store: Store) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
         receiver.statuses = [500] * 1000
@@ -139,7 +141,7 @@ async def test_deliveries_give_up_after_a_day(store: SqliteStore) -> None:
         assert 20 <= attempts <= 60
 
 
-async def test_pending_deliveries_survive_a_restart(store: SqliteStore, tmp_path: Path) -> None:
+async def test_pending_deliveries_survive_a_restart(store: Store, tmp_path: Path) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver:
         port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
@@ -164,7 +166,7 @@ async def test_pending_deliveries_survive_a_restart(store: SqliteStore, tmp_path
         assert (delivered.status, delivered.attempts) == (DeliveryStatus.DELIVERED, 2)
 
 
-async def test_a_test_event_and_tenants(store: SqliteStore) -> None:
+async def test_a_test_event_and_tenants(store: Store) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
         webhook = await coordinator.webhooks.create(CLIENT, receiver.url, ["job.completed"])
@@ -199,7 +201,7 @@ async def test_a_test_event_and_tenants(store: SqliteStore) -> None:
     ],
 )
 async def test_bad_webhooks_are_refused_naming_the_field(
-    store: SqliteStore, url: str, events: list[str], field: str, words: str
+    store: Store, url: str, events: list[str], field: str, words: str
 ) -> None:
     config = CoordinatorConfig(catalog=TEST_CATALOG)  # private addresses refused, as by default
 
@@ -215,7 +217,7 @@ async def test_bad_webhooks_are_refused_naming_the_field(
         assert words in refused.value.message
 
 
-async def test_the_delivery_log_is_pruned_after_a_week(store: SqliteStore) -> None:
+async def test_the_delivery_log_is_pruned_after_a_week(store: Store) -> None:
     clock = ManualClock()
     async with webhook_receiver() as receiver, started(store, clock, CONFIG) as coordinator:
         webhook = await coordinator.webhooks.create(CLIENT, receiver.url, EVENTS)
@@ -234,7 +236,7 @@ async def test_the_delivery_log_is_pruned_after_a_week(store: SqliteStore) -> No
         assert deliveries[0].created_at == kept
 
 
-async def test_each_attempt_checks_the_address_again(store: SqliteStore) -> None:
+async def test_each_attempt_checks_the_address_again(store: Store) -> None:
     """A name that moved to a private address ends its delivery; one that does not resolve now is retried."""
     answers: list[list[str] | OSError] = [["93.184.215.14"], OSError("temporary failure"), ["10.0.0.7"]]
 

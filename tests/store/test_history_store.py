@@ -1,7 +1,8 @@
-"""History queries in SQLite: filters, keyset export pages, and stats computed with SQL aggregates."""
+"""History queries, on SQLite and PostgreSQL: filters, keyset export pages, and stats computed with SQL aggregates."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,17 +10,18 @@ import pytest
 
 from aitbc.domain.history import JobFilter
 from aitbc.domain.states import JobState
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import Store
 from aitbc.store.sqlite_rows import micros
+from aitbc.store.urls import open_store
 from tests.support.history_jobs import PastJob, insert_jobs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> SqliteStore:
-    database = tmp_path / "aitbc.db"
-    await (await SqliteStore.open(database)).close()
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """A store of each kind (SQLite, PostgreSQL) holding a history."""
+    opened = await open_store(store_target)
     # 20 completed jobs of owner "a" taking 1..20 s, a day apart; two failed, one canceled; one of "b".
     jobs = [
         PastJob(
@@ -39,11 +41,14 @@ async def store(tmp_path: Path) -> SqliteStore:
     ]
     jobs += [PastJob("job_c", "a", "canceled", T0 + timedelta(days=40), T0 + timedelta(days=40), completion_tokens=3)]
     jobs += [PastJob("job_other", "b", "completed", T0, T0 + timedelta(seconds=999), model="m", charge=77)]
-    insert_jobs(database, jobs)
-    return await SqliteStore.open(database)
+    try:
+        await insert_jobs(opened, jobs)
+        yield opened
+    finally:
+        await opened.close()
 
 
-async def test_stats_are_aggregates_over_the_filter(store: SqliteStore) -> None:
+async def test_stats_are_aggregates_over_the_filter(store: Store) -> None:
     try:
         stats = await store.job_stats(JobFilter(owner_id="a"))
         assert stats.counts == {JobState.COMPLETED: 20, JobState.FAILED: 2, JobState.CANCELED: 1}
@@ -66,7 +71,7 @@ async def test_stats_are_aggregates_over_the_filter(store: SqliteStore) -> None:
         await store.close()
 
 
-async def test_export_pages_are_keyset_pages(store: SqliteStore) -> None:
+async def test_export_pages_are_keyset_pages(store: Store) -> None:
     try:
         job_filter = JobFilter(owner_id="a", state=JobState.COMPLETED)
         seen: list[str] = []
@@ -83,7 +88,7 @@ async def test_export_pages_are_keyset_pages(store: SqliteStore) -> None:
         await store.close()
 
 
-async def test_list_filters_by_time_and_model(store: SqliteStore) -> None:
+async def test_list_filters_by_time_and_model(store: Store) -> None:
     try:
         page = await store.list_jobs(
             owner_id="a",

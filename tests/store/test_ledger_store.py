@@ -1,10 +1,8 @@
-"""The store's side of money: a hold commits with its job, a settlement with the terminal state, each once."""
+"""The store's side of money: a hold commits with its job, a settlement with the terminal state, each once.
+
+On both stores: `store` (tests/store/conftest.py) is parametrised over SQLite and PostgreSQL."""
 
 from __future__ import annotations
-
-import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,24 +11,15 @@ from aitbc.domain.balances import Balances
 from aitbc.domain.ledger import TxKind
 from aitbc.domain.money import Outcome, TokenPrices, Usage
 from aitbc.domain.states import JobState
-from aitbc.store.base import HoldRequest, InsufficientFundsError, JobChanges, SettleRequest
-from aitbc.store.sqlite import SqliteStore
+from aitbc.store.base import HoldRequest, InsufficientFundsError, JobChanges, SettleRequest, Store
 from tests.store.test_sqlite_store import NOW, _event, _job
+from tests.support.stores import raw_rows
 
 PRICES = TokenPrices(1_000, 2_000)
 SETTLE = SettleRequest(Outcome.COMPLETED, Usage(10, 100), fee_bps=500, miner_account_id="miner")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "a.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-async def complete(store: SqliteStore, job_id: str, attempt: int = 0) -> bool:
+async def complete(store: Store, job_id: str, attempt: int = 0) -> bool:
     updated = await store.transition(
         job_id,
         from_states={JobState.PENDING},
@@ -44,7 +33,7 @@ async def complete(store: SqliteStore, job_id: str, attempt: int = 0) -> bool:
     return updated is not None
 
 
-async def test_a_hold_commits_with_its_job_or_not_at_all(store: SqliteStore, tmp_path: Path) -> None:
+async def test_a_hold_commits_with_its_job_or_not_at_all(store: Store) -> None:
     await store.credit("owner", 300, tx_id="mint:1", now=NOW)
     with pytest.raises(InsufficientFundsError) as caught:
         await store.create_job(_job("job_1"), _event("job_1", 1), HoldRequest("owner", 301, PRICES))
@@ -53,11 +42,10 @@ async def test_a_hold_commits_with_its_job_or_not_at_all(store: SqliteStore, tmp
     await store.create_job(_job("job_2"), _event("job_2", 1), HoldRequest("owner", 300, PRICES))
     owner = await store.account("owner")
     assert (owner.available, owner.held, owner.balance, owner.address) == (0, 300, 300, address_of("owner"))
-    with sqlite3.connect(tmp_path / "a.db") as raw:
-        assert raw.execute("SELECT job_id, amount FROM holds").fetchall() == [("job_2", 300)]
+    assert await raw_rows(store, "SELECT job_id, amount FROM holds") == [("job_2", 300)]
 
 
-async def test_settlement_applies_once_with_the_terminal_state(store: SqliteStore) -> None:
+async def test_settlement_applies_once_with_the_terminal_state(store: Store) -> None:
     await store.credit("owner", 1_000, tx_id="mint:1", now=NOW)
     await store.create_job(_job(), _event("job_1", 1), HoldRequest("owner", 500, PRICES))
     assert await complete(store, "job_1")
@@ -73,7 +61,7 @@ async def test_settlement_applies_once_with_the_terminal_state(store: SqliteStor
     Balances().apply(*(entry.transaction for entry in ledger)).check_invariants()
 
 
-async def test_a_settlement_without_a_hold_or_a_miner_charges_nothing(store: SqliteStore) -> None:
+async def test_a_settlement_without_a_hold_or_a_miner_charges_nothing(store: Store) -> None:
     await store.create_job(_job("free"), _event("free", 1))
     assert await complete(store, "free")
     assert await store.ledger() == []
@@ -95,7 +83,7 @@ async def test_a_settlement_without_a_hold_or_a_miner_charges_nothing(store: Sql
     assert (await store.ledger())[-1].transaction.kind is TxKind.RELEASE
 
 
-async def test_a_credit_id_applies_once(store: SqliteStore) -> None:
+async def test_a_credit_id_applies_once(store: Store) -> None:
     for _ in range(2):
         account = await store.credit("owner", 5, tx_id="mint:owner:a", now=NOW)
     assert account.available == 5

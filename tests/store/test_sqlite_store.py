@@ -1,3 +1,6 @@
+"""The store contract: tests taking `store` run on SQLite and PostgreSQL (tests/store/conftest.py); those
+opening a file are about SQLite."""
+
 from __future__ import annotations
 
 import asyncio
@@ -5,13 +8,14 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec, SamplingParams
 from aitbc.domain.keys import Role, hash_key
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges
+from aitbc.store.base import JobChanges, Store
 from aitbc.store.migrations import SCHEMA_VERSION
 from aitbc.store.sqlite import SqliteStore
 
@@ -46,21 +50,18 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         await SqliteStore.open(tmp_path / "a.db")
 
 
-async def test_job_round_trip_and_events(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "a.db")
+async def test_job_round_trip_and_events(store: Store) -> None:
     await store.create_job(_job(), _event("job_1", 1))
     assert await store.get_job("job_1") == _job()
     await store.append_events([_event("job_1", 2, None, "hi")])
     events = await store.events("job_1")
     assert [(e.seq, e.kind, e.text) for e in events] == [(1, EventKind.STATE, ""), (2, EventKind.TOKENS, "hi")]
     assert [e.seq for e in await store.events("job_1", from_seq=2)] == [2]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await store.append_events([_event("job_1", 2, None, "dup")])
-    await store.close()
 
 
-async def test_compare_and_set_lets_exactly_one_racer_win(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "a.db")
+async def test_compare_and_set_lets_exactly_one_racer_win(store: Store) -> None:
     await store.create_job(_job(), _event("job_1", 1))
 
     async def claim(miner: str, seq: int) -> JobRecord | None:
@@ -91,7 +92,6 @@ async def test_compare_and_set_lets_exactly_one_racer_win(tmp_path: Path) -> Non
         event=_event("job_1", 3, JobState.RUNNING),
     )
     assert stale is None
-    await store.close()
 
 
 async def test_keys_are_stored_hashed(tmp_path: Path) -> None:
@@ -105,30 +105,26 @@ async def test_keys_are_stored_hashed(tmp_path: Path) -> None:
     assert "secret" not in dump
 
 
-async def test_api_keys_revocation_and_last_use(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "a.db")
-    try:
-        first = await store.add_api_key(hash_key("one"), Role.CLIENT, "acct", NOW)
-        later = NOW.replace(hour=16)
-        second = await store.add_api_key(hash_key("two"), Role.MINER, "acct", later)
-        await store.add_api_key(hash_key("three"), Role.CLIENT, "other", later)
-        assert [key.key_id for key in await store.api_keys(owner_id="acct")] == [first.key_id, second.key_id]
-        assert len(await store.api_keys(owner_id=None)) == 3
+async def test_api_keys_revocation_and_last_use(store: Store) -> None:
+    first = await store.add_api_key(hash_key("one"), Role.CLIENT, "acct", NOW)
+    later = NOW.replace(hour=16)
+    second = await store.add_api_key(hash_key("two"), Role.MINER, "acct", later)
+    await store.add_api_key(hash_key("three"), Role.CLIENT, "other", later)
+    assert [key.key_id for key in await store.api_keys(owner_id="acct")] == [first.key_id, second.key_id]
+    assert len(await store.api_keys(owner_id=None)) == 3
 
-        await store.record_key_use({first.key_id: later})
-        await store.record_key_use({first.key_id: NOW})  # an older use changes nothing
-        used = await store.api_key(first.key_id)
-        assert used is not None
-        assert (used.last_used_at, used.revoked_at) == (later, None)
+    await store.record_key_use({first.key_id: later})
+    await store.record_key_use({first.key_id: NOW})  # an older use changes nothing
+    used = await store.api_key(first.key_id)
+    assert used is not None
+    assert (used.last_used_at, used.revoked_at) == (later, None)
 
-        revoked = await store.revoke_api_key(first.key_id, later)
-        assert revoked is not None
-        assert revoked.revoked_at == later
-        again = await store.revoke_api_key(first.key_id, later.replace(hour=17))
-        assert again is not None
-        assert again.revoked_at == later  # revoked once, for good
-        assert await store.principal_for(hash_key("one")) is None
-        assert await store.principal_for(hash_key("two")) == second
-        assert await store.revoke_api_key("key_missing", later) is None
-    finally:
-        await store.close()
+    revoked = await store.revoke_api_key(first.key_id, later)
+    assert revoked is not None
+    assert revoked.revoked_at == later
+    again = await store.revoke_api_key(first.key_id, later.replace(hour=17))
+    assert again is not None
+    assert again.revoked_at == later  # revoked once, for good
+    assert await store.principal_for(hash_key("one")) is None
+    assert await store.principal_for(hash_key("two")) == second
+    assert await store.revoke_api_key("key_missing", later) is None

@@ -1,14 +1,15 @@
-"""Finished jobs written straight into a store's SQLite file: histories of any size without running them."""
+"""Finished jobs written straight into a store's tables (SQLite or PostgreSQL): histories without running them."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
+from aitbc.store.base import Store
 from aitbc.store.sqlite_rows import JOB_COLUMNS, micros, placeholders
+from tests.support.stores import raw_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +28,20 @@ class PastJob:
     charge: int = 0
 
 
-def insert_jobs(database: Path, jobs: Iterable[PastJob]) -> None:
-    """Insert jobs (and the holds that charged them) into a migrated store file, in one transaction."""
-    with sqlite3.connect(database) as db:
-        db.execute("INSERT OR IGNORE INTO accounts (account_id, address, created_at) VALUES ('payer', 'ait1payer', 0)")
-        for job in jobs:
-            created = micros(job.created_at)
-            completed = micros(job.completed_at) if job.completed_at else None
-            db.execute(
+async def insert_jobs(store: Store, jobs: Iterable[PastJob]) -> None:
+    """Insert jobs (and the holds that charged them) into a migrated store, in one transaction."""
+    statements: list[tuple[str, Sequence[Any]]] = [
+        (
+            "INSERT INTO accounts (account_id, address, created_at) VALUES ('payer', 'ait1payer', 0)"
+            " ON CONFLICT DO NOTHING",
+            (),
+        )
+    ]
+    for job in jobs:
+        created = micros(job.created_at)
+        completed = micros(job.completed_at) if job.completed_at else None
+        statements.append(
+            (
                 f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})",
                 (
                     *(job.job_id, job.owner_id, job.state, job.prompt, job.model, 16, 0.7, 0.9, 0, "[]", "[]", 0),
@@ -42,9 +49,13 @@ def insert_jobs(database: Path, jobs: Iterable[PastJob]) -> None:
                     *(created if completed else None, completed, 2, None, None, None, 0, 0, 0, "", None),
                 ),
             )
-            if job.charge:
-                db.execute(
+        )
+        if job.charge:
+            statements.append(
+                (
                     "INSERT INTO holds (job_id, account_id, amount, input_per_1k, output_per_1k, settled_attempt,"
                     " charge) VALUES (?, 'payer', ?, 0, 0, 1, ?)",
                     (job.job_id, job.charge, job.charge),
                 )
+            )
+    await raw_write(store, statements)
