@@ -191,8 +191,10 @@ class Coordinator:
         """
         await self._store.probe()
         await self._reputation.load()
-        for record in await self._store.unfinished_jobs():
-            events = await self._store.events(record.job_id)
+        records = await self._store.unfinished_jobs()
+        events_of = await self._store.unfinished_events()
+        for record in records:
+            events = events_of.get(record.job_id, [])
             if self._catalog.find(record.spec.model) is None:
                 await self._fail_unroutable(record, events)
                 continue

@@ -303,6 +303,11 @@ class Store(ResultStore, Protocol):
         """Jobs in a non-terminal state, oldest first (used at start-up)."""
         ...
 
+    async def unfinished_events(self) -> dict[str, list[JobEvent]]:
+        """The events of every unfinished job, by job id, each list in sequence order: one read at start-up,
+        where a read per job made a restart with a million queued jobs take minutes."""
+        ...
+
     async def transition(
         self,
         job_id: str,

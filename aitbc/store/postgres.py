@@ -226,6 +226,18 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
             rows = await db.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {_UNFINISHED} ORDER BY created_at")
         return [job_from_row(row) for row in rows]
 
+    async def unfinished_events(self) -> dict[str, list[JobEvent]]:
+        async with self._db.read() as db:
+            rows = await db.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id IN"
+                f" (SELECT job_id FROM jobs WHERE state IN {_UNFINISHED}) ORDER BY job_id, seq"
+            )
+        events: dict[str, list[JobEvent]] = {}
+        for row in rows:
+            event = event_from_row(row)
+            events.setdefault(event.job_id, []).append(event)
+        return events
+
     async def transition(
         self,
         job_id: str,

@@ -189,6 +189,9 @@ class SqliteStore(SqliteResults, HistoryQueries, sqlite_webhooks.WebhookQueries)
     async def unfinished_jobs(self) -> list[JobRecord]:
         return await self._thread.read(sqlite_jobs.unfinished_jobs)
 
+    async def unfinished_events(self) -> dict[str, list[JobEvent]]:
+        return await self._thread.read(sqlite_jobs.unfinished_events)
+
     async def transition(
         self,
         job_id: str,

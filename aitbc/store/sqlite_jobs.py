@@ -33,6 +33,7 @@ from aitbc.store.sqlite_rows import (
 )
 
 _INSERT_EVENT = f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})"
+_UNFINISHED = "('pending', 'assigned', 'running')"
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})"
 
 
@@ -74,8 +75,20 @@ def list_jobs(db: sqlite3.Connection, job_filter: JobFilter, limit: int, page_to
     return JobPage(jobs=jobs, next_page_token=next_token)
 
 
+def unfinished_events(db: sqlite3.Connection) -> dict[str, list[JobEvent]]:
+    sql = (
+        f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id IN"
+        f" (SELECT job_id FROM jobs WHERE state IN {_UNFINISHED}) ORDER BY job_id, seq"
+    )
+    events: dict[str, list[JobEvent]] = {}
+    for row in db.execute(sql):
+        event = event_from_row(row)
+        events.setdefault(event.job_id, []).append(event)
+    return events
+
+
 def unfinished_jobs(db: sqlite3.Connection) -> list[JobRecord]:
-    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('pending', 'assigned', 'running') ORDER BY created_at"
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {_UNFINISHED} ORDER BY created_at"
     return [job_from_row(row) for row in db.execute(sql).fetchall()]
 
 

@@ -72,6 +72,17 @@ async def test_pages_are_keyset_pages_newest_first(store: Store) -> None:
     assert [found.job_id for found in await store.unfinished_jobs()][:2] == ["job_0", "job_x"]
 
 
+async def test_unfinished_events_come_in_one_read_by_job_in_sequence(store: Store) -> None:
+    for job_id in ("job_b", "job_a", "job_done"):
+        await store.create_job(job(job_id), _event(job_id, 1))
+    await store.append_events([_event("job_a", 3, None, "lo"), _event("job_a", 2, None, "hel")])
+    await finish(store, "job_done")
+    events = await store.unfinished_events()
+    assert sorted(events) == ["job_a", "job_b"]  # a finished job's events are not read at start-up
+    assert [(event.seq, event.text) for event in events["job_a"]] == [(1, ""), (2, "hel"), (3, "lo")]
+    assert events["job_b"] == await store.events("job_b")
+
+
 async def test_an_idempotency_key_stores_one_job(store: Store) -> None:
     first = await store.create_job(job("job_a", key="k"), _event("job_a", 1))
     again = await store.create_job(job("job_b", key="k"), _event("job_b", 1))
