@@ -28,7 +28,9 @@ class LiveJob:
         self.tokens = 0
         # A client asked to cancel and the miner has not acknowledged yet: shown as `canceling`.
         self.cancel_requested = False
-        self._grown = asyncio.Event()
+        # Made when a follower waits, set and dropped by the next append: a job nobody is waiting on (a queued
+        # one, or a chunk no watcher is behind) costs no Event per event.
+        self._grown: asyncio.Event | None = None
         for event in events:
             self.append(event)
 
@@ -47,8 +49,10 @@ class LiveJob:
         if event.kind is EventKind.TOKENS:
             self._text.append(event.text)
             self.tokens += event.token_count
-        self._grown.set()
-        self._grown = asyncio.Event()
+        grown = self._grown
+        if grown is not None:
+            self._grown = None
+            grown.set()
 
     def since(self, seq: int) -> list[JobEvent]:
         return self._events[max(seq, 1) - 1 :]
@@ -57,7 +61,6 @@ class LiveJob:
         """Events from `from_seq` on, live, until the final state."""
         seq = max(from_seq, 1)
         while True:
-            grown = self._grown
             batch = self.since(seq)
             for event in batch:
                 yield event
@@ -65,4 +68,7 @@ class LiveJob:
                     return
             seq += len(batch)
             if not batch:
-                await grown.wait()
+                # Nothing can be appended between reading the batch and this wait: no await comes between.
+                if self._grown is None:
+                    self._grown = asyncio.Event()
+                await self._grown.wait()
