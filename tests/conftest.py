@@ -17,6 +17,8 @@ from aitbc.domain.catalog import DEFAULT_CATALOG, ModelEntry
 from aitbc.domain.keys import Role
 from aitbc.domain.money import MICRO_PER_CREDIT
 from aitbc.services.server import RunningCoordinator, start_coordinator
+from aitbc.store.base import Store
+from aitbc.store.urls import open_store
 from aitbc.v1 import jobs_pb2_grpc
 from tests.support.postgres import PostgresCluster, unavailable_reason
 
@@ -63,6 +65,16 @@ async def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path |
         return tmp_path / "aitbc.db"
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
     return await cluster.new_database()
+
+
+@pytest.fixture
+async def store(store_target: Path | str) -> AsyncIterator[Store]:
+    """A fresh store of each kind (`store_target`), closed after the test."""
+    opened = await open_store(store_target)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 # Small CPU models the scripted miners advertise, on top of the default catalog; they are free (price 0),

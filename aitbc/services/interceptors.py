@@ -23,6 +23,7 @@ from aitbc.coordinator.store_health import StoreUnavailable
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.keys import Principal
 from aitbc.services.errors import internal_status, rich_status
+from aitbc.services.rpc_context import HANDLER_KINDS
 from aitbc.store.base import StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,6 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("aitbc_principal")
 
 PROTECTED_PREFIX = "/aitbc.v1."
-
-# (request streaming, response streaming) -> the handler attribute and its factory.
-_HANDLER_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Handler]]] = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
 
 
 def current_principal() -> Principal:
@@ -80,7 +73,7 @@ class AuthAndErrorsInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or not method.startswith(PROTECTED_PREFIX):
             return handler
-        attribute, factory = _HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
+        attribute, factory = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
         behavior: Any = getattr(handler, attribute)
         decode = _decoder(handler.request_deserializer, method)
         decoding = _decode_stream(decode) if handler.request_streaming else decode

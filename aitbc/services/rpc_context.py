@@ -28,7 +28,9 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 CallDone = Callable[[str, str, float], None]
 
-_HANDLER_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Handler]]] = {
+# (request streaming, response streaming) -> the handler attribute and its factory: how an interceptor
+# rewraps a handler of any kind (the auth interceptor uses it too).
+HANDLER_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Handler]]] = {
     (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
     (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
     (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
@@ -76,7 +78,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method
-        attribute, factory = _HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
+        attribute, factory = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
         behavior: Any = getattr(handler, attribute)
         wrap = self._wrap_streaming if handler.response_streaming else self._wrap_unary
         return factory(

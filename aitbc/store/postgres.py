@@ -52,10 +52,13 @@ from aitbc.store.sqlite_rows import (
     JOB_COLUMNS,
     KEY_COLUMNS,
     MINER_COLUMNS,
+    UNFINISHED_EVENTS,
+    UNFINISHED_JOBS,
     decode_page_token,
     encode_page_token,
     event_from_row,
     event_row,
+    events_by_job,
     job_from_row,
     job_row,
     key_from_row,
@@ -73,7 +76,6 @@ _INSERT_JOB = pg(
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})"
     " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING job_id"
 )
-_UNFINISHED = "('pending', 'assigned', 'running')"
 
 
 async def migrate(db: Connection) -> int:
@@ -223,20 +225,12 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         async with self._db.read() as db:
-            rows = await db.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {_UNFINISHED} ORDER BY created_at")
+            rows = await db.fetch(UNFINISHED_JOBS)
         return [job_from_row(row) for row in rows]
 
     async def unfinished_events(self) -> dict[str, list[JobEvent]]:
         async with self._db.read() as db:
-            rows = await db.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id IN"
-                f" (SELECT job_id FROM jobs WHERE state IN {_UNFINISHED}) ORDER BY job_id, seq"
-            )
-        events: dict[str, list[JobEvent]] = {}
-        for row in rows:
-            event = event_from_row(row)
-            events.setdefault(event.job_id, []).append(event)
-        return events
+            return events_by_job(await db.fetch(UNFINISHED_EVENTS))
 
     async def transition(
         self,

@@ -18,7 +18,14 @@ from aitbc.store.result_records import ResultChecksums, ShareLinkRecord
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_results import FINISHED_STATES, LINK_COLUMNS, link_from_row
 from aitbc.store.sqlite_rows import JOB_COLUMNS, job_from_row, micros, moment
-from aitbc.store.sqlite_webhooks import DELIVERY_COLUMNS, WEBHOOK_COLUMNS, delivery_from_row, webhook_from_row
+from aitbc.store.sqlite_webhooks import (
+    DELIVERY_COLUMNS,
+    DUE_DELIVERIES,
+    WEBHOOK_COLUMNS,
+    delivery_from_row,
+    due_from_row,
+    webhook_from_row,
+)
 
 Connection = Any  # asyncpg.Connection
 
@@ -279,32 +286,8 @@ class PostgresWebhooks:
             )
 
     async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
-        columns = ", ".join(f"d.{name.strip()}" for name in DELIVERY_COLUMNS.split(","))
-        hook_columns = ", ".join(
-            f"w.{name.strip()} AS w_{name.strip()}"
-            for name in WEBHOOK_COLUMNS.split(",")
-            if name.strip() != "webhook_id"
-        )
-        rows = await self._rows(
-            f"SELECT {columns}, {hook_columns} FROM webhook_deliveries AS d JOIN webhooks AS w USING (webhook_id)"
-            " WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
-            micros(now),
-            limit,
-        )
-        due = []
-        for row in rows:
-            created_at = moment(row["w_created_at"])
-            assert created_at is not None
-            hook = WebhookRecord(
-                webhook_id=row["webhook_id"],
-                owner_id=row["w_owner_id"],
-                url=row["w_url"],
-                events=tuple(json.loads(row["w_events"])),
-                secret=row["w_signing_key"],
-                created_at=created_at,
-            )
-            due.append((delivery_from_row(row), hook))
-        return due
+        rows = await self._rows(DUE_DELIVERIES, micros(now), limit)
+        return [due_from_row(row) for row in rows]
 
     async def next_delivery_at(self) -> datetime | None:
         rows = await self._rows("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")

@@ -22,10 +22,13 @@ from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
+    UNFINISHED_EVENTS,
+    UNFINISHED_JOBS,
     decode_page_token,
     encode_page_token,
     event_from_row,
     event_row,
+    events_by_job,
     job_from_row,
     job_row,
     micros,
@@ -33,7 +36,6 @@ from aitbc.store.sqlite_rows import (
 )
 
 _INSERT_EVENT = f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})"
-_UNFINISHED = "('pending', 'assigned', 'running')"
 _INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})"
 
 
@@ -76,20 +78,11 @@ def list_jobs(db: sqlite3.Connection, job_filter: JobFilter, limit: int, page_to
 
 
 def unfinished_events(db: sqlite3.Connection) -> dict[str, list[JobEvent]]:
-    sql = (
-        f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id IN"
-        f" (SELECT job_id FROM jobs WHERE state IN {_UNFINISHED}) ORDER BY job_id, seq"
-    )
-    events: dict[str, list[JobEvent]] = {}
-    for row in db.execute(sql):
-        event = event_from_row(row)
-        events.setdefault(event.job_id, []).append(event)
-    return events
+    return events_by_job(db.execute(UNFINISHED_EVENTS))
 
 
 def unfinished_jobs(db: sqlite3.Connection) -> list[JobRecord]:
-    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {_UNFINISHED} ORDER BY created_at"
-    return [job_from_row(row) for row in db.execute(sql).fetchall()]
+    return [job_from_row(row) for row in db.execute(UNFINISHED_JOBS).fetchall()]
 
 
 def transition(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -138,6 +139,24 @@ def event_from_row(row: Row) -> JobEvent:
         completion_tokens=row["completion_tokens"],
         finish_reason=row["finish_reason"],
     )
+
+
+# What start-up reloads, in both stores: unfinished jobs oldest first, and their events by job and sequence
+# (`events_by_job` groups the rows).
+_UNFINISHED = "('pending', 'assigned', 'running')"
+UNFINISHED_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN {_UNFINISHED} ORDER BY created_at"
+UNFINISHED_EVENTS = (
+    f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id IN"
+    f" (SELECT job_id FROM jobs WHERE state IN {_UNFINISHED}) ORDER BY job_id, seq"
+)
+
+
+def events_by_job(rows: Iterable[Row]) -> dict[str, list[JobEvent]]:
+    events: dict[str, list[JobEvent]] = {}
+    for row in rows:
+        event = event_from_row(row)
+        events.setdefault(event.job_id, []).append(event)
+    return events
 
 
 def event_row(event: JobEvent) -> tuple[Any, ...]:

@@ -87,6 +87,32 @@ def delivery_from_row(row: Row) -> DeliveryRecord:
     )
 
 
+# Pending deliveries due by a time, oldest due first, each with its webhook's columns prefixed `w_`.
+_HOOK_COLUMNS = ", ".join(
+    f"w.{name.strip()} AS w_{name.strip()}" for name in WEBHOOK_COLUMNS.split(",") if name.strip() != "webhook_id"
+)
+DUE_DELIVERIES = (
+    f"SELECT {', '.join(f'd.{name.strip()}' for name in DELIVERY_COLUMNS.split(','))}, {_HOOK_COLUMNS}"
+    " FROM webhook_deliveries AS d JOIN webhooks AS w USING (webhook_id)"
+    " WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?"
+)
+
+
+def due_from_row(row: Row) -> tuple[DeliveryRecord, WebhookRecord]:
+    """A row of DUE_DELIVERIES: the delivery and its webhook."""
+    created_at = moment(row["w_created_at"])
+    assert created_at is not None
+    hook = WebhookRecord(
+        webhook_id=row["webhook_id"],
+        owner_id=row["w_owner_id"],
+        url=row["w_url"],
+        events=tuple(json.loads(row["w_events"])),
+        secret=row["w_signing_key"],
+        created_at=created_at,
+    )
+    return delivery_from_row(row), hook
+
+
 def any_webhooks(db: sqlite3.Connection) -> bool:
     return bool(db.execute("SELECT EXISTS (SELECT 1 FROM webhooks)").fetchone()[0])
 
@@ -162,31 +188,8 @@ class WebhookQueries:
         await self._thread.write(enqueue)
 
     async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
-        columns = ", ".join(f"d.{name.strip()}" for name in DELIVERY_COLUMNS.split(","))
-        hook_columns = ", ".join(
-            f"w.{name.strip()} AS w_{name.strip()}"
-            for name in WEBHOOK_COLUMNS.split(",")
-            if name.strip() != "webhook_id"
-        )
-        rows = await self._rows(
-            f"SELECT {columns}, {hook_columns} FROM webhook_deliveries AS d JOIN webhooks AS w USING (webhook_id)"
-            " WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
-            (micros(now), limit),
-        )
-        due = []
-        for row in rows:
-            created_at = moment(row["w_created_at"])
-            assert created_at is not None
-            hook = WebhookRecord(
-                webhook_id=row["webhook_id"],
-                owner_id=row["w_owner_id"],
-                url=row["w_url"],
-                events=tuple(json.loads(row["w_events"])),
-                secret=row["w_signing_key"],
-                created_at=created_at,
-            )
-            due.append((delivery_from_row(row), hook))
-        return due
+        rows = await self._rows(DUE_DELIVERIES, (micros(now), limit))
+        return [due_from_row(row) for row in rows]
 
     async def next_delivery_at(self) -> datetime | None:
         rows = await self._rows("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")

@@ -11,7 +11,6 @@ import json
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,6 @@ from aitbc.domain.retention import Plan, hash_share_token
 from aitbc.domain.states import JobState
 from aitbc.domain.verify import verify_receipt
 from aitbc.store.base import Store
-from aitbc.store.urls import open_store
 from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, OTHER_CLIENT, next_command, started
 from tests.coordinator.test_settlement import CONFIG, priced_spec
 
@@ -36,16 +34,6 @@ DAY = 86_400.0
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-async def store(store_target: Path | str) -> AsyncIterator[Store]:
-    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
-    opened = await open_store(store_target)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

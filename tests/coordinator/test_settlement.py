@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,6 @@ from aitbc.domain.ledger import TxKind
 from aitbc.domain.states import JobState
 from aitbc.domain.verify import verify_receipt
 from aitbc.store.base import AccountRecord, Store
-from aitbc.store.urls import open_store
 from tests.conftest import TEST_CATALOG
 from tests.coordinator.test_parts import ADMIN, CLIENT, MINER, next_command, started
 
@@ -36,16 +34,6 @@ HOLD = 202
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-async def store(store_target: Path | str) -> AsyncIterator[Store]:
-    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
-    opened = await open_store(store_target)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,23 +16,12 @@ from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobSpec, SamplingParams
 from aitbc.domain.webhooks import DeliveryRecord, DeliveryStatus, retry_delay, sign, verify_signature
 from aitbc.store.base import Store
-from aitbc.store.urls import open_store
 from tests.conftest import TEST_CATALOG
 from tests.coordinator.test_parts import CLIENT, OTHER_CLIENT, started
 from tests.support.webhook_receiver import Received, webhook_receiver
 
 CONFIG = CoordinatorConfig(catalog=TEST_CATALOG, allow_private_webhooks=True)
 EVENTS = ["job.completed", "job.failed", "job.canceled"]
-
-
-@pytest.fixture
-async def store(store_target: Path | str) -> AsyncIterator[Store]:
-    """On both stores: `store_target` is parametrised over SQLite and PostgreSQL (tests/conftest.py)."""
-    opened = await open_store(store_target)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def canceled_job(coordinator: Coordinator) -> str:
