@@ -133,12 +133,22 @@ async def run_jobs(miner: ScriptedMiner, count: int) -> list[str]:
     return done
 
 
+async def until_completed(jobs_stub: Jobs, keys: Keys, job_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    request = S.GetJobRequest(job_id=job_id)
+    while (await jobs_stub.GetJob(request, metadata=key(keys.client))).job.status != S.JOB_STATE_COMPLETED:
+        assert asyncio.get_running_loop().time() < deadline, f"{job_id} did not complete"
+        await asyncio.sleep(0.01)
+
+
 async def test_routing_prefers_the_better_reputation(target: str, keys: Keys, jobs_stub: Jobs) -> None:
     async with ScriptedMiner(target, keys.miner) as veteran, ScriptedMiner(target, keys.miner) as rookie:
         await veteran.hello("veteran", ["m"], max_concurrency=4)
         for n in range(6):  # a track record: six completions lift it above the newcomer's 5000
             await jobs_stub.SubmitJob(submit_request(f"warm-up {n}"), metadata=key(keys.client))
-            await run_jobs(veteran, 1)
+            [warm_up] = await run_jobs(veteran, 1)
+        # The miner's reports are asynchronous: its record counts the last completion once the job shows it.
+        await until_completed(jobs_stub, keys, warm_up)
         await rookie.hello("rookie", ["m"], max_concurrency=4)
         job = (await jobs_stub.SubmitJob(submit_request("who takes it?"), metadata=key(keys.client))).job
         assert (job.status, job.routing.miner_id) == (S.JOB_STATE_ASSIGNED, "veteran")
