@@ -25,6 +25,12 @@ class StoreUnavailableError(Exception):
     """The store cannot be read or written (disk full, read-only, I/O error); nothing of the call was applied."""
 
 
+class JobMovedOnError(Exception):
+    """Output appended for an attempt the job is no longer on (another coordinator took it over); nothing stored.
+
+    Only a store shared by several coordinators raises it: with one, memory already fences such output."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobChanges:
     """Columns a transition may set besides the state. None leaves a column as is."""
@@ -41,6 +47,7 @@ class JobChanges:
     excused_attempts: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    replica_id: str | None = None  # the coordinator process an assignment is made by (docs/scaling.md)
 
 
 # Given the previous header (None: genesis), the transactions and the receipts to seal: the signed block.
@@ -387,6 +394,9 @@ class Store(ResultStore, Protocol):
         ...
 
     # Events
-    async def append_events(self, events: Sequence[JobEvent]) -> None: ...
+    async def append_events(self, events: Sequence[JobEvent]) -> None:
+        """Store a job's output events (each names its attempt), all or none: JobMovedOnError if the job is no
+        longer on that attempt on a miner, or another event already has the sequence number."""
+        ...
 
     async def events(self, job_id: str, *, from_seq: int = 1) -> list[JobEvent]: ...

@@ -220,6 +220,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
     CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC);
     """,
+    # 11: replicas (docs/scaling.md). Which coordinator process runs each attempt, and the processes' liveness
+    # leases. Only PostgreSQL is shared by several coordinators; SQLite keeps the same schema so that the stores
+    # stay one for one, and its single coordinator writes its id like any other.
+    """
+    ALTER TABLE jobs ADD COLUMN replica_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE replicas (
+        replica_id  TEXT PRIMARY KEY,
+        address     TEXT NOT NULL DEFAULT '',
+        started_at  INTEGER NOT NULL,
+        lease_until INTEGER NOT NULL,
+        miners      TEXT NOT NULL DEFAULT '[]'  -- JSON: the stream miners connected to it, as routing sees them
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,6 +29,7 @@ from aitbc.store.base import (
     BlockBuilder,
     HoldRequest,
     JobChanges,
+    JobMovedOnError,
     JobPage,
     JobTotals,
     JobWindow,
@@ -46,6 +47,7 @@ from aitbc.store.postgres_migrations import (
 )
 from aitbc.store.postgres_pool import STORE_FAILURES, Connections, pg
 from aitbc.store.postgres_queries import PostgresHistory, PostgresResults, PostgresWebhooks, enqueue_job_event
+from aitbc.store.postgres_replicas import PostgresReplicas
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -72,6 +74,19 @@ from aitbc.store.urls import redact
 Connection = Any  # asyncpg.Connection
 
 _INSERT_EVENT = pg(f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})")
+# A transition's event. Another coordinator may have stored the job's next event first (its copy of the job
+# was ahead of this one's): then nothing is inserted and the transition rolls back, as a lost compare-and-set.
+_INSERT_NEXT_EVENT = pg(
+    f"INSERT INTO job_events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)})"
+    " ON CONFLICT (job_id, seq) DO NOTHING RETURNING seq"
+)
+# Output of an attempt, stored only while the job is still on that attempt on a miner: a coordinator whose jobs
+# were taken over (its lease lapsed) cannot add to them (docs/scaling.md, fencing).
+_INSERT_OUTPUT = pg(
+    f"INSERT INTO job_events ({EVENT_COLUMNS}) SELECT {placeholders(EVENT_COLUMNS)}"
+    " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND attempt = ? AND state IN ('assigned', 'running'))"
+    " ON CONFLICT (job_id, seq) DO NOTHING RETURNING seq"
+)
 _INSERT_JOB = pg(
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)})"
     " ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING job_id"
@@ -94,7 +109,7 @@ async def migrate(db: Connection) -> int:
     return POSTGRES_SCHEMA_VERSION
 
 
-class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
+class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks, PostgresReplicas):
     """`Store` on PostgreSQL. Results, history and webhooks are in the mixins (`postgres_queries`)."""
 
     def __init__(self, connections: Connections) -> None:
@@ -257,20 +272,24 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
             f" WHERE job_id = ? AND attempt = ? AND state = ANY(?::text[]) RETURNING {returning}"
         )
         sources = sorted(state.value for state in from_states)
-        async with self._db.write() as db:
-            row = await db.fetchrow(sql, *args, job_id, attempt, sources)
-            if row is None:
-                return None
-            await db.execute(_INSERT_EVENT, *event_row(event))
-            issued = (
-                settle is not None
-                and row["has_hold"]
-                and await postgres_ledger.settle_hold(db, job_id, attempt, settle, now)
-            )
-            if to.is_terminal:
-                await enqueue_job_event(db, job_id, to, now)  # after the settlement: the payload names the receipt
-            if issued:
-                return await _get_job(db, job_id)  # a receipt was issued: the row again, for its id
+        try:
+            async with self._db.write() as db:
+                row = await db.fetchrow(sql, *args, job_id, attempt, sources)
+                if row is None:
+                    return None
+                if await db.fetchval(_INSERT_NEXT_EVENT, *event_row(event)) is None:
+                    raise _LostRace
+                issued = (
+                    settle is not None
+                    and row["has_hold"]
+                    and await postgres_ledger.settle_hold(db, job_id, attempt, settle, now)
+                )
+                if to.is_terminal:
+                    await enqueue_job_event(db, job_id, to, now)  # after the settlement: the payload names the receipt
+                if issued:
+                    return await _get_job(db, job_id)  # a receipt was issued: the row again, for its id
+        except _LostRace:
+            return None
         return job_from_row(row)
 
     # Accounts and the ledger
@@ -361,8 +380,11 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
     # Events
 
     async def append_events(self, events: Sequence[JobEvent]) -> None:
+        """Store output events; JobMovedOnError (and nothing stored) if their attempt is no longer on a miner."""
         async with self._db.write() as db:
-            await db.executemany(_INSERT_EVENT, [event_row(event) for event in events])
+            for event in events:
+                if await db.fetchval(_INSERT_OUTPUT, *event_row(event), event.job_id, event.attempt) is None:
+                    raise JobMovedOnError(f"job {event.job_id} is no longer on attempt {event.attempt}")
 
     async def events(self, job_id: str, *, from_seq: int = 1) -> list[JobEvent]:
         async with self._db.read() as db:
@@ -370,6 +392,10 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks):
                 f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = $1 AND seq >= $2 ORDER BY seq", job_id, from_seq
             )
         return [event_from_row(row) for row in rows]
+
+
+class _LostRace(Exception):
+    """Raised inside a transaction to roll it back: another coordinator changed the job first."""
 
 
 async def _find_key(db: Connection, key_id: str) -> ApiKeyRecord | None:

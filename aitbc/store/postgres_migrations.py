@@ -222,6 +222,27 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
     CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, created_at DESC);
     """,
+    # 11: replicas (docs/scaling.md). `jobs.replica_id` names the coordinator process running the attempt;
+    # `replicas` holds each process's liveness lease and the miners connected to it. Every stored event
+    # notifies `aitbc_job` with its job's id (ids, never payloads: listeners read the events from the table);
+    # PostgreSQL folds the notifications of one transaction that carry the same id into one.
+    """
+    ALTER TABLE jobs ADD COLUMN replica_id TEXT NOT NULL DEFAULT '';
+    CREATE TABLE replicas (
+        replica_id  TEXT PRIMARY KEY,
+        address     TEXT NOT NULL DEFAULT '',
+        started_at  BIGINT NOT NULL,
+        lease_until BIGINT NOT NULL,
+        miners      TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX jobs_on_miners ON jobs (replica_id) WHERE state IN ('assigned', 'running');
+    CREATE FUNCTION aitbc_notify_job() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('aitbc_job', NEW.job_id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER job_events_notify AFTER INSERT ON job_events FOR EACH ROW EXECUTE FUNCTION aitbc_notify_job();
+    """,
 )
 
 POSTGRES_SCHEMA_VERSION = len(POSTGRES_MIGRATIONS)

@@ -204,9 +204,12 @@ class SqliteStore(SqliteResults, HistoryQueries, sqlite_webhooks.WebhookQueries)
         event: JobEvent,
         settle: SettleRequest | None = None,
     ) -> JobRecord | None:
-        return await self._thread.write(
-            sqlite_jobs.transition, job_id, from_states, attempt, to, changes, now, event, settle, self._ended
-        )
+        try:
+            return await self._thread.write(
+                sqlite_jobs.transition, job_id, from_states, attempt, to, changes, now, event, settle, self._ended
+            )
+        except sqlite_jobs.LostRace:
+            return None  # rolled back with its savepoint
 
     def _ended(self, db: sqlite3.Connection, job_id: str, state: JobState, now: datetime) -> None:
         """In a terminal transition's transaction: queue its webhook deliveries (none while no webhook exists)."""
@@ -275,7 +278,7 @@ class SqliteStore(SqliteResults, HistoryQueries, sqlite_webhooks.WebhookQueries)
     # Events
 
     async def append_events(self, events: Sequence[JobEvent]) -> None:
-        await self._thread.write(sqlite_jobs.insert_events, events)
+        await self._thread.write(sqlite_jobs.insert_output, events)
 
     async def events(self, job_id: str, *, from_seq: int = 1) -> list[JobEvent]:
         return await self._thread.read(sqlite_jobs.read_events, job_id, from_seq)

@@ -17,7 +17,7 @@ from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.states import JobState
 from aitbc.store import sqlite_ledger
-from aitbc.store.base import HoldRequest, JobChanges, JobPage, SettleRequest
+from aitbc.store.base import HoldRequest, JobChanges, JobMovedOnError, JobPage, SettleRequest
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -41,6 +41,28 @@ _INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUM
 
 def insert_events(db: sqlite3.Connection, events: Sequence[JobEvent]) -> None:
     db.executemany(_INSERT_EVENT, [event_row(event) for event in events])
+
+
+# Output is stored only while its attempt is on a miner: the `Store` contract, which several coordinators on one
+# PostgreSQL database rely on for fencing; one process on SQLite never breaks it (memory fences first).
+_INSERT_OUTPUT = (
+    f"INSERT INTO job_events ({EVENT_COLUMNS}) SELECT {placeholders(EVENT_COLUMNS)}"
+    " WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND attempt = ? AND state IN ('assigned', 'running'))"
+    " ON CONFLICT (job_id, seq) DO NOTHING"
+)
+
+
+def insert_output(db: sqlite3.Connection, events: Sequence[JobEvent]) -> None:
+    for event in events:
+        if db.execute(_INSERT_OUTPUT, (*event_row(event), event.job_id, event.attempt)).rowcount != 1:
+            raise JobMovedOnError(f"job {event.job_id} is no longer on attempt {event.attempt}")
+
+
+_INSERT_NEXT_EVENT = f"{_INSERT_EVENT} ON CONFLICT (job_id, seq) DO NOTHING"
+
+
+class LostRace(Exception):
+    """Raised to roll a transition's savepoint back: it lost to a change its caller had not seen."""
 
 
 def create_job(db: sqlite3.Connection, job: JobRecord, first_event: JobEvent, hold: HoldRequest | None) -> JobRecord:
@@ -118,7 +140,8 @@ def transition(
     row = db.execute(sql, (*args, job_id, attempt, *sources)).fetchone()
     if row is None:
         return None
-    insert_events(db, [event])
+    if db.execute(_INSERT_NEXT_EVENT, event_row(event)).rowcount != 1:
+        raise LostRace  # the event's sequence number is taken: the caller's copy of the job was behind
     issued = settle is not None and row["has_hold"] and sqlite_ledger.settle_hold(db, job_id, attempt, settle, now)
     if to.is_terminal:
         ended(db, job_id, to, now)  # after the settlement, so that what it reads names the receipt

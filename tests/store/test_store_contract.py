@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import timedelta
+
+import pytest
 
 from aitbc.domain.accounts import address_of
 from aitbc.domain.blocks import seal_block
@@ -22,6 +25,7 @@ from aitbc.store.base import (
     BlockBuilder,
     HoldRequest,
     JobChanges,
+    JobMovedOnError,
     MinerRecord,
     ReceiptDraft,
     SettleRequest,
@@ -47,7 +51,7 @@ def job(job_id: str, owner: str = "owner", minutes: int = 0, key: str = "") -> J
 async def finish(store: Store, job_id: str, settle: SettleRequest | None = None, seq: int = 2) -> JobRecord | None:
     return await store.transition(
         job_id,
-        from_states={JobState.PENDING},
+        from_states={JobState.PENDING, JobState.RUNNING},
         attempt=0,
         to=JobState.COMPLETED,
         changes=JobChanges(result="done", completion_tokens=7, completed_at=NOW + timedelta(hours=1)),
@@ -74,7 +78,7 @@ async def test_pages_are_keyset_pages_newest_first(store: Store) -> None:
 
 async def test_unfinished_events_come_in_one_read_by_job_in_sequence(store: Store) -> None:
     for job_id in ("job_b", "job_a", "job_done"):
-        await store.create_job(job(job_id), _event(job_id, 1))
+        await store.create_job(replace(job(job_id), state=JobState.RUNNING), _event(job_id, 1))
     await store.append_events([_event("job_a", 3, None, "lo"), _event("job_a", 2, None, "hel")])
     await finish(store, "job_done")
     events = await store.unfinished_events()
@@ -199,7 +203,7 @@ async def test_a_terminal_transition_fills_the_outbox(store: Store) -> None:
 
 
 async def test_results_checksums_links_plans_and_deletion(store: Store) -> None:
-    await store.create_job(job("job_1"), _event("job_1", 1))
+    await store.create_job(replace(job("job_1"), state=JobState.RUNNING), _event("job_1", 1))
     await store.append_events([JobEvent("job_1", 2, NOW, EventKind.TOKENS, text="secret", token_count=1)])
     assert await store.delete_result("job_1", NOW) is None  # not finished
     await finish(store, "job_1", seq=3)
@@ -224,3 +228,49 @@ async def test_results_checksums_links_plans_and_deletion(store: Store) -> None:
     assert revoked is not None
     assert revoked.revoked_at == NOW + timedelta(days=3)  # revoked with the result, once
     assert await store.revoke_share_link("sh_missing", NOW) is None
+
+
+async def test_output_is_fenced_by_the_attempt_on_a_miner(store: Store) -> None:
+    """Several coordinators share a PostgreSQL store; one whose job was taken over must not add to it."""
+    await store.create_job(job("job_1"), _event("job_1", 1))
+    tokens = JobEvent("job_1", 2, NOW, EventKind.TOKENS, text="early", token_count=1, attempt=0)
+    with pytest.raises(JobMovedOnError):
+        await store.append_events([tokens])  # pending: on no miner
+    assigned = await store.transition(
+        "job_1",
+        from_states={JobState.PENDING},
+        attempt=0,
+        to=JobState.ASSIGNED,
+        changes=JobChanges(miner_id="m", attempt=1, replica_id="r1"),
+        now=NOW,
+        event=_event("job_1", 2, JobState.ASSIGNED),
+    )
+    assert assigned is not None
+    assert assigned.attempt == 1
+    await store.append_events([replace(tokens, seq=3, attempt=1, text="ok")])
+    with pytest.raises(JobMovedOnError):
+        await store.append_events([replace(tokens, seq=4, attempt=0, text="stale attempt")])
+    with pytest.raises(JobMovedOnError):
+        await store.append_events([replace(tokens, seq=3, attempt=1, text="taken sequence number")])
+    assert [event.text for event in await store.events("job_1")] == ["", "", "ok"]
+
+
+async def test_a_transition_whose_sequence_number_is_taken_changes_nothing(store: Store) -> None:
+    """A coordinator whose copy of the job is behind loses the race for its next event, as for its state."""
+    await store.create_job(replace(job("job_1"), state=JobState.RUNNING), _event("job_1", 1))
+    await store.append_events([JobEvent("job_1", 2, NOW, EventKind.TOKENS, text="x", token_count=1)])
+    behind = await store.transition(
+        "job_1",
+        from_states={JobState.RUNNING},
+        attempt=0,
+        to=JobState.CANCELED,
+        changes=JobChanges(error="late copy"),
+        now=NOW,
+        event=_event("job_1", 2, JobState.CANCELED),
+    )
+    assert behind is None
+    stored = await store.get_job("job_1")
+    assert stored is not None
+    assert stored.state is JobState.RUNNING
+    assert stored.error == ""
+    assert [event.seq for event in await store.events("job_1")] == [1, 2]

@@ -1,0 +1,78 @@
+"""What several coordinator processes sharing one store need of it (docs/scaling.md).
+
+Only `PostgresStore` implements `ReplicaStore`: SQLite is one process's embedded file. The coordinator asks
+`isinstance(store, ReplicaStore)` and runs its replica part (`aitbc.coordinator.replicas`) on such a store,
+even as the only process: one replica is a cluster of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from aitbc.domain.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    """A coordinator process: its liveness lease, and its connected stream miners as routing sees them."""
+
+    replica_id: str
+    address: str
+    started_at: datetime
+    lease_until: datetime
+    miners: str  # JSON list (aitbc.coordinator.replica_miners)
+
+
+@dataclass(frozen=True, slots=True)
+class JobHead:
+    """Where an unfinished job stands in the store: what a replica's copy is checked against."""
+
+    state: JobState
+    attempt: int
+    last_seq: int
+
+
+class Listening(Protocol):
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReplicaStore(Protocol):
+    async def renew_replica(self, replica: ReplicaRecord) -> bool:
+        """Write the replica's row (its lease and miners); False if it had to be made anew (it was taken over)."""
+        ...
+
+    async def leave_replica(self, replica_id: str) -> None:
+        """Drop the replica's row: its jobs on miners are anyone's to take over at once."""
+        ...
+
+    async def replicas(self) -> list[ReplicaRecord]: ...
+
+    async def orphaned_jobs(self, now: datetime) -> list[tuple[str, int, str]]:
+        """(job_id, attempt, replica_id) of jobs on a miner whose replica has no lease at `now`."""
+        ...
+
+    async def forget_replicas(self, before: datetime) -> int:
+        """Delete the rows of replicas whose lease ended before `before`; how many."""
+        ...
+
+    async def job_heads(self) -> dict[str, JobHead]:
+        """Every unfinished job's state, attempt and last event: the safety sweep's view."""
+        ...
+
+    async def request_cancel(self, job_id: str, attempt: int) -> None:
+        """Tell every replica that a client asked to cancel (job_id, attempt) (a notification; nothing stored)."""
+        ...
+
+    async def listen(
+        self,
+        on_job: Callable[[str], None],
+        on_cancel: Callable[[str, int], None],
+        on_lost: Callable[[], None],
+    ) -> Listening:
+        """Hear of every stored event (`on_job(job_id)`) and cancel request on a connection of its own;
+        `on_lost` once that connection breaks, after which nothing more is heard."""
+        ...
