@@ -98,7 +98,7 @@ class PostgresReplicas:
     ) -> Listener:
         try:
             connection = await asyncpg.connect(self._db.dsn, timeout=10)
-        except (*STORE_FAILURES, OSError) as error:
+        except STORE_FAILURES as error:
             raise StoreUnavailableError(f"cannot listen for other coordinators' changes: {error}") from error
         listener = Listener(connection, on_lost)
 
@@ -113,7 +113,7 @@ class PostgresReplicas:
         try:
             await connection.add_listener(JOB_CHANNEL, job_changed)
             await connection.add_listener(CANCEL_CHANNEL, cancel_asked)
-        except (*STORE_FAILURES, OSError) as error:
+        except STORE_FAILURES as error:
             connection.terminate()
             raise StoreUnavailableError(f"cannot listen for other coordinators' changes: {error}") from error
         connection.add_termination_listener(listener.terminated)
@@ -139,7 +139,7 @@ class Listener:
         self._closing = True
         try:
             await self._connection.close(timeout=2)
-        except (*STORE_FAILURES, OSError, TimeoutError):
+        except STORE_FAILURES:
             self._connection.terminate()
 
 
