@@ -15,6 +15,7 @@ from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
+from aitbc.coordinator.replicas import Replicas
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.settlement import Settlement
 from aitbc.coordinator.store_health import StoreHealth, StoreUnavailable
@@ -25,7 +26,7 @@ from aitbc.domain.events import JobEvent
 from aitbc.domain.history import JobFilter
 from aitbc.domain.jobs import JobRecord, JobSpec, new_job_id
 from aitbc.domain.keys import Principal, Role
-from aitbc.domain.routing import RouteRequest, check_route, choose, cost_on, could_ever_serve, rank_key
+from aitbc.domain.routing import Candidate, RouteRequest, check_route, choose, cost_on, could_ever_serve, rank_key
 from aitbc.domain.states import JobState
 from aitbc.store.base import HoldRequest, InsufficientFundsError, JobPage, Store
 
@@ -72,6 +73,8 @@ class ClientJobs:
         self._health = health
         self._clock = clock
         self.expiries = ExpiryTimer(self._expire, clock)
+        # Set when several coordinators share the store (docs/scaling.md).
+        self.replicas: Replicas | None = None
 
     def adopt_pending(self, live: LiveJob) -> None:
         """Queue a pending job the store holds (at start-up) and arm its TTL."""
@@ -97,7 +100,7 @@ class ClientJobs:
             # A retry answers with the job it already made, whatever the queue or the miners look like now.
             return await self._replay(principal, existing, spec)
         route = self._dispatcher.route_request(spec)
-        if not queue_if_unavailable and (unroutable := check_route(self._miners.candidates(), route)) is not None:
+        if not queue_if_unavailable and (unroutable := check_route(self._network(), route)) is not None:
             advice = "set queue_if_unavailable to wait for one"
             raise AitbcError(Reason.NO_ELIGIBLE_MINER, unroutable.reason, field="model", advice=advice)
         self._dispatcher.queue.check_admission(principal.owner_id, retry_after_seconds=self._progress.retry_after())
@@ -122,6 +125,11 @@ class ClientJobs:
         await asyncio.shield(self._dispatcher.dispatch_now())
         live = self._jobs.get(record.job_id)
         return self._progress.of(live) if live else await self.get(principal, record.job_id)
+
+    def _network(self) -> list[Candidate]:
+        """Every miner routing could ever use: this coordinator's, and those of the other replicas."""
+        remote = self.replicas.remote_candidates() if self.replicas is not None else []
+        return self._miners.candidates() + remote
 
     def quote(self, principal: Principal, spec: JobSpec, *, payout_address_required: bool) -> Quote:
         """Where `spec` would run now and the most it would cost there; nothing is stored or held."""
@@ -215,21 +223,37 @@ class ClientJobs:
         if live is None:
             record = await self.get(principal, job_id)
             raise _not_cancelable(record)
+        return await self.cancel_live(live)
+
+    async def cancel_live(self, live: LiveJob) -> JobRecord:
+        """Cancel a job, through its miner when it is on one; also what another replica's request runs here."""
+        relayed = False  # asked the replica whose miner runs it, which cancels it there
         while not live.record.state.is_terminal:
             record = live.record
             reason = CANCELED_BY_CLIENT
             if record.state is JobState.PENDING:
-                self._dispatcher.queue.remove(job_id)
+                self._dispatcher.queue.remove(record.job_id)
             else:
                 # `canceling` until the miner acknowledges, or its acknowledgement times out.
                 live.cancel_requested = True
-                if unacknowledged := await self._reports.stop_on_miner(record):
+                if self._on_another_replica(record):
+                    assert self.replicas is not None
+                    if await self.replicas.stop_elsewhere(live, self._reports.cancel_ack_timeout):
+                        relayed = True
+                        continue  # canceled there (or moved on): look again
+                    reason = f"{CANCELED_BY_CLIENT}; its replica did not acknowledge the cancel in time"
+                elif unacknowledged := await self._reports.stop_on_miner(record):
                     reason = f"{CANCELED_BY_CLIENT}; {unacknowledged}"
-            attempt = record.attempt
-            updated = await self._jobs.finish(live, JobState.CANCELED, reason, expected_attempt=attempt)
+            updated = await self._jobs.finish(live, JobState.CANCELED, reason, expected_attempt=record.attempt)
             if updated is not None:
                 return updated
+        if relayed and live.record.state is JobState.CANCELED:
+            return live.record
         raise _not_cancelable(live.record)
+
+    def _on_another_replica(self, record: JobRecord) -> bool:
+        """On a miner that is not connected here (only with several replicas on one store)."""
+        return self.replicas is not None and self._miners.holder(record.job_id, record.miner_id, record.attempt) is None
 
     async def watch(self, principal: Principal, job_id: str, from_seq: int = 0) -> AsyncIterator[JobEvent]:
         """Events from `from_seq` on; ends after the final state."""

@@ -43,6 +43,11 @@ class CoordinatorConfig:
     retention_sweep_interval: float = 3600.0
     # Webhooks may point at loopback and private addresses (`--allow-private-webhooks`): local stacks, tests.
     allow_private_webhooks: bool = False
+    # With several coordinators on one PostgreSQL database (docs/scaling.md): a replica silent this long (by the
+    # database's clock) has its jobs on miners taken over by the others.
+    replica_lease: float = 6.0
+    # The address this process serves on, as others reach it; shown in the replicas table.
+    advertise_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

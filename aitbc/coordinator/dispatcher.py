@@ -41,8 +41,11 @@ class Dispatcher:
         max_attempts: int,
         max_queued_per_client: int,
         max_queued_total: int,
+        replica_id: str = "",
     ) -> None:
         self._jobs = jobs
+        # Recorded on each assignment: which coordinator process runs the attempt (docs/scaling.md).
+        self._replica_id = replica_id
         self._miners = miners
         self._catalog = catalog
         self._clock = clock
@@ -142,6 +145,7 @@ class Dispatcher:
             error="",
             estimated_cost=cost_on(candidate, live.route),
             miner_reputation=candidate.reputation,
+            replica_id=self._replica_id,
         )
         return await self._jobs.transition(live, JobState.ASSIGNED, changes, expected_attempt=assignment.attempt - 1)
 

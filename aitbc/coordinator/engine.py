@@ -43,7 +43,9 @@ from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobL
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
+from aitbc.coordinator.reload import reload_unfinished
 from aitbc.coordinator.repair import StrandedJobs
+from aitbc.coordinator.replicas import Replicas
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.results import Results
@@ -58,10 +60,10 @@ from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec
 from aitbc.domain.keys import Principal, Role
 from aitbc.domain.receipts import Receipt
-from aitbc.domain.routing import RouteRequest
 from aitbc.domain.signing import generate_seed
 from aitbc.domain.states import JobState
 from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
+from aitbc.store.replicas import ReplicaStore
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,12 @@ class Coordinator:
         self.webhooks = Webhooks(store, self.clock, allow_private=config.allow_private_webhooks)
         self._deliveries = DeliveryWorker(store, self.clock, self.webhooks)
         self._jobs = JobTable(
-            store, self.clock, self._health, on_event=self._on_job_event, settler=self._settlement.closing
+            store,
+            self.clock,
+            self._health,
+            on_event=self._on_job_event,
+            settler=self._settlement.closing,
+            on_mirrored=self._feed.publish,
         )
         # Late-bound: the registry is built below.
         self.explorer = Explorer(store, self.clock, lambda: (len(self._miners), list(self._miners.offers())))
@@ -129,6 +136,7 @@ class Coordinator:
             max_attempts=config.max_attempts,
             max_queued_per_client=config.max_queued_per_client,
             max_queued_total=config.max_queued_total,
+            replica_id=store.replica_id if isinstance(store, ReplicaStore) else "",
         )
         self._progress = Progress(self._jobs, self._dispatcher, self._miners, self.clock)
         self._reports = MinerReports(
@@ -157,6 +165,23 @@ class Coordinator:
         self._retention = Retention(
             store, self.clock, erase=self._results.erase, interval=config.retention_sweep_interval
         )
+        self._replicas = (
+            Replicas(
+                store,
+                store,
+                self._jobs,
+                self._miners,
+                self._dispatcher,
+                self.clock,
+                adopt_pending=self._clients.adopt_pending,
+                cancel_here=self._clients.cancel_live,
+                address=config.advertise_address,
+                lease_seconds=config.replica_lease,
+            )
+            if isinstance(store, ReplicaStore)
+            else None
+        )
+        self._clients.replicas = self._replicas
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
     def _on_job_event(self, live: LiveJob, event: JobEvent) -> None:
@@ -182,40 +207,26 @@ class Coordinator:
     # Lifecycle
 
     async def start(self) -> None:
-        """Load unfinished jobs and start dispatching.
+        """Load unfinished jobs (`reload_unfinished`) and start dispatching.
 
-        Jobs that were on a miner when the previous process stopped go back to
-        pending: no miner is connected to a process that just started, and
-        the restart spends none of their attempts. A store that cannot be
-        written fails the start with `StoreUnavailableError`.
+        A store that cannot be written fails the start with `StoreUnavailableError`. With replicas, this
+        process first listens for the others' writes, so that none falls between loading and listening.
         """
         await self._store.probe()
         await self._reputation.load()
-        records = await self._store.unfinished_jobs()
-        events_of = await self._store.unfinished_events()
-        for record in records:
-            events = events_of.get(record.job_id, [])
-            if self._catalog.find(record.spec.model) is None:
-                await self._fail_unroutable(record, events)
-                continue
-            live = self._jobs.adopt(record, events, self._dispatcher.route_request(record.spec))
-            if record.state is JobState.PENDING:
-                self._clients.adopt_pending(live)
-            else:
-                await self._dispatcher.requeue(live, record.attempt, "the coordinator restarted", excused=True)
+        takeable: set[str] | None = None
+        if self._replicas is not None:
+            await self._replicas.listen()
+            takeable = await self._replicas.orphans()
+        await reload_unfinished(
+            self._store, self._catalog, self._jobs, self._dispatcher, self._clients, takeable=takeable
+        )
+        if self._replicas is not None:
+            await self._replicas.start()
         self._dispatcher.start()
         await self._blocks.start()
         await self._retention.start()
         self._deliveries.start()
-
-    async def _fail_unroutable(self, record: JobRecord, events: list[JobEvent]) -> None:
-        """A job left over from before its model was removed from the catalog can never run."""
-        model = record.spec.model
-        route = RouteRequest(ModelEntry(id=model), 1, record.spec.params.max_tokens, None)
-        live = self._jobs.adopt(record, events, route)
-        error = f"model {model!r} is no longer in the model catalog"
-        log.warning("failing %s: %s", record.job_id, error)
-        await self._jobs.finish(live, JobState.FAILED, error, expected_attempt=record.attempt)
 
     async def shutdown(self, grace: float) -> ShutdownReport:
         """Refuse new jobs, let miners finish theirs for up to `grace` seconds, requeue the rest.
@@ -247,6 +258,8 @@ class Coordinator:
         await self._dispatcher.close()
         await self._retention.close()
         await self._jobs.writes_done()
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._results.recorded()
         await self._blocks.close()
         await self._deliveries.close()

@@ -26,7 +26,14 @@ from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
 from aitbc.domain.routing import RouteRequest
 from aitbc.domain.states import JobState, can_transition, sources_of
-from aitbc.store.base import HoldRequest, JobChanges, SettleRequest, Store, StoreUnavailableError
+from aitbc.store.base import (
+    HoldRequest,
+    JobChanges,
+    JobMovedOnError,
+    SettleRequest,
+    Store,
+    StoreUnavailableError,
+)
 
 T = TypeVar("T")
 # Given the job before a change, its new state, the changes and the event recording it: the settlement the store
@@ -43,6 +50,7 @@ class JobTable:
         on_event: Callable[[LiveJob, JobEvent], None] | None = None,
         *,
         settler: Settler | None = None,
+        on_mirrored: Callable[[LiveJob, JobEvent], None] | None = None,
     ) -> None:
         self._store = store
         self._settler = settler
@@ -50,6 +58,10 @@ class JobTable:
         self._health = health
         # Told of every event once it is stored and in memory (the account feed); it must not block or raise.
         self._on_event = on_event or (lambda live, event: None)
+        # Told of every event another coordinator stored, once it is in memory here (docs/scaling.md).
+        self._on_mirrored = on_mirrored or (lambda live, event: None)
+        # Jobs being created here: another coordinator's copy-taking must not adopt them half made.
+        self.creating: set[str] = set()
         self._live: dict[str, LiveJob] = {}
         # Jobs a write failed for: memory still matches what was stored before, but what was meant to
         # happen (an event, a state change) did not. They are repaired once the store takes writes again.
@@ -95,8 +107,12 @@ class JobTable:
         event = JobEvent(
             job_id=record.job_id, seq=1, time=record.created_at, kind=EventKind.STATE, state=JobState.PENDING
         )
-        with self._writing(None):
-            stored = await self._store.create_job(record, event, hold)
+        self.creating.add(record.job_id)
+        try:
+            with self._writing(None):
+                stored = await self._store.create_job(record, event, hold)
+        finally:
+            self.creating.discard(record.job_id)
         if stored.job_id != record.job_id:
             return stored, None
         live = self.adopt(record, [event], route)
@@ -156,6 +172,9 @@ class JobTable:
                     settle=settle,
                 )
             if updated is None:
+                # Memory said the change could apply, the store did not: another coordinator on the same
+                # store changed the job first. Take its changes, so the caller sees where the job is now.
+                await self._catch_up(live)
                 return None
             live.record = updated
             live.append(event)
@@ -188,8 +207,31 @@ class JobTable:
             self.forget(record.job_id)
         return record
 
+    async def mirror(self, live: LiveJob) -> JobRecord:
+        """Take what other coordinators stored of the job since memory last saw it (docs/scaling.md)."""
+        async with live.lock:
+            record = await self._catch_up(live)
+        if record.state.is_terminal:
+            self.forget(record.job_id)
+        return record
+
+    async def _catch_up(self, live: LiveJob) -> JobRecord:
+        """With `live.lock` held: the job's record and any events memory lacks, from the store."""
+        with self._writing(None):
+            record = await self._store.get_job(live.record.job_id)
+            missed = await self._store.events(live.record.job_id, from_seq=live.next_seq)
+        if record is None:
+            raise RuntimeError(f"job {live.record.job_id} vanished from the store")
+        for event in missed:
+            live.append(event)
+            self._on_mirrored(live, event)
+        live.record = record
+        return record
+
     async def append_tokens(self, live: LiveJob, attempt: int, text: str, token_count: int) -> JobEvent:
-        """Store and publish a chunk of output as the job's next event; callers shield it with what mirrors it."""
+        """Store and publish a chunk of output as the job's next event; callers shield it with what mirrors it.
+
+        JobMovedOnError if another coordinator moved the job off `attempt` (memory then has its changes)."""
         async with live.lock:
             event = JobEvent(
                 job_id=live.record.job_id,
@@ -200,8 +242,12 @@ class JobTable:
                 token_count=token_count,
                 attempt=attempt,
             )
-            with self._writing(live.record.job_id):
-                await self._store.append_events([event])
+            try:
+                with self._writing(live.record.job_id):
+                    await self._store.append_events([event])
+            except JobMovedOnError:
+                await self._catch_up(live)
+                raise
             live.append(event)
             self._on_event(live, event)
         return event

@@ -8,7 +8,7 @@ watchers down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from aitbc.domain.events import EventKind, JobEvent
 from aitbc.domain.jobs import JobRecord
@@ -57,7 +57,7 @@ class LiveJob:
     def since(self, seq: int) -> list[JobEvent]:
         return self._events[max(seq, 1) - 1 :]
 
-    async def follow(self, from_seq: int) -> AsyncIterator[JobEvent]:
+    async def follow(self, from_seq: int) -> AsyncGenerator[JobEvent, None]:
         """Events from `from_seq` on, live, until the final state."""
         seq = max(from_seq, 1)
         while True:

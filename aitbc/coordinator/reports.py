@@ -27,7 +27,7 @@ from aitbc.domain.jobs import JobRecord
 from aitbc.domain.receipts import MinerAttestation
 from aitbc.domain.signing import verify_b64
 from aitbc.domain.states import JobState
-from aitbc.store.base import JobChanges
+from aitbc.store.base import JobChanges, JobMovedOnError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MinerReports:
         self._progress = progress
         self._reputation = reputation
         self._clock = clock
-        self._cancel_ack_timeout = cancel_ack_timeout
+        self.cancel_ack_timeout = cancel_ack_timeout
         self._detaching: set[asyncio.Task[None]] = set()
         # Whether a miner that drops its jobs is to blame; not while the coordinator itself shuts down.
         self.penalize_departures = True
@@ -72,7 +72,9 @@ class MinerReports:
         try:
             await self.mark_running(*found)
             await self._append(*found, text, token_count)
-        except StoreUnavailable:
+        except (StoreUnavailable, JobMovedOnError):
+            # JobMovedOnError: another coordinator took the job over (this one's lease had lapsed); the
+            # attempt is over here, as for a failing store, but the job is already back in others' hands.
             self._abandon(session, found[1])
 
     def _abandon(self, session: MinerSession, assignment: Assignment) -> None:
@@ -211,12 +213,12 @@ class MinerReports:
         unacknowledged = ""
         try:
             session.send(Cancel(record.job_id, record.attempt))
-            await self._clock.wait_for(asyncio.shield(acknowledged), self._cancel_ack_timeout)
+            await self._clock.wait_for(asyncio.shield(acknowledged), self.cancel_ack_timeout)
         except (OutboxFull, TimeoutError):
             log.warning("miner %s did not acknowledge cancel of %s", session.miner_id, record.job_id)
             self._reputation.caused_cancellation(session.miner_id)
             unacknowledged = (
-                f"miner {session.miner_id} did not acknowledge the cancel within {self._cancel_ack_timeout:g}s"
+                f"miner {session.miner_id} did not acknowledge the cancel within {self.cancel_ack_timeout:g}s"
             )
         self._free(session, assignment)
         return unacknowledged

@@ -47,7 +47,7 @@ from aitbc.store.postgres_migrations import (
 )
 from aitbc.store.postgres_pool import STORE_FAILURES, Connections, pg
 from aitbc.store.postgres_queries import PostgresHistory, PostgresResults, PostgresWebhooks, enqueue_job_event
-from aitbc.store.postgres_replicas import PostgresReplicas
+from aitbc.store.postgres_replicas import PostgresReplicas, new_replica_id
 from aitbc.store.sqlite_history import filter_clauses, where
 from aitbc.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -112,13 +112,18 @@ async def migrate(db: Connection) -> int:
 class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks, PostgresReplicas):
     """`Store` on PostgreSQL. Results, history and webhooks are in the mixins (`postgres_queries`)."""
 
-    def __init__(self, connections: Connections) -> None:
+    def __init__(self, connections: Connections, replica_id: str) -> None:
         self._db = connections
+        self.replica_id = replica_id
 
     @classmethod
-    async def open(cls, dsn: str, *, max_connections: int = 10) -> PostgresStore:
-        """Connect and migrate; StoreUnavailableError if the server cannot be reached."""
-        connections = await Connections.open(dsn, max_size=max_connections)
+    async def open(cls, dsn: str, *, max_connections: int = 10, replica_id: str = "") -> PostgresStore:
+        """Connect and migrate; StoreUnavailableError if the server cannot be reached.
+
+        `replica_id` names this coordinator process among those sharing the database (docs/scaling.md);
+        by default one made for the process: host, pid and a random part."""
+        replica_id = replica_id or new_replica_id()
+        connections = await Connections.open(dsn, max_size=max_connections, name=replica_id)
         try:
             async with connections.read() as db:
                 await migrate(db)
@@ -128,7 +133,7 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks, Postgres
         except BaseException:
             await connections.close()
             raise
-        return cls(connections)
+        return cls(connections, replica_id)
 
     async def close(self) -> None:
         await self._db.close()

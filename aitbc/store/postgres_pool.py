@@ -63,9 +63,13 @@ class Connections:
         self.dsn = dsn
 
     @classmethod
-    async def open(cls, dsn: str, *, min_size: int = 0, max_size: int = 10) -> Connections:
+    async def open(cls, dsn: str, *, min_size: int = 0, max_size: int = 10, name: str = "") -> Connections:
+        """`name`: the connections' application_name, which notifications of their writes carry."""
+        settings = {"application_name": name} if name else None
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, timeout=10, server_settings=settings
+            )
         except STORE_FAILURES as error:
             raise StoreUnavailableError(f"cannot connect to {redact(dsn)}: {error}") from error
         return cls(pool, dsn)

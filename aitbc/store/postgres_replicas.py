@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -13,14 +16,17 @@ from aitbc.domain.states import JobState
 from aitbc.store.base import StoreUnavailableError
 from aitbc.store.postgres_pool import STORE_FAILURES, Connections
 from aitbc.store.replicas import JobHead, ReplicaRecord
-from aitbc.store.sqlite_rows import micros, moment
+from aitbc.store.sqlite_rows import moment
 
 JOB_CHANNEL = "aitbc_job"  # payload: a job id (the trigger of migration 11 sends it for every stored event)
 CANCEL_CHANNEL = "aitbc_cancel"  # payload: "job_id attempt"
 
 _ON_MINERS = "('assigned', 'running')"
-_UPSERT = """
-INSERT INTO replicas (replica_id, address, started_at, lease_until, miners) VALUES ($1, $2, $3, $4, $5)
+# Leases are measured on the database's clock, so the coordinators' clocks may disagree.
+_NOW = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+_UPSERT = f"""
+INSERT INTO replicas (replica_id, address, started_at, lease_until, miners)
+VALUES ($1, $2, {_NOW}, {_NOW} + $3, $4)
 ON CONFLICT (replica_id) DO UPDATE SET address = excluded.address, lease_until = excluded.lease_until,
     miners = excluded.miners
 RETURNING (xmax = 0) AS inserted
@@ -28,7 +34,7 @@ RETURNING (xmax = 0) AS inserted
 _ORPHANS = f"""
 SELECT j.job_id, j.attempt, j.replica_id FROM jobs AS j
 WHERE j.state IN {_ON_MINERS}
-  AND NOT EXISTS (SELECT 1 FROM replicas AS r WHERE r.replica_id = j.replica_id AND r.lease_until >= $1)
+  AND NOT EXISTS (SELECT 1 FROM replicas AS r WHERE r.replica_id = j.replica_id AND r.lease_until >= {_NOW})
 """
 _HEADS = """
 SELECT j.job_id, j.state, j.attempt, (SELECT max(e.seq) FROM job_events AS e WHERE e.job_id = j.job_id) AS last_seq
@@ -36,19 +42,18 @@ FROM jobs AS j WHERE j.state IN ('pending', 'assigned', 'running')
 """
 
 
+def new_replica_id() -> str:
+    """A replica id for a process that was given none: readable in logs, unique across restarts."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class PostgresReplicas:
     _db: Connections
+    replica_id: str
 
-    async def renew_replica(self, replica: ReplicaRecord) -> bool:
+    async def renew_replica(self, replica_id: str, *, address: str, lease_seconds: float, miners: str) -> bool:
         async with self._db.write() as db:
-            inserted = await db.fetchval(
-                _UPSERT,
-                replica.replica_id,
-                replica.address,
-                micros(replica.started_at),
-                micros(replica.lease_until),
-                replica.miners,
-            )
+            inserted = await db.fetchval(_UPSERT, replica_id, address, round(lease_seconds * 1_000_000), miners)
         return not inserted
 
     async def leave_replica(self, replica_id: str) -> None:
@@ -58,7 +63,8 @@ class PostgresReplicas:
     async def replicas(self) -> list[ReplicaRecord]:
         async with self._db.read() as db:
             rows = await db.fetch(
-                "SELECT replica_id, address, started_at, lease_until, miners FROM replicas ORDER BY replica_id"
+                "SELECT replica_id, address, started_at, lease_until, miners,"
+                f" lease_until >= {_NOW} AS live FROM replicas ORDER BY replica_id"
             )
         return [
             ReplicaRecord(
@@ -67,18 +73,21 @@ class PostgresReplicas:
                 started_at=_moment(row["started_at"]),
                 lease_until=_moment(row["lease_until"]),
                 miners=row["miners"],
+                live=row["live"],
             )
             for row in rows
         ]
 
-    async def orphaned_jobs(self, now: datetime) -> list[tuple[str, int, str]]:
+    async def orphaned_jobs(self) -> list[tuple[str, int, str]]:
         async with self._db.read() as db:
-            rows = await db.fetch(_ORPHANS, micros(now))
+            rows = await db.fetch(_ORPHANS)
         return [(row["job_id"], row["attempt"], row["replica_id"]) for row in rows]
 
-    async def forget_replicas(self, before: datetime) -> int:
+    async def forget_replicas(self, lapsed_for: float) -> int:
         async with self._db.write() as db:
-            status = await db.execute("DELETE FROM replicas WHERE lease_until < $1", micros(before))
+            status = await db.execute(
+                f"DELETE FROM replicas WHERE lease_until < {_NOW} - $1", round(lapsed_for * 1_000_000)
+            )
         return int(status.split()[-1])
 
     async def job_heads(self) -> dict[str, JobHead]:
@@ -92,7 +101,7 @@ class PostgresReplicas:
 
     async def listen(
         self,
-        on_job: Callable[[str], None],
+        on_job: Callable[[str, int, str], None],
         on_cancel: Callable[[str, int], None],
         on_lost: Callable[[], None],
     ) -> Listener:
@@ -103,7 +112,8 @@ class PostgresReplicas:
         listener = Listener(connection, on_lost)
 
         def job_changed(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_job(payload)
+            job_id, seq, writer = payload.split(" ", 2)
+            on_job(job_id, int(seq), writer)
 
         def cancel_asked(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
             job_id, _, attempt = payload.partition(" ")

@@ -22,8 +22,9 @@ class ReplicaRecord:
     replica_id: str
     address: str
     started_at: datetime
-    lease_until: datetime
-    miners: str  # JSON list (aitbc.coordinator.replica_miners)
+    lease_until: datetime  # by the database's clock
+    miners: str  # JSON (aitbc.coordinator.replica_miners)
+    live: bool  # whether the lease still runs, by the database's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,11 @@ class Listening(Protocol):
 
 @runtime_checkable
 class ReplicaStore(Protocol):
-    async def renew_replica(self, replica: ReplicaRecord) -> bool:
-        """Write the replica's row (its lease and miners); False if it had to be made anew (it was taken over)."""
+    replica_id: str  # this process's; the store's writes carry it (application_name on PostgreSQL)
+
+    async def renew_replica(self, replica_id: str, *, address: str, lease_seconds: float, miners: str) -> bool:
+        """Extend the replica's lease to `lease_seconds` from now (the database's clock) and record its miners;
+        False if its row had to be made anew (first start, or it was forgotten: its jobs were taken over)."""
         ...
 
     async def leave_replica(self, replica_id: str) -> None:
@@ -51,12 +55,12 @@ class ReplicaStore(Protocol):
 
     async def replicas(self) -> list[ReplicaRecord]: ...
 
-    async def orphaned_jobs(self, now: datetime) -> list[tuple[str, int, str]]:
-        """(job_id, attempt, replica_id) of jobs on a miner whose replica has no lease at `now`."""
+    async def orphaned_jobs(self) -> list[tuple[str, int, str]]:
+        """(job_id, attempt, replica_id) of jobs on a miner whose replica's lease has run out (or never was)."""
         ...
 
-    async def forget_replicas(self, before: datetime) -> int:
-        """Delete the rows of replicas whose lease ended before `before`; how many."""
+    async def forget_replicas(self, lapsed_for: float) -> int:
+        """Delete the rows of replicas whose lease ran out over `lapsed_for` seconds ago; how many."""
         ...
 
     async def job_heads(self) -> dict[str, JobHead]:
@@ -69,10 +73,11 @@ class ReplicaStore(Protocol):
 
     async def listen(
         self,
-        on_job: Callable[[str], None],
+        on_job: Callable[[str, int, str], None],
         on_cancel: Callable[[str, int], None],
         on_lost: Callable[[], None],
     ) -> Listening:
-        """Hear of every stored event (`on_job(job_id)`) and cancel request on a connection of its own;
+        """Hear of every stored event (`on_job(job_id, seq, writing replica)`) and cancel request on a
+        connection of its own;
         `on_lost` once that connection breaks, after which nothing more is heard."""
         ...

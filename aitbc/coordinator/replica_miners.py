@@ -1,0 +1,61 @@
+"""What a replica tells the others of its stream miners: enough for a submit anywhere to know a job can run.
+
+Miners with the same capabilities fold into one profile with a count, so the row stays small with thousands of
+miners. Routing to a miner stays with the replica the miner is connected to; these profiles only answer
+"could any miner of the network ever serve this job?" (`check_route`), so a submit on a replica without a
+suitable miner of its own is not refused while another replica has one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from aitbc.domain.routing import Candidate, Price
+
+
+def encode(candidates: Iterable[Candidate]) -> str:
+    profiles: Counter[str] = Counter()
+    for candidate in candidates:
+        profile = {
+            "models": sorted(candidate.models),
+            "tier": candidate.tier,
+            "max_vram_bytes": candidate.max_vram_bytes,
+            "max_concurrency": candidate.max_concurrency,
+            "draining": candidate.draining,
+            "prices": {model: [p.input_per_1k, p.output_per_1k] for model, p in sorted(candidate.prices.items())},
+        }
+        profiles[json.dumps(profile, sort_keys=True)] += 1
+    return json.dumps([{**json.loads(profile), "count": count} for profile, count in sorted(profiles.items())])
+
+
+def decode(replica_id: str, text: str) -> list[Candidate]:
+    """One candidate per profile (its id names the replica), or none from a row this build cannot read."""
+    try:
+        profiles: list[dict[str, Any]] = json.loads(text)
+        return [
+            Candidate(
+                miner_id=f"{replica_id}#{index}",
+                models=frozenset(profile["models"]),
+                tier=int(profile["tier"]),
+                max_vram_bytes=int(profile["max_vram_bytes"]),
+                free_slots=0,
+                max_concurrency=int(profile["max_concurrency"]),
+                draining=bool(profile["draining"]),
+                reputation=0,
+                tokens_per_second=0.0,
+                prices={model: Price(int(i), int(o)) for model, (i, o) in profile["prices"].items()},
+            )
+            for index, profile in enumerate(profiles)
+        ]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def miner_count(text: str) -> int:
+    try:
+        return sum(int(profile["count"]) for profile in json.loads(text))
+    except (ValueError, KeyError, TypeError):
+        return 0
