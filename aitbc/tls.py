@@ -10,9 +10,12 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
+
+from aitbc.targets import ROUND_ROBIN, channel_target
 
 # Addresses that ask for TLS; "grpc://" and a bare HOST:PORT are plaintext. For the SDK, https:// names an
 # HTTP gateway instead (see aitbc.client._endpoint); everywhere else a coordinator is only reached over gRPC.
@@ -72,15 +75,24 @@ def client_tls(
     return target, ClientTls(ca=ca, cert=cert, key=key)
 
 
-def aio_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str, int]] = ()) -> grpc.aio.Channel:
-    """A grpc.aio channel to `target`: TLS with `tls`, else plaintext."""
+def aio_channel(
+    target: str, tls: ClientTls | None, options: Sequence[tuple[str, Any]] = (), *, balanced: bool = False
+) -> grpc.aio.Channel:
+    """A grpc.aio channel to `target`: TLS with `tls`, else plaintext.
+
+    `target` may list replicas (`a:1,b:2`, see aitbc.targets); `balanced` spreads calls over all of them
+    instead of keeping to one until it fails."""
+    target, extra = channel_target(target)
+    options = [*options, *extra, *([ROUND_ROBIN] if balanced else [])]
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options)
     return grpc.aio.secure_channel(target, tls.credentials(), options=options)
 
 
-def blocking_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
-    """A blocking channel to `target`: TLS with `tls`, else plaintext."""
+def blocking_channel(target: str, tls: ClientTls | None, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+    """A blocking channel to `target` (which may list replicas): TLS with `tls`, else plaintext."""
+    target, extra = channel_target(target)
+    options = [*options, *extra]
     if tls is None:
         return grpc.insecure_channel(target, options=options)
     return grpc.secure_channel(target, tls.credentials(), options=options)

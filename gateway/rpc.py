@@ -159,7 +159,8 @@ class CoordinatorClient:
         self._channel: grpc.aio.Channel | None = None
 
     async def open(self) -> None:
-        self._channel = aio_channel(self._target, self._tls, KEEPALIVE_OPTIONS)
+        # Balanced: with replicas listed (docs/scaling.md), calls spread over them and skip one that is gone.
+        self._channel = aio_channel(self._target, self._tls, KEEPALIVE_OPTIONS, balanced=True)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -21,6 +21,7 @@ import grpc
 from aitbc import config
 from aitbc.cli.account_commands import grant_starting_balance
 from aitbc.cli.command_parser import AddArguments, CommandParser
+from aitbc.cli.replica_options import add_replica_arguments, with_replica_options
 from aitbc.cli.server_options import add_coordinator_tls_arguments, add_observability_arguments, server_credentials_from
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
@@ -74,6 +75,7 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         " (default: the SQLite file in the data directory)",
     )
     add_private_webhooks_argument(coordinator)
+    add_replica_arguments(coordinator)
     coordinator.add_argument(
         "--public-url",
         default=f"http://{config.DEFAULT_HTTP_ADDRESS}",
@@ -215,7 +217,7 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
         ns.store or home / config.DATABASE_FILE,
         ns.listen,
         ns.grace,
-        coordinator_config,
+        with_replica_options(coordinator_config, ns),
         credentials=credentials,
         metrics_listen=ns.metrics_listen,
     )

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from aitbc import config
 from aitbc.client._transport import AsyncTransport, M, Transport
 from aitbc.client.errors import translate_rpc_errors
+from aitbc.targets import channel_target
 
 
 def _path(method: MethodDescriptor) -> str:
@@ -31,10 +32,12 @@ class GrpcTransport(Transport):
     def __init__(self, target: str, api_key: str | None, credentials: grpc.ChannelCredentials | None) -> None:
         self._target = target
         self._metadata = _metadata(api_key)
+        listed, options = channel_target(target)  # replicas: a:1,b:2 (docs/scaling.md)
+        options = [*config.KEEPALIVE_OPTIONS, *options]
         if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=config.KEEPALIVE_OPTIONS)
+            self._channel = grpc.insecure_channel(listed, options=options)
         else:
-            self._channel = grpc.secure_channel(target, credentials, options=config.KEEPALIVE_OPTIONS)
+            self._channel = grpc.secure_channel(listed, credentials, options=options)
 
     @property
     def target(self) -> str:
@@ -71,10 +74,12 @@ class AsyncGrpcTransport(AsyncTransport):
     def __init__(self, target: str, api_key: str | None, credentials: grpc.ChannelCredentials | None) -> None:
         self._target = target
         self._metadata = _metadata(api_key)
+        listed, options = channel_target(target)  # replicas: a:1,b:2 (docs/scaling.md)
+        options = [*config.KEEPALIVE_OPTIONS, *options]
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target, options=config.KEEPALIVE_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(listed, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials, options=config.KEEPALIVE_OPTIONS)
+            self._channel = grpc.aio.secure_channel(listed, credentials, options=options)
 
     @property
     def target(self) -> str:

@@ -8,6 +8,8 @@ from aitbc.config import DEFAULT_MODEL
 from aitbc.coordinator.settlement import DEFAULT_FEE_BPS
 from aitbc.domain.catalog import DEFAULT_CATALOG, Catalog
 
+DEFAULT_REPLICA_LEASE = 6.0
+
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorConfig:
@@ -45,7 +47,7 @@ class CoordinatorConfig:
     allow_private_webhooks: bool = False
     # With several coordinators on one PostgreSQL database (docs/scaling.md): a replica silent this long (by the
     # database's clock) has its jobs on miners taken over by the others.
-    replica_lease: float = 6.0
+    replica_lease: float = DEFAULT_REPLICA_LEASE
     # The address this process serves on, as others reach it; shown in the replicas table.
     advertise_address: str = ""
 
