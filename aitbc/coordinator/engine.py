@@ -14,6 +14,7 @@ Each part owns one concern (see docs/design.md):
 * `Results` — result packages, checksums, share links, delete; `Retention` — plans and the sweeper.
 * `JobHistory` — filters, exports and stats over past jobs.
 * `Webhooks`, `DeliveryWorker` — webhooks, and sending their deliveries from the store's outbox.
+* `Replicas` — on a store several coordinators share: copies of the others' jobs, leases, take-over.
 
 Servicers call the methods here; none of them holds logic of its own.
 """
@@ -45,7 +46,7 @@ from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reload import reload_unfinished
 from aitbc.coordinator.repair import StrandedJobs
-from aitbc.coordinator.replicas import Replicas
+from aitbc.coordinator.replicas import replicas_for
 from aitbc.coordinator.reports import MinerReports
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.coordinator.results import Results
@@ -63,7 +64,6 @@ from aitbc.domain.receipts import Receipt
 from aitbc.domain.signing import generate_seed
 from aitbc.domain.states import JobState
 from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
-from aitbc.store.replicas import ReplicaStore
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Coordinator:
             max_attempts=config.max_attempts,
             max_queued_per_client=config.max_queued_per_client,
             max_queued_total=config.max_queued_total,
-            replica_id=store.replica_id if isinstance(store, ReplicaStore) else "",
+            replica_id=getattr(store, "replica_id", ""),
         )
         self._progress = Progress(self._jobs, self._dispatcher, self._miners, self.clock)
         self._reports = MinerReports(
@@ -165,23 +165,16 @@ class Coordinator:
         self._retention = Retention(
             store, self.clock, erase=self._results.erase, interval=config.retention_sweep_interval
         )
-        self._replicas = (
-            Replicas(
-                store,
-                store,
-                self._jobs,
-                self._miners,
-                self._dispatcher,
-                self.clock,
-                adopt_pending=self._clients.adopt_pending,
-                cancel_here=self._clients.cancel_live,
-                address=config.advertise_address,
-                lease_seconds=config.replica_lease,
-            )
-            if isinstance(store, ReplicaStore)
-            else None
+        self._replicas = replicas_for(
+            store,
+            self._jobs,
+            self._miners,
+            self._dispatcher,
+            self._clients,
+            self.clock,
+            lease_seconds=config.replica_lease,
+            address=config.advertise_address,
         )
-        self._clients.replicas = self._replicas
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
     def _on_job_event(self, live: LiveJob, event: JobEvent) -> None:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.dispatcher import Dispatcher
@@ -37,6 +37,9 @@ from aitbc.domain.routing import Candidate
 from aitbc.domain.states import JobState
 from aitbc.store.base import Store, StoreUnavailableError
 from aitbc.store.replicas import Listening, ReplicaStore
+
+if TYPE_CHECKING:
+    from aitbc.coordinator.client_jobs import ClientJobs
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +165,14 @@ class Replicas:
                     await self.sweep()
                     next_sweep = time.monotonic() + self._sweep_interval
                 while self._dirty:
+                    # Taken off before reading: a notification that arrives meanwhile marks it again.
                     job_id = next(iter(self._dirty))
-                    await self.catch_up(job_id)
-                    self._dirty.pop(job_id, None)
+                    del self._dirty[job_id]
+                    try:
+                        await self.catch_up(job_id)
+                    except BaseException:
+                        self._dirty[job_id] = None
+                        raise
             except StoreUnavailableError as error:
                 log.warning("cannot read other replicas' changes now (%s); retrying", error)
                 await asyncio.sleep(min(1.0, self.lease_seconds / 3))
@@ -302,3 +310,33 @@ class Replicas:
         finally:
             await following.aclose()
         return False
+
+
+def replicas_for(
+    store: Store,
+    jobs: JobTable,
+    miners: MinerRegistry,
+    dispatcher: Dispatcher,
+    clients: ClientJobs,
+    clock: Clock,
+    *,
+    lease_seconds: float,
+    address: str,
+) -> Replicas | None:
+    """The replica part for a store several coordinators can share (PostgreSQL), wired to `clients`; else None."""
+    if not isinstance(store, ReplicaStore):
+        return None
+    replicas = Replicas(
+        store,
+        store,
+        jobs,
+        miners,
+        dispatcher,
+        clock,
+        adopt_pending=clients.adopt_pending,
+        cancel_here=clients.cancel_live,
+        address=address,
+        lease_seconds=lease_seconds,
+    )
+    clients.replicas = replicas
+    return replicas

@@ -198,7 +198,6 @@ async def test_racing_replicas_never_assign_one_job_twice(url: str, keys: Keys, 
             await asyncio.gather(*serving)
         assigned = [job_id for job_id, _, _ in attempts]
         assert sorted(assigned) == sorted(job.job_id for job in jobs), attempts  # each once, none twice
-        assert {name for _, _, name in attempts} == {"miner-a", "miner-b"}  # both replicas claimed jobs
 
 
 async def test_a_burst_on_one_replica_does_not_starve_a_job_on_another(url: str, keys: Keys, tmp_path: Path) -> None:
