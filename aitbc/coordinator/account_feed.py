@@ -128,6 +128,10 @@ class AccountFeed:
         finally:
             self._remove(subscriber)
 
+    def follows(self, owner_id: str) -> bool:
+        """Whether anyone here watches `owner_id`'s jobs (the owner, or an admin watching everyone's)."""
+        return bool(self._subscribers.get(owner_id) or self._subscribers.get(None))
+
     def publish(self, live: LiveJob, event: JobEvent) -> None:
         """Pass on an event `live` just appended. Called by the job table; never raises."""
         try:

@@ -192,6 +192,8 @@ class ClientJobs:
         require_role(principal, Role.CLIENT)
         live = await self._live_for(principal, job_id)
         if live is not None:
+            if self.replicas is not None:
+                await self.replicas.fresh(live)  # its tokens so far, if another replica's miner made them
             return self._progress.of(live)
         record = await self._store.get_job(job_id)
         if record is None:
@@ -271,8 +273,14 @@ class ClientJobs:
                 for event in await self._store.events(job_id, from_seq=max(from_seq, 1)):
                     yield event
                 return
-        async for event in live.follow(from_seq):
-            yield event
+        live.watchers += 1  # from here on, another replica's tokens for it are read as they come
+        try:
+            if self.replicas is not None:
+                await self.replicas.fresh(live)
+            async for event in live.follow(from_seq):
+                yield event
+        finally:
+            live.watchers -= 1
 
     async def _expire(self, job_id: str) -> None:
         """Fail a job that waited out its TTL without ever reaching a miner."""

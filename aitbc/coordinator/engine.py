@@ -174,6 +174,7 @@ class Coordinator:
             self.clock,
             lease_seconds=config.replica_lease,
             address=config.advertise_address,
+            followed=lambda live: live.watchers > 0 or self._feed.follows(live.record.owner_id),
         )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 

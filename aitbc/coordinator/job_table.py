@@ -217,11 +217,21 @@ class JobTable:
 
     async def _catch_up(self, live: LiveJob) -> JobRecord:
         """With `live.lock` held: the job's record and any events memory lacks, from the store."""
+        job_id = live.record.job_id
         with self._writing(None):
-            record = await self._store.get_job(live.record.job_id)
-            missed = await self._store.events(live.record.job_id, from_seq=live.next_seq)
+            missed = await self._store.events(job_id, from_seq=live.next_seq)
+            # Token chunks alone leave the job's row as it was: no need to read it again.
+            changed = not missed or any(event.kind is EventKind.STATE for event in missed)
+            record = await self._store.get_job(job_id) if changed else live.record
+            # Read after the events, the row may be newer than they are (its next change committed in
+            # between): read on until the events reach the state the row is in, so the two agree.
+            while record is not None and changed and _last_state(missed) is not record.state:
+                more = await self._store.events(job_id, from_seq=live.next_seq + len(missed))
+                if not more:
+                    break
+                missed += more
         if record is None:
-            raise RuntimeError(f"job {live.record.job_id} vanished from the store")
+            raise RuntimeError(f"job {job_id} vanished from the store")
         for event in missed:
             live.append(event)
             self._on_mirrored(live, event)
@@ -259,6 +269,10 @@ class JobTable:
     async def finish(self, live: LiveJob, to: JobState, error: str, *, expected_attempt: int) -> JobRecord | None:
         """End a job without completing it (failed or canceled), keeping what it produced."""
         return await self.transition(live, to, self.final_changes(live, error), expected_attempt=expected_attempt)
+
+
+def _last_state(events: list[JobEvent]) -> JobState | None:
+    return next((event.state for event in reversed(events) if event.kind is EventKind.STATE), None)
 
 
 def _or(change: T | None, current: T) -> T:

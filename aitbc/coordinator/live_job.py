@@ -28,6 +28,9 @@ class LiveJob:
         self.tokens = 0
         # A client asked to cancel and the miner has not acknowledged yet: shown as `canceling`.
         self.cancel_requested = False
+        # Clients watching it here. With replicas, a copy reads another replica's token chunks only while
+        # someone here watches (or asks: `Replicas.fresh`); state changes it always reads.
+        self.watchers = 0
         # Made when a follower waits, set and dropped by the next append: a job nobody is waiting on (a queued
         # one, or a chunk no watcher is behind) costs no Event per event.
         self._grown: asyncio.Event | None = None

@@ -58,6 +58,7 @@ class Replicas:
         *,
         adopt_pending: Callable[[LiveJob], None],
         cancel_here: Callable[[LiveJob], Coroutine[Any, Any, object]],
+        followed: Callable[[LiveJob], bool] = lambda live: live.watchers > 0,
         address: str = "",
         lease_seconds: float = 6.0,
         sweep_interval: float = 10.0,
@@ -71,10 +72,12 @@ class Replicas:
         self._clock = clock
         self._adopt_pending = adopt_pending
         self._cancel_here = cancel_here
+        self._followed = followed
         self.address = address
         self.lease_seconds = lease_seconds
         self._sweep_interval = sweep_interval
         self._dirty: dict[str, None] = {}  # jobs whose copy may be behind, in the order heard of
+        self._behind: set[str] = set()  # jobs whose copy lacks token chunks nobody here has asked for yet
         self._wake = asyncio.Event()
         self._listening: Listening | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -118,14 +121,24 @@ class Replicas:
 
     # Notifications
 
-    def _heard_job(self, job_id: str, seq: int, writer: str) -> None:
+    def _heard_job(self, job_id: str, seq: int, kind: str, writer: str) -> None:
         if writer == self.replica_id:
             return
         live = self._jobs.get(job_id)
         if live is not None and live.next_seq > seq:
             return  # already caught up (a sweep or a lost race read it)
+        if live is not None and kind == EventKind.TOKENS.value and not self._followed(live):
+            # Nobody here follows its output: read it when someone does (`fresh`), or with the next state change.
+            self._behind.add(job_id)
+            return
         self._dirty[job_id] = None
         self._wake.set()
+
+    async def fresh(self, live: LiveJob) -> None:
+        """Read the token chunks of `live` this replica skipped while nobody here watched it."""
+        if live.record.job_id in self._behind:
+            self._behind.discard(live.record.job_id)
+            await self._jobs.mirror(live)
 
     def _heard_cancel(self, job_id: str, attempt: int) -> None:
         live = self._jobs.get(job_id)
@@ -208,6 +221,7 @@ class Replicas:
             await self._adopt(job_id)
             return
         before_state, before_attempt, before_miner = live.record.state, live.record.attempt, live.record.miner_id
+        self._behind.discard(job_id)
         record = await self._jobs.mirror(live)
         if (record.state, record.attempt) != (before_state, before_attempt) and before_state in _ON_A_MINER:
             self._take_off_local_miner(job_id, before_miner, before_attempt)
@@ -322,6 +336,7 @@ def replicas_for(
     *,
     lease_seconds: float,
     address: str,
+    followed: Callable[[LiveJob], bool],
 ) -> Replicas | None:
     """The replica part for a store several coordinators can share (PostgreSQL), wired to `clients`; else None."""
     if not isinstance(store, ReplicaStore):
@@ -335,6 +350,7 @@ def replicas_for(
         clock,
         adopt_pending=clients.adopt_pending,
         cancel_here=clients.cancel_live,
+        followed=followed,
         address=address,
         lease_seconds=lease_seconds,
     )

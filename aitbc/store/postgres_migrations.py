@@ -224,8 +224,8 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     """,
     # 11: replicas (docs/scaling.md). `jobs.replica_id` names the coordinator process running the attempt;
     # `replicas` holds each process's liveness lease and the miners connected to it. Every stored event
-    # notifies `aitbc_job` with "job_id seq replica" (ids, never payloads: listeners read the events from the
-    # table); the replica is the writing connection's application_name, so a replica skips its own writes.
+    # notifies `aitbc_job` with "job_id seq kind replica" (ids, never payloads: listeners read the events from
+    # the table); the replica is the writing connection's application_name, so a replica skips its own writes.
     """
     ALTER TABLE jobs ADD COLUMN replica_id TEXT NOT NULL DEFAULT '';
     CREATE TABLE replicas (
@@ -238,7 +238,9 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_on_miners ON jobs (replica_id) WHERE state IN ('assigned', 'running');
     CREATE FUNCTION aitbc_notify_job() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM pg_notify('aitbc_job', NEW.job_id || ' ' || NEW.seq || ' ' || current_setting('application_name'));
+        PERFORM pg_notify(
+            'aitbc_job', concat_ws(' ', NEW.job_id, NEW.seq, NEW.kind, current_setting('application_name'))
+        );
         RETURN NULL;
     END $$;
     CREATE TRIGGER job_events_notify AFTER INSERT ON job_events FOR EACH ROW EXECUTE FUNCTION aitbc_notify_job();

@@ -101,7 +101,7 @@ class PostgresReplicas:
 
     async def listen(
         self,
-        on_job: Callable[[str, int, str], None],
+        on_job: Callable[[str, int, str, str], None],
         on_cancel: Callable[[str, int], None],
         on_lost: Callable[[], None],
     ) -> Listener:
@@ -112,8 +112,8 @@ class PostgresReplicas:
         listener = Listener(connection, on_lost)
 
         def job_changed(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
-            job_id, seq, writer = payload.split(" ", 2)
-            on_job(job_id, int(seq), writer)
+            job_id, seq, kind, writer = payload.split(" ", 3)
+            on_job(job_id, int(seq), kind, writer)
 
         def cancel_asked(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
             job_id, _, attempt = payload.partition(" ")

@@ -73,11 +73,11 @@ class ReplicaStore(Protocol):
 
     async def listen(
         self,
-        on_job: Callable[[str, int, str], None],
+        on_job: Callable[[str, int, str, str], None],
         on_cancel: Callable[[str, int], None],
         on_lost: Callable[[], None],
     ) -> Listening:
-        """Hear of every stored event (`on_job(job_id, seq, writing replica)`) and cancel request on a
+        """Hear of every stored event (`on_job(job_id, seq, kind, writing replica)`) and cancel request on a
         connection of its own;
         `on_lost` once that connection breaks, after which nothing more is heard."""
         ...

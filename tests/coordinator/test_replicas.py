@@ -104,6 +104,12 @@ async def test_submit_on_one_replica_runs_on_another_and_streams_to_a_third(
             assert (assign.job_id, assign.attempt) == (job.job_id, 1)
             await miner.started(job.job_id, 1)
             await miner.tokens(job.job_id, 1, "Hel", "lo", " there")
+            # Nobody watches on a, which therefore skips b's token chunks until asked: GetJob reads them.
+            deadline = asyncio.get_running_loop().time() + DEADLINE
+            while (running := await get_job(a, keys.client, job.job_id)).usage.completion_tokens < 3:
+                assert asyncio.get_running_loop().time() < deadline, running
+                await asyncio.sleep(0.05)
+            assert running.status == S.JOB_STATE_RUNNING
             await miner.done(job.job_id, 1, "Hello there", completion_tokens=3)
             events = await asyncio.wait_for(watcher, DEADLINE)
         assert [event.seq for event in events] == list(range(1, len(events) + 1))  # in order, no gaps, no repeats
