@@ -6,7 +6,8 @@ run, alternating, times the routing part of a pass that places one queued job:
 * `score all`: what a pass did before the candidate index: build a `Candidate` (reputation score included)
   for every taker, then plan by scoring all of them (`routing.choose` over the list);
 * `indexed`: what a pass does now: `MinerRegistry.takers()` (the candidate index, brought up to date with the
-  miners that changed since the last pass) and `plan_assignments` on it;
+  miners that changed since the last pass) and `plan_assignments` on it; `alone`: the same, timed in a run of
+  its own (ten times `--passes`), without the other planner's garbage for the collector to walk in between;
 
 and, for the submit path, building every connected miner's candidate afresh (what `check_route` was given
 before) vs `MinerRegistry.candidates()` (the cached ones), and a whole pass with an empty queue. Both
@@ -91,7 +92,8 @@ async def main() -> None:
         registry, dispatcher = coordinator._miners, coordinator._dispatcher
         reputation = registry._reputation
         route = RouteRequest(catalog.resolve(MODEL), prompt_tokens=4, max_tokens=16, max_price=None)
-        header = ["miners", "score all", "indexed", "all/indexed", "same pick", "build all", "cached", "empty pass"]
+        header = ["miners", "score all", "indexed", "all/indexed", "same pick", "alone", "build all", "cached"]
+        header.append("empty pass")
         print(" ".join(f"{h:>12}" for h in header))
         try:
             for count in sorted(args.miners):
@@ -110,6 +112,8 @@ async def main() -> None:
                         seconds, picks[name] = timed(step)
                         (old if name == "old" else new).append(seconds)
                     same = same and picks["old"] == picks["new"]
+                # The indexed pass again, with no old-style pass making garbage between: its own cost.
+                alone = [timed(lambda: indexed(registry, route))[0] for _ in range(10 * args.passes)]
                 every = [timed(lambda: [fresh(s, reputation, coordinator) for s in registry])[0] for _ in range(5)]
                 cached = [timed(registry.candidates)[0] for _ in range(args.passes)]
                 empty = []
@@ -123,6 +127,7 @@ async def main() -> None:
                     f"{1000 * statistics.median(new):.3f}ms",
                     f"{statistics.median(old) / statistics.median(new):.0f}x",
                     "yes" if same else "NO",
+                    f"{1000 * statistics.median(alone):.3f}ms",
                     f"{1000 * statistics.median(every):.3f}ms",
                     f"{1000 * statistics.median(cached):.3f}ms",
                     f"{1000 * statistics.median(empty):.3f}ms",
