@@ -65,10 +65,10 @@ def aitbc(*args: str, home: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def processes(commands: list[list[str]], env: dict[str, str]) -> Iterator[None]:
+def processes(commands: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
     started = [subprocess.Popen(command, env=env) for command in commands]
     try:
-        yield
+        yield started
     finally:
         for process in started:
             process.terminate()

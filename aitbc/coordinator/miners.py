@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -190,6 +190,7 @@ class MinerSession:
         seen_at: float,
         polls: bool = False,
     ) -> None:
+        self._watcher: Callable[[str], None] | None = None
         self.advertise(info, models)
         self.principal = principal
         self.connected_at = connected_at
@@ -231,6 +232,15 @@ class MinerSession:
         self.prices = {models[name]: price for name, price in info.prices if name in models}
         # Assignments name the model as this miner advertised it, which may be an alias.
         self._names = {model_id: name for name, model_id in models.items()}
+        self._changed()
+
+    def watch(self, watcher: Callable[[str], None]) -> None:
+        """Call `watcher(miner_id)` whenever what routing sees of this miner changes (its `candidate`)."""
+        self._watcher = watcher
+
+    def _changed(self) -> None:
+        if self._watcher is not None:
+            self._watcher(self.info.miner_id)
 
     def local_name(self, model_id: str) -> str:
         return self._names.get(model_id, model_id)
@@ -243,6 +253,8 @@ class MinerSession:
         """Take or stop taking new jobs; True if that changed."""
         changed = draining != self._draining
         self._draining = draining
+        if changed:
+            self._changed()
         return changed
 
     # Leases
@@ -258,12 +270,14 @@ class MinerSession:
     def reserve(self, assignment: Assignment) -> None:
         """Hold a slot for a job attempt before the store round trip, so it cannot be handed out twice."""
         self._assignments[assignment.job_id] = assignment
+        self._changed()
 
     def release(self, assignment: Assignment) -> bool:
         """Free the attempt's slot; False if the miner no longer held that attempt."""
         held = self._assignments.get(assignment.job_id) is assignment
         if held:
             del self._assignments[assignment.job_id]
+            self._changed()
         assignment.settle_cancel(assignment.tokens)
         return held
 
@@ -300,6 +314,7 @@ class MinerSession:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._changed()
             # The sentinel may not fit a full outbox; drop queued commands, the
             # stream is going away and every assignment on it is requeued.
             while self._outbox.full():

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from aitbc.coordinator.access import check_miner_owner, owns_miner
+from aitbc.coordinator.candidates import CandidateCache
 from aitbc.coordinator.clock import Clock, Timer
 from aitbc.coordinator.miners import Assignment, MinerInfo, MinerSession, ModelOffer, model_offers
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.domain.candidate_index import CandidateIndex
 from aitbc.domain.catalog import Catalog
 from aitbc.domain.errors import AitbcError, Reason, invalid_argument
 from aitbc.domain.keys import Principal
@@ -43,6 +45,7 @@ class MinerRegistry:
         self._admitting = True
         self._sessions: dict[str, MinerSession] = {}
         self._lease_timers: dict[str, Timer] = {}
+        self._candidates = CandidateCache(self._sessions, reputation, clock)
         # Set (and replaced) whenever a miner joins, leaves or frees a slot.
         self._changed = asyncio.Event()
 
@@ -95,6 +98,7 @@ class MinerRegistry:
             polls=polls,
         )
         self._sessions[info.miner_id] = session
+        self._candidates.added(session)
         self._reputation.seen(session)
         self._arm_lease(session)
         self.signal_changed()
@@ -141,6 +145,7 @@ class MinerRegistry:
         """Forget a miner and close its stream; returns the leases it held, now released."""
         if self._sessions.get(session.miner_id) is session:
             del self._sessions[session.miner_id]
+            self._candidates.removed(session.miner_id)
             if (timer := self._lease_timers.pop(session.miner_id, None)) is not None:
                 timer.cancel()
             # Listings show a connected miner's last heartbeat live; this keeps the last one once it is gone.
@@ -191,21 +196,20 @@ class MinerRegistry:
             await self._clock.wait_for(changed.wait(), max(seconds, 0.0))
 
     def candidate(self, session: MinerSession) -> Candidate:
-        stats = self._reputation.stats(session.miner_id)
-        return session.candidate(reputation=stats.score(self._clock.now()), tokens_per_second=stats.tokens_per_second)
+        return self._candidates.get(session)
 
     def candidates(self, *, pushed_only: bool = False) -> list[Candidate]:
-        return [self.candidate(s) for s in self._sessions.values() if not (pushed_only and s.polls)]
+        listed = self._candidates.all()
+        if not pushed_only:
+            return listed
+        return [c for c in listed if not ((s := self._sessions.get(c.miner_id)) is not None and s.polls)]
 
-    def takers(self) -> list[Candidate]:
-        """Stream miners that could take a job now (a free slot, not draining): what a dispatch pass scores.
+    def takers(self) -> CandidateIndex:
+        """Stream miners that could take a job now (a free slot, not draining): what a dispatch pass routes among.
 
-        Scoring only these keeps a pass cheap when thousands of miners are connected and busy."""
-        return [
-            self.candidate(s)
-            for s in self._sessions.values()
-            if not s.polls and s.free_slots > 0 and not s.draining and not s.closed
-        ]
+        Kept up to date as sessions change (aitbc/coordinator/candidates.py), so a pass costs
+        O(jobs placed * log miners), not O(miners), when thousands are connected and idle."""
+        return self._candidates.takers()
 
     def offers(self) -> dict[str, ModelOffer]:
         return {offer.model: offer for offer in model_offers(list(self._sessions.values()))}

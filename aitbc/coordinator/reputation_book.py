@@ -35,9 +35,16 @@ class ReputationBook:
         self._dirty: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, watcher: Callable[[str], None]) -> None:
+        """Call `watcher(miner_id)` whenever a miner's record changes (what routing's cached candidates read)."""
+        self._watchers.append(watcher)
 
     async def load(self) -> None:
         self._records = {record.miner_id: record for record in await self._store.miners()}
+        for miner_id in self._records:
+            self._notify(miner_id)
 
     def records(self) -> list[MinerRecord]:
         return sorted(self._records.values(), key=lambda record: record.miner_id)
@@ -109,9 +116,14 @@ class ReputationBook:
 
     def _put(self, record: MinerRecord) -> None:
         self._records[record.miner_id] = record
+        self._notify(record.miner_id)
         self._dirty.add(record.miner_id)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_behind(), name="reputation writer")
+
+    def _notify(self, miner_id: str) -> None:
+        for watcher in self._watchers:
+            watcher(miner_id)
 
     async def _write_behind(self) -> None:
         with contextlib.suppress(TimeoutError):

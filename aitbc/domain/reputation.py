@@ -41,6 +41,9 @@ CANCELLATION_WEIGHT = 1.0
 LEASE_EXPIRY_WEIGHT = 2.0
 # Weight of the newest sample in the speed EWMAs: about the last 5 jobs dominate.
 SPEED_SMOOTHING = 0.2
+# How far `score_steady_until` errs early: in the ratio, and then in time.
+_STEADY_EPSILON = 1e-9
+_STEADY_MARGIN = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,39 @@ class MinerStats:
         )
         ratio = (stats.completions + PRIOR) / (stats.completions + bad + 2 * PRIOR)
         return round(REPUTATION_MAX * ratio)
+
+    def score_steady_until(self, now: datetime, half_life: timedelta = DEFAULT_HALF_LIFE) -> datetime | None:
+        """A moment, no later than the score's next change with no new event, before which `score` stays as at `now`.
+
+        None: it never changes (no event yet, or as much good as bad evidence).
+        Routing caches scores with this instead of recomputing every miner's
+        for every job. Decay scales every count by the same factor g, so the
+        ratio (c·g + P) / ((c + b)·g + 2P) moves monotonically toward 1/2 and
+        crosses a given value r once, at g = P(2r - 1) / (c - r(c + b)); r is
+        the next rounding boundary, pulled in by a hair so that floating-point
+        error can only make the answer early.
+        """
+        if half_life <= timedelta(0):
+            raise ValueError(f"half_life must be positive, got {half_life}")
+        if self.updated_at is None:
+            return None  # no decay is applied until an event sets updated_at
+        good = self.completions
+        bad = FAILURE_WEIGHT * self.failures + CANCELLATION_WEIGHT * self.cancellations
+        bad += LEASE_EXPIRY_WEIGHT * self.lease_expiries
+        if abs(good - bad) <= _STEADY_EPSILON * (good + bad + PRIOR):
+            return None
+        score = self.score(now, half_life)
+        falling = good > bad
+        edge = (score - 0.5 if falling else score + 0.5) / REPUTATION_MAX
+        target = edge + _STEADY_EPSILON if falling else edge - _STEADY_EPSILON
+        denominator = good - target * (good + bad)
+        factor = PRIOR * (2 * target - 1) / denominator if denominator else 0.0
+        if not factor > 0.0:
+            return None  # the boundary lies beyond 1/2, which the ratio only approaches
+        if factor >= 1.0:
+            return now
+        at = self.updated_at + half_life * -math.log2(factor) - _STEADY_MARGIN
+        return max(at, now)
 
 
 def ewma(current: float, sample: float) -> float:

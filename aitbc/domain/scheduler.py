@@ -21,22 +21,27 @@ and candidates, in any order, give the same plan.
 
 The queue's model names and `RouteRequest.model.id` must both be canonical
 catalog ids.
+
+The candidates come as a `CandidateIndex` (the coordinator keeps one up to
+date as miners change, so a plan costs O(jobs placed * log miners) rather
+than O(miners)) or as any iterable of candidates, indexed here first. A plan
+takes slots in the index it is given (`CandidateIndex.take_slot`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 
+from aitbc.domain.candidate_index import CandidateIndex
 from aitbc.domain.fair_queue import FairQueue
-from aitbc.domain.routing import Candidate, RouteRequest, choose
+from aitbc.domain.routing import Candidate, RouteRequest
 
 DEFAULT_LOOKAHEAD = 32
 
 
 def plan_assignments(
     queue: FairQueue,
-    candidates: list[Candidate],
+    candidates: CandidateIndex | Iterable[Candidate],
     route_for: Callable[[str], RouteRequest],
     *,
     lookahead: int = DEFAULT_LOOKAHEAD,
@@ -44,20 +49,19 @@ def plan_assignments(
     """Take the jobs that can start now off `queue`: (job_id, miner_id) pairs in dispatch order."""
     if lookahead < 1:
         raise ValueError(f"lookahead must be at least 1, got {lookahead}")
-    # Candidates are frozen; this holds each one with the slots the plan has left it.
-    miners = {candidate.miner_id: candidate for candidate in candidates}
+    # The index holds each candidate with the slots the plan has left it.
+    index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
     open_models = set(queue.models())
     stuck: set[str] = set()
     plan: list[tuple[str, str]] = []
     while (model := queue.next_model(open_models)) is not None:
         # Cheap check first: when every slot for the model is taken there is nothing to route.
-        room = [m for m in miners.values() if m.free_slots > 0 and not m.draining and model in m.models]
-        placed = _place_one(queue, model, room, route_for, lookahead, stuck) if room else None
+        placed = _place_one(queue, model, index, route_for, lookahead, stuck) if index.has_room(model) else None
         if placed is None:
             open_models.discard(model)
             continue
         job_id, miner = placed
-        miners[miner.miner_id] = replace(miner, free_slots=miner.free_slots - 1)
+        index.take_slot(miner.miner_id)
         plan.append((job_id, miner.miner_id))
     return plan
 
@@ -65,16 +69,16 @@ def plan_assignments(
 def _place_one(
     queue: FairQueue,
     model: str,
-    room: list[Candidate],
+    index: CandidateIndex,
     route_for: Callable[[str], RouteRequest],
     lookahead: int,
     stuck: set[str],
 ) -> tuple[str, Candidate] | None:
-    """Dispatch the first of the model's next `lookahead` jobs that some miner in `room` can start."""
+    """Dispatch the first of the model's next `lookahead` jobs that some taker can start."""
     for job_id in queue.peek([model], lookahead):
         if job_id in stuck:
             continue
-        miner = choose(room, route_for(job_id))
+        miner = index.best(model, route_for(job_id))
         if miner is None:
             stuck.add(job_id)
             continue
