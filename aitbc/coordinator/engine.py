@@ -360,6 +360,8 @@ class Coordinator:
     async def attach_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
         require_role(principal, Role.MINER)
         models = self._miners.check(info)
+        if self._replicas is not None:
+            await self._reputation.refresh(info.miner_id)  # it may come from another replica (failover)
         previous = self._miners.previous(principal, info.miner_id)
         if previous is not None:
             await self._reports.detach(previous, "a newer connection of the same miner took over")

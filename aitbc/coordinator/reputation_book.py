@@ -46,6 +46,16 @@ class ReputationBook:
         for miner_id in self._records:
             self._notify(miner_id)
 
+    async def refresh(self, miner_id: str) -> None:
+        """Take `miner_id`'s statistics from the store, where another replica it was connected to wrote them;
+        updates still waiting to be written here are kept (they are newer)."""
+        if miner_id in self._dirty:
+            return
+        stored = await self._store.miner(miner_id)
+        if stored is not None:
+            self._records[miner_id] = stored
+            self._notify(miner_id)
+
     def records(self) -> list[MinerRecord]:
         return sorted(self._records.values(), key=lambda record: record.miner_id)
 

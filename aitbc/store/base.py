@@ -389,6 +389,10 @@ class Store(ResultStore, Protocol):
 
     async def miners(self) -> list[MinerRecord]: ...
 
+    async def miner(self, miner_id: str) -> MinerRecord | None:
+        """One miner's statistics as last written (another coordinator may have written them)."""
+        ...
+
     async def save_miner(self, miner: MinerRecord) -> None:
         """Insert or replace the miner's record."""
         ...

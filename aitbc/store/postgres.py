@@ -371,6 +371,11 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks, Postgres
             rows = await db.fetch(f"SELECT {MINER_COLUMNS} FROM miner_stats ORDER BY miner_id")
         return [miner_from_row(row) for row in rows]
 
+    async def miner(self, miner_id: str) -> MinerRecord | None:
+        async with self._db.read() as db:
+            row = await db.fetchrow(f"SELECT {MINER_COLUMNS} FROM miner_stats WHERE miner_id = $1", miner_id)
+        return None if row is None else miner_from_row(row)
+
     async def save_miner(self, miner: MinerRecord) -> None:
         updates = ", ".join(f"{name.strip()} = excluded.{name.strip()}" for name in MINER_COLUMNS.split(",")[1:])
         async with self._db.write() as db:

@@ -15,6 +15,11 @@ def read_miners(db: sqlite3.Connection) -> list[MinerRecord]:
     return [miner_from_row(row) for row in rows]
 
 
+def read_miner(db: sqlite3.Connection, miner_id: str) -> MinerRecord | None:
+    row = db.execute(f"SELECT {MINER_COLUMNS} FROM miner_stats WHERE miner_id = ?", (miner_id,)).fetchone()
+    return None if row is None else miner_from_row(row)
+
+
 def write_miner(db: sqlite3.Connection, miner: MinerRecord) -> None:
     db.execute(
         f"INSERT OR REPLACE INTO miner_stats ({MINER_COLUMNS}) VALUES ({placeholders(MINER_COLUMNS)})",

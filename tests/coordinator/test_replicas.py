@@ -16,7 +16,7 @@ import grpc.aio
 import pytest
 
 from aitbc.v1 import jobs_pb2 as S
-from aitbc.v1 import jobs_pb2_grpc, miner_pb2
+from aitbc.v1 import jobs_pb2_grpc, miner_pb2, network_pb2, network_pb2_grpc
 from miner import MinerAgent, MinerConfig
 from miner.backends.synthetic import SyntheticBackend
 from tests.conftest import Keys
@@ -278,3 +278,26 @@ async def test_sigkill_of_a_replica_mid_job_loses_nothing(url: str, keys: Keys, 
         finally:
             agent.stop()
             await asyncio.wait_for(running, DEADLINE)
+
+
+async def test_a_miner_moving_to_another_replica_keeps_its_reputation(url: str, keys: Keys, tmp_path: Path) -> None:
+    async with replica_set(url, tmp_path, ("a", "b")) as (_, (a, b)):
+        async with ScriptedMiner(a.target, keys.miner) as miner:
+            await miner.hello("mover", [MODEL])
+            for n in range(3):
+                job = await submit(a, keys.client, f"job {n}")
+                assign = (await miner.expect("assign")).assign
+                await miner.done(job.job_id, assign.attempt, "ok", completion_tokens=1)
+                await until_state(a, keys.client, job.job_id, S.JOB_STATE_COMPLETED)
+        await asyncio.sleep(1.5)  # a writes reputation behind, within a second
+        async with (
+            ScriptedMiner(b.target, keys.miner) as miner,
+            grpc.aio.insecure_channel(b.target) as channel,
+        ):
+            await miner.hello("mover", [MODEL])
+            listed = await network_pb2_grpc.NetworkServiceStub(channel).ListMiners(
+                network_pb2.ListMinersRequest(), metadata=key(keys.admin)
+            )
+        mover = next(summary for summary in listed.miners if summary.miner_id == "mover")
+        assert mover.online
+        assert mover.reputation.completions > 2.5  # a's three, not a fresh start on b

@@ -105,6 +105,8 @@ async def test_miners_are_saved_whole(store: Store) -> None:
     moved = MinerRecord("m1", "acct", MinerStats(), NOW + timedelta(hours=1), ("x",), "echo")
     await store.save_miner(moved)
     assert await store.miners() == [moved]
+    assert await store.miner("m1") == moved
+    assert await store.miner("m2") is None
 
 
 async def test_settled_jobs_issue_receipts_that_blocks_seal(store: Store) -> None:
