@@ -13,15 +13,17 @@ from pathlib import Path
 import asyncpg
 import grpc
 import grpc.aio
+import httpx
 import pytest
 
 from aitbc.v1 import jobs_pb2 as S
 from aitbc.v1 import jobs_pb2_grpc, miner_pb2, network_pb2, network_pb2_grpc
+from gateway.main import EmbeddedGateway
 from miner import MinerAgent, MinerConfig
 from miner.backends.synthetic import SyntheticBackend
 from tests.conftest import Keys
 from tests.support.postgres import PostgresCluster
-from tests.support.replicas import MODEL, Replica, make_keys, replica_set
+from tests.support.replicas import MODEL, Replica, free_port, make_keys, replica_set
 from tests.support.rpc import key
 from tests.support.scripted_miner import ScriptedMiner
 
@@ -301,3 +303,25 @@ async def test_a_miner_moving_to_another_replica_keeps_its_reputation(url: str, 
         mover = next(summary for summary in listed.miners if summary.miner_id == "mover")
         assert mover.online
         assert mover.reputation.completions > 2.5  # a's three, not a fresh start on b
+
+
+async def test_the_gateway_over_the_replica_list_keeps_serving_when_one_dies(
+    url: str, keys: Keys, tmp_path: Path
+) -> None:
+    async with replica_set(url, tmp_path, ("a", "b")) as (_, (a, b)):
+        http = f"127.0.0.1:{free_port()}"
+        gateway = EmbeddedGateway(f"{a.target},{b.target}", http)
+        await asyncio.wait_for(gateway.start(), DEADLINE)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{http}", headers={"X-Api-Key": keys.client}) as client:
+                body = {"prompt": "hi", "model": MODEL, "params": {"max_tokens": 4}, "queue_if_unavailable": True}
+                submitted = await client.post("/v1/jobs", json=body)
+                assert submitted.status_code == 201, submitted.text
+                job_id = submitted.json()["job_id"]
+                a.kill()
+                await a.process.wait()
+                # Calls spread over both replicas (round_robin); a's death costs none of the calls after it.
+                answers = [(await client.get(f"/v1/jobs/{job_id}")).status_code for _ in range(10)]
+        finally:
+            await gateway.stop()
+    assert answers == [200] * 10, answers
