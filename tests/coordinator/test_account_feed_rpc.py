@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeAlias
 
 import grpc
+import pytest
 
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.keys import Role
@@ -19,6 +21,12 @@ from tests.support.scripted_miner import ScriptedMiner
 Stub: TypeAlias = "jobs_pb2_grpc.JobServiceAsyncStub"
 S = jobs_pb2
 RECEIVE_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
 
 
 def describe(update: S.WatchAccountJobsResponse) -> str:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from aitbc.coordinator.clock import ManualClock
 from aitbc.coordinator.engine import Coordinator
@@ -15,6 +18,12 @@ from tests.coordinator.test_parts import CLIENT, CONFIG, assigned, attached, coo
 from tests.coordinator.test_parts import clock as clock  # the ManualClock fixture, over tests/conftest.py's
 
 __all__ = ["clock", "coordinator"]  # the fixtures, shared with test_parts
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
 
 
 async def test_a_running_job_shows_canceling_until_the_miner_acknowledges(coordinator: Coordinator) -> None:

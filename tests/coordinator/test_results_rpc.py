@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -12,6 +13,12 @@ from aitbc.v1 import jobs_pb2, jobs_pb2_grpc, results_pb2, results_pb2_grpc
 from tests.conftest import Keys
 from tests.support.rpc import expect_error, key, until_event
 from tests.support.scripted_miner import ScriptedMiner
+
+
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
 
 
 @pytest.fixture

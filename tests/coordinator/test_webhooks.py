@@ -24,6 +24,12 @@ CONFIG = CoordinatorConfig(catalog=TEST_CATALOG, allow_private_webhooks=True)
 EVENTS = ["job.completed", "job.failed", "job.canceled"]
 
 
+@pytest.fixture
+def database(store_target: Path | str) -> Path | str:
+    """Every test here runs on both stores: `store_target` is parametrised over SQLite and PostgreSQL."""
+    return store_target
+
+
 async def canceled_job(coordinator: Coordinator) -> str:
     """A queued job (no miner), canceled: its terminal transition queues the deliveries."""
     spec = JobSpec.build(prompt="hello", model="tiny", params=SamplingParams.build(max_tokens=8))
