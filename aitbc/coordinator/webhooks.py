@@ -211,7 +211,7 @@ class DeliveryWorker:
 
     def job_event(self, event: JobEvent) -> None:
         """A stored event; a terminal one may have queued deliveries (in its own transaction)."""
-        if event.is_final:
+        if event.is_final and self._store.may_queue_deliveries():
             self.wake()
 
     async def close(self) -> None:

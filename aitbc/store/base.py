@@ -278,6 +278,11 @@ class Store(ResultStore, Protocol):
 
     async def enqueue_delivery(self, delivery: DeliveryRecord) -> None: ...
 
+    def may_queue_deliveries(self) -> bool:
+        """Whether a terminal transition may queue webhook deliveries now: False only while the store knows
+        that no webhook exists, so that the delivery worker need not look after every finished job."""
+        ...
+
     async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
         """Pending deliveries whose next attempt is due, oldest due first, with their webhook."""
         ...

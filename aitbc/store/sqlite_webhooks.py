@@ -129,6 +129,9 @@ class WebhookQueries:
     def _note_webhooks(self, db: sqlite3.Connection) -> None:
         self._any_webhooks = any_webhooks(db)
 
+    def may_queue_deliveries(self) -> bool:
+        return self._any_webhooks
+
     async def _rows(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
         def read(db: sqlite3.Connection) -> list[sqlite3.Row]:
             return db.execute(sql, args).fetchall()

@@ -122,6 +122,11 @@ async def test_submit_on_one_replica_runs_on_another_and_streams_to_a_third(
             assert done.result == "Hello there"
         # Resume by sequence number on any replica, after the end as during the job.
         assert await watch(a, keys.client, job.job_id, from_seq=4) == events[3:]
+        async with grpc.aio.insecure_channel(b.target) as channel:
+            listed = await jobs_pb2_grpc.JobServiceStub(channel).ListJobs(
+                S.ListJobsRequest(), metadata=key(keys.client)
+            )
+        assert [(found.job_id, found.status) for found in listed.jobs] == [(job.job_id, S.JOB_STATE_COMPLETED)]
 
 
 async def test_a_replica_without_miners_accepts_jobs_others_can_run(url: str, keys: Keys, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,14 @@ from aitbc.coordinator.clock import ManualClock
 from aitbc.coordinator.engine import Coordinator, CoordinatorConfig
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.jobs import JobSpec, SamplingParams
-from aitbc.domain.webhooks import DeliveryRecord, DeliveryStatus, retry_delay, sign, verify_signature
+from aitbc.domain.webhooks import (
+    DeliveryRecord,
+    DeliveryStatus,
+    WebhookRecord,
+    retry_delay,
+    sign,
+    verify_signature,
+)
 from aitbc.store.base import Store
 from tests.conftest import TEST_CATALOG
 from tests.coordinator.test_parts import CLIENT, OTHER_CLIENT, started
@@ -269,3 +276,38 @@ def test_signatures_and_the_retry_schedule() -> None:
     delays = [retry_delay(attempt, rng) for attempt in range(1, 15)]
     assert all(5 <= d <= 10 for d in delays[:1])
     assert all(1800 <= d <= 3600 for d in delays[-3:])
+
+
+class CountingDueReads:
+    """The store, counting how often the delivery worker looks for due deliveries."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.due_reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[tuple[DeliveryRecord, WebhookRecord]]:
+        self.due_reads += 1
+        return await self._store.due_deliveries(now, limit)
+
+
+async def test_finished_jobs_cost_the_outbox_nothing_while_no_webhook_exists(store: Store) -> None:
+    counting = CountingDueReads(store)
+    async with started(counting, ManualClock(), CONFIG) as coordinator:  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # the worker's first look, at start
+        before = counting.due_reads
+        for _ in range(3):
+            await canceled_job(coordinator)
+        await asyncio.sleep(0.05)
+        if store.may_queue_deliveries():
+            # PostgreSQL: another coordinator may have made a webhook, so every finished job is looked after.
+            assert counting.due_reads > before
+        else:
+            assert counting.due_reads == before
+        async with webhook_receiver() as receiver:
+            await coordinator.webhooks.create(CLIENT, receiver.url, ["job.canceled"])
+            await canceled_job(coordinator)
+            [received] = await receiver.wait_for(1)  # with a webhook, the next finished job wakes the worker
+        assert json.loads(received.body)["type"] == "job.canceled"
