@@ -113,12 +113,17 @@ def target(coordinator: RunningCoordinator) -> str:
 
 @pytest.fixture
 async def keys(coordinator: RunningCoordinator) -> Keys:
+    return await mint_keys(coordinator.store)
+
+
+async def mint_keys(store: Store) -> Keys:
+    """A key of each role straight into `store`, the clients credited."""
     now = datetime.now(UTC)
 
     async def mint(role: Role) -> str:
-        raw, principal = await create_api_key(coordinator.store, role, now)
+        raw, principal = await create_api_key(store, role, now)
         if role is Role.CLIENT:
-            await coordinator.store.credit(principal.owner_id, STARTING_CREDITS, tx_id=f"mint:test:{raw}", now=now)
+            await store.credit(principal.owner_id, STARTING_CREDITS, tx_id=f"mint:test:{raw}", now=now)
         return raw
 
     return Keys(

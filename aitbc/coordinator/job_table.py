@@ -194,15 +194,8 @@ class JobTable:
         committed but reported failure, and then memory takes its events.
         """
         async with live.lock:
-            with self._writing(live.record.job_id):
-                record = await self._store.get_job(live.record.job_id)
-                missed = await self._store.events(live.record.job_id, from_seq=live.next_seq)
-            if record is None:
-                raise RuntimeError(f"job {live.record.job_id} vanished from the store")
-            for event in missed:
-                live.append(event)
-                self._on_event(live, event)
-            live.record = record
+            # Its own writes: told as this coordinator's events, and a failure strands it again.
+            record = await self._catch_up(live, publish=self._on_event, strand=True)
         if record.state.is_terminal:
             self.forget(record.job_id)
         return record
@@ -215,10 +208,14 @@ class JobTable:
             self.forget(record.job_id)
         return record
 
-    async def _catch_up(self, live: LiveJob) -> JobRecord:
-        """With `live.lock` held: the job's record and any events memory lacks, from the store."""
+    async def _catch_up(
+        self, live: LiveJob, *, publish: Callable[[LiveJob, JobEvent], None] | None = None, strand: bool = False
+    ) -> JobRecord:
+        """With `live.lock` held: the job's record and any events memory lacks, from the store, each event told
+        to `publish` (by default as another coordinator's)."""
         job_id = live.record.job_id
-        with self._writing(None):
+        publish = publish or self._on_mirrored
+        with self._writing(job_id if strand else None):
             missed = await self._store.events(job_id, from_seq=live.next_seq)
             # Token chunks alone leave the job's row as it was: no need to read it again.
             changed = not missed or any(event.kind is EventKind.STATE for event in missed)
@@ -234,7 +231,7 @@ class JobTable:
             raise RuntimeError(f"job {job_id} vanished from the store")
         for event in missed:
             live.append(event)
-            self._on_mirrored(live, event)
+            publish(live, event)
         live.record = record
         return record
 

@@ -16,15 +16,12 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc.aio
 
-from aitbc.coordinator.auth import create_api_key
-from aitbc.domain.keys import Role
 from aitbc.store.postgres import PostgresStore
-from tests.conftest import STARTING_CREDITS, Keys
+from tests.conftest import Keys, mint_keys
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
@@ -132,20 +129,7 @@ async def replica_set(
 async def make_keys(url: str) -> Keys:
     """API keys straight into the shared database, clients credited (as `aitbc keys create --store` would)."""
     store = await PostgresStore.open(url)
-    now = datetime.now(UTC)
     try:
-
-        async def mint(role: Role) -> str:
-            raw, principal = await create_api_key(store, role, now)
-            if role is Role.CLIENT:
-                await store.credit(principal.owner_id, STARTING_CREDITS, tx_id=f"mint:test:{raw}", now=now)
-            return raw
-
-        return Keys(
-            client=await mint(Role.CLIENT),
-            other_client=await mint(Role.CLIENT),
-            miner=await mint(Role.MINER),
-            admin=await mint(Role.ADMIN),
-        )
+        return await mint_keys(store)
     finally:
         await store.close()
