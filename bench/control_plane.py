@@ -64,6 +64,15 @@ def aitbc(*args: str, home: Path) -> list[str]:
     return [sys.executable, "-m", "aitbc", "--log-level", "WARNING", *args, "--home", str(home)]
 
 
+def miner_command(target: str, api_key: str, miner_id: str) -> list[str]:
+    """An unpaced synthetic miner process with 64 slots: what every control-plane benchmark runs."""
+    return [
+        sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner", "--coordinator", target,
+        "--api-key", api_key, "--backend", "synthetic", "--tokens-per-second", "0", "--max-concurrency", "64",
+        "--miner-id", miner_id,
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def processes(commands: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
     started = [subprocess.Popen(command, env=env) for command in commands]
@@ -271,15 +280,7 @@ def main() -> None:
         port = free_port()
         target = f"127.0.0.1:{port}"
         coordinator = aitbc("coordinator", "--listen", target, home=home)
-        miners = [
-            [
-                sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner",
-                "--coordinator", target, "--api-key", miner_key, "--backend", "synthetic",
-                "--tokens-per-second", "0", "--max-concurrency", "64",
-                "--miner-id", f"bench-{n}",
-            ]
-            for n in range(args.miners)
-        ]  # fmt: skip
+        miners = [miner_command(target, miner_key, f"bench-{n}") for n in range(args.miners)]
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; coordinator and miners in separate processes")
         peer_context: contextlib.AbstractContextManager[CeleryPeer | None] = contextlib.nullcontext()
         if args.peer == "celery":

@@ -25,7 +25,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aitbc.client import AsyncClient
-from bench.control_plane import aitbc, free_port, one_job, processes, throughput, wait_for_miners, wait_until_serving
+from bench.control_plane import (
+    aitbc,
+    free_port,
+    miner_command,
+    one_job,
+    processes,
+    throughput,
+    wait_for_miners,
+    wait_until_serving,
+)
 
 UVLOOP = "import sys, uvloop; uvloop.install(); from aitbc.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -61,14 +70,7 @@ def main() -> None:
             coordinator = plain if name == "asyncio" else [sys.executable, "-c", UVLOOP, *plain[3:]]
             stack.enter_context(processes([coordinator], env))
             asyncio.run(wait_until_serving(target))
-            miners = [
-                [
-                    sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner", "--coordinator", target,
-                    "--api-key", miner_key, "--backend", "synthetic", "--tokens-per-second", "0",
-                    "--max-concurrency", "64", "--miner-id", f"{name}-{n}",
-                ]
-                for n in range(args.miners)
-            ]  # fmt: skip
+            miners = [miner_command(target, miner_key, f"{name}-{n}") for n in range(args.miners)]
             stack.enter_context(processes(miners, env))
             sides[name] = target
         trips: dict[str, list[float]] = {name: [] for name in sides}

@@ -35,7 +35,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aitbc.client import AsyncClient
-from bench.control_plane import aitbc, free_port, processes, throughput, wait_for_miners, wait_until_serving
+from bench.control_plane import (
+    aitbc,
+    free_port,
+    miner_command,
+    processes,
+    throughput,
+    wait_for_miners,
+    wait_until_serving,
+)
 
 # Installed in the counted coordinator before the CLI runs; writes the counts to $AITBC_COUNTS every second.
 _COUNTING = r"""
@@ -183,14 +191,7 @@ def main() -> None:
             target = f"127.0.0.1:{free_port()}"
             plain = aitbc("coordinator", "--listen", target, home=home)
             coordinator = [sys.executable, "-c", _COUNTING, *plain[3:]] if counting else plain
-            miners = [
-                [
-                    sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner", "--coordinator", target,
-                    "--api-key", miner_key, "--backend", "synthetic", "--tokens-per-second", "0",
-                    "--max-concurrency", "64", "--miner-id", f"bench-{n}",
-                ]
-                for n in range(args.miners)
-            ]  # fmt: skip
+            miners = [miner_command(target, miner_key, f"bench-{n}") for n in range(args.miners)]
             with processes([coordinator], env) as started:
                 asyncio.run(wait_until_serving(target))
                 with processes(miners, env):

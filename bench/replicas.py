@@ -33,7 +33,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aitbc.client import AsyncClient
-from bench.control_plane import MODEL, aitbc, free_port, one_job, p99, processes, wait_until_serving
+from bench.control_plane import (
+    MODEL,
+    aitbc,
+    free_port,
+    miner_command,
+    one_job,
+    p99,
+    processes,
+    wait_until_serving,
+)
 from tests.support.postgres import PostgresCluster, unavailable_reason
 
 
@@ -41,14 +50,6 @@ from tests.support.postgres import PostgresCluster, unavailable_reason
 class Figures:
     round_trips: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
-
-
-def miner_command(target: str, key: str, name: str) -> list[str]:
-    return [
-        sys.executable, "-m", "aitbc", "--log-level", "WARNING", "miner", "--coordinator", target,
-        "--api-key", key, "--backend", "synthetic", "--tokens-per-second", "0", "--max-concurrency", "64",
-        "--miner-id", name,
-    ]  # fmt: skip
 
 
 def mint(home: Path, env: dict[str, str], store: str | None, role: str) -> str:
