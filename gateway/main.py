@@ -17,6 +17,7 @@ import uvicorn
 from aitbc import config
 from aitbc.config import coordinator_address
 from aitbc.logs import add_log_format_argument
+from aitbc.targets import channel_target
 from aitbc.tls import ClientTls, add_client_tls_arguments, client_tls_from_args
 from gateway.app import create_app
 from gateway.health import DEFAULT_READY_MIN_MINERS
@@ -140,6 +141,7 @@ class GatewaySettings:
 def settings_from_args(ns: argparse.Namespace) -> tuple[str, GatewaySettings]:
     """The coordinator's target and the gateway's settings; ValueError for options that do not fit together."""
     target, tls = client_tls_from_args(ns, coordinator_address(ns.coordinator))
+    channel_target(target)  # a replica list (docs/scaling.md) is checked here, before the server starts
     if (ns.tls_cert is None) != (ns.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together: HTTPS needs both")
     for path in (ns.tls_cert, ns.tls_key):

@@ -10,6 +10,7 @@ import grpc
 import grpc.aio
 import pytest
 
+from aitbc.cli import main
 from aitbc.targets import TargetError, channel_target
 from aitbc.tls import aio_channel
 
@@ -58,3 +59,8 @@ def unserved_port() -> Iterator[int]:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         yield int(holder.getsockname()[1])
+
+
+def test_the_cli_names_a_bad_entry_in_the_coordinator_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["client", "list", "--coordinator", "127.0.0.1:1,nowhere", "--api-key", "k"]) == 2
+    assert "'nowhere' in the coordinator list has no port" in capsys.readouterr().err

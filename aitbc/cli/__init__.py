@@ -17,6 +17,7 @@ from aitbc.cli.receipt_commands import register_receipt_commands
 from aitbc.cli.server_commands import register_server_commands
 from aitbc.cli.webhook_commands import register_webhook_commands
 from aitbc.logs import configure_logging
+from aitbc.targets import TargetError
 from aitbc.tls import TlsConfigError
 
 
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(ns.log_level, getattr(ns, "log_format", "text"))
     try:
         code: int = ns.handler(ns)
-    except TlsConfigError as problem:
-        # A TLS file named on the command line that cannot be read, or options that do not fit together.
+    except (TlsConfigError, TargetError) as problem:
+        # A TLS file named on the command line that cannot be read, options that do not fit together, or a
+        # coordinator list with an entry that is no address.
         print(f"aitbc: error: {problem}", file=sys.stderr)
         return 2
     return code
