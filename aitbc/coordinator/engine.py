@@ -360,8 +360,6 @@ class Coordinator:
     async def attach_miner(self, principal: Principal, info: MinerInfo) -> MinerSession:
         require_role(principal, Role.MINER)
         models = self._miners.check(info)
-        if self._replicas is not None:
-            await self._reputation.refresh(info.miner_id)  # it may come from another replica (failover)
         previous = self._miners.previous(principal, info.miner_id)
         if previous is not None:
             await self._reports.detach(previous, "a newer connection of the same miner took over")
@@ -377,6 +375,10 @@ class Coordinator:
             info.version or "?",
         )
         self._dispatcher.wake()
+        if self._replicas is not None:
+            # It may come from another replica (a failover): the statistics that replica wrote. After admitting
+            # it, so that no wait comes between a miner's hello and its taking jobs.
+            await self._reputation.refresh(info.miner_id)
         return session
 
     async def wait_for_miner(self, miner_id: str, seconds: float) -> bool:

@@ -200,13 +200,17 @@ class JobTable:
             self.forget(record.job_id)
         return record
 
-    async def mirror(self, live: LiveJob) -> JobRecord:
-        """Take what other coordinators stored of the job since memory last saw it (docs/scaling.md)."""
+    async def mirror(self, live: LiveJob) -> tuple[JobRecord, JobRecord] | None:
+        """Take what other coordinators stored of the job since memory last saw it (docs/scaling.md): the
+        record before and after, or None if they stored nothing new (this coordinator's own writes, which
+        memory already has, are no change)."""
         async with live.lock:
+            before, next_seq = live.record, live.next_seq
             record = await self._catch_up(live)
+            taken = live.next_seq > next_seq
         if record.state.is_terminal:
             self.forget(record.job_id)
-        return record
+        return (before, record) if taken else None
 
     async def _catch_up(
         self, live: LiveJob, *, publish: Callable[[LiveJob, JobEvent], None] | None = None, strand: bool = False

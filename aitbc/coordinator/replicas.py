@@ -220,11 +220,14 @@ class Replicas:
         if live is None:
             await self._adopt(job_id)
             return
-        before_state, before_attempt, before_miner = live.record.state, live.record.attempt, live.record.miner_id
         self._behind.discard(job_id)
-        record = await self._jobs.mirror(live)
-        if (record.state, record.attempt) != (before_state, before_attempt) and before_state in _ON_A_MINER:
-            self._take_off_local_miner(job_id, before_miner, before_attempt)
+        changed = await self._jobs.mirror(live)
+        if changed is None:
+            return  # nothing another replica stored: this one's own writes are already acted on
+        before, record = changed
+        left = (record.state, record.attempt, record.miner_id) != (before.state, before.attempt, before.miner_id)
+        if left and before.state in _ON_A_MINER:
+            self._take_off_local_miner(job_id, before.miner_id, before.attempt)
         self._requeue_locally(live)
 
     async def _adopt(self, job_id: str) -> None:

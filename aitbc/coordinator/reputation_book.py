@@ -47,14 +47,19 @@ class ReputationBook:
             self._notify(miner_id)
 
     async def refresh(self, miner_id: str) -> None:
-        """Take `miner_id`'s statistics from the store, where another replica it was connected to wrote them;
-        updates still waiting to be written here are kept (they are newer)."""
-        if miner_id in self._dirty:
-            return
+        """Take `miner_id`'s statistics from the store when they are newer than these: another replica the miner
+        was connected to wrote them there. What this replica knows besides (last seen, models) is kept."""
         stored = await self._store.miner(miner_id)
-        if stored is not None:
+        current = self._records.get(miner_id)
+        if stored is None or stored.stats.updated_at is None:
+            return
+        if current is None:
             self._records[miner_id] = stored
-            self._notify(miner_id)
+        elif current.stats.updated_at is None or stored.stats.updated_at > current.stats.updated_at:
+            self._records[miner_id] = replace(current, stats=stored.stats)
+        else:
+            return
+        self._notify(miner_id)
 
     def records(self) -> list[MinerRecord]:
         return sorted(self._records.values(), key=lambda record: record.miner_id)

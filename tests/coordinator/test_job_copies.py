@@ -53,8 +53,21 @@ async def test_a_copy_reads_on_until_its_events_reach_the_rows_state(store: Stor
     mine = JobTable(racing, clock, StoreHealth(racing, clock))
     copy = mine.adopt(created, (await store.events("job_1"))[:1], ROUTE)
 
-    record = await mine.mirror(copy)
+    changed = await mine.mirror(copy)
 
-    assert record.state is JobState.RUNNING
+    assert changed is not None
+    before, record = changed
+    assert (before.state, record.state) == (JobState.PENDING, JobState.RUNNING)
     assert [event.state for event in copy.since(1)] == [JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING]
     assert copy.next_seq == 4
+
+
+async def test_a_copy_that_missed_nothing_reports_no_change(store: Store) -> None:
+    clock = SystemClock()
+    jobs = JobTable(store, clock, StoreHealth(store, clock))
+    now = datetime.now(UTC)
+    spec = JobSpec(prompt="p", model="m", params=SamplingParams())
+    _, live = await jobs.create(JobRecord("job_1", "owner", JobState.PENDING, spec, now, now), ROUTE)
+    assert live is not None
+    await jobs.transition(live, JobState.ASSIGNED, JobChanges(miner_id="m", attempt=1), expected_attempt=0)
+    assert await jobs.mirror(live) is None  # its own writes: memory has them, nothing to act on
