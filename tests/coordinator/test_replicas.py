@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 import httpx
 import pytest
+from google.protobuf import duration_pb2
 
 from aitbc.v1 import jobs_pb2 as S
 from aitbc.v1 import jobs_pb2_grpc, miner_pb2, network_pb2, network_pb2_grpc
@@ -330,3 +331,34 @@ async def test_the_gateway_over_the_replica_list_keeps_serving_when_one_dies(
         finally:
             await gateway.stop()
     assert answers == [200] * 10, answers
+
+
+async def test_priorities_hold_across_replicas(url: str, keys: Keys, tmp_path: Path) -> None:
+    async with replica_set(url, tmp_path, ("a", "b")) as (_, (a, b)):
+        async with grpc.aio.insecure_channel(a.target) as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            low = S.SubmitJobRequest(prompt="low", model=MODEL, queue_if_unavailable=True, priority=S.JOB_PRIORITY_LOW)
+            for _ in range(3):
+                await stub.SubmitJob(low, metadata=key(keys.client))
+        urgent = S.SubmitJobRequest(prompt="high", model=MODEL, queue_if_unavailable=True, priority=S.JOB_PRIORITY_HIGH)
+        async with grpc.aio.insecure_channel(b.target) as channel:
+            high = (await jobs_pb2_grpc.JobServiceStub(channel).SubmitJob(urgent, metadata=key(keys.client))).job
+        await asyncio.sleep(0.5)  # b's job reaches a's copy of the queue
+        async with ScriptedMiner(a.target, keys.miner) as miner:
+            await miner.hello("one-slot", [MODEL], max_concurrency=1)
+            first = (await miner.expect("assign")).assign
+        assert first.job_id == high.job_id  # submitted last, on the other replica, dispatched first
+
+
+async def test_a_ttl_expires_a_job_once_whichever_replica_times_it(url: str, keys: Keys, tmp_path: Path) -> None:
+    async with replica_set(url, tmp_path, ("a", "b", "c")) as (_, (a, b, c)):
+        async with grpc.aio.insecure_channel(a.target) as channel:
+            request = S.SubmitJobRequest(
+                prompt="nobody runs this", model=MODEL, queue_if_unavailable=True, ttl=duration_pb2.Duration(seconds=1)
+            )
+            job = (await jobs_pb2_grpc.JobServiceStub(channel).SubmitJob(request, metadata=key(keys.client))).job
+        # Every replica holds a copy and times its TTL; one of them fails the job, and only one.
+        failed = await until_state(c, keys.client, job.job_id, S.JOB_STATE_FAILED)
+        assert failed.error.startswith("expired")
+        events = await watch(b, keys.client, job.job_id)
+        assert [event.state_change.status for event in events] == [S.JOB_STATE_PENDING, S.JOB_STATE_FAILED]
