@@ -52,10 +52,3 @@ def decode(replica_id: str, text: str) -> list[Candidate]:
         ]
     except (ValueError, KeyError, TypeError):
         return []
-
-
-def miner_count(text: str) -> int:
-    try:
-        return sum(int(profile["count"]) for profile in json.loads(text))
-    except (ValueError, KeyError, TypeError):
-        return 0

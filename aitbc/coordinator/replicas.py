@@ -31,7 +31,7 @@ from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Cancel, OutboxFull
 from aitbc.coordinator.registry import MinerRegistry
-from aitbc.coordinator.replica_miners import decode, encode, miner_count
+from aitbc.coordinator.replica_miners import decode, encode
 from aitbc.domain.events import EventKind
 from aitbc.domain.routing import Candidate
 from aitbc.domain.states import JobState
@@ -83,8 +83,6 @@ class Replicas:
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[object]] = set()
         self._remote: list[Candidate] = []
-        self.remote_miners = 0
-        self.replicas_live = 1
 
     # Lifecycle
 
@@ -209,6 +207,8 @@ class Replicas:
         for live in self._jobs:
             if live.record.job_id not in heads and live.record.job_id not in self._jobs.creating:
                 self._dirty[live.record.job_id] = None  # finished elsewhere
+        # Jobs this replica finished itself leave no notification behind: forget their skipped chunks here.
+        self._behind = {job_id for job_id in self._behind if job_id in self._jobs}
         if self._dirty:
             self._wake.set()
 
@@ -280,7 +280,7 @@ class Replicas:
                 log.exception("renewing the lease or taking over jobs failed")
 
     async def _renew(self) -> None:
-        mine = [candidate for candidate in self._miners.candidates(pushed_only=True)]
+        mine = self._miners.candidates(pushed_only=True)
         kept = await self._shared.renew_replica(
             self.replica_id, address=self.address, lease_seconds=self.lease_seconds, miners=encode(mine)
         )
@@ -289,8 +289,6 @@ class Replicas:
         others = [replica for replica in await self._shared.replicas() if replica.replica_id != self.replica_id]
         live = [replica for replica in others if replica.live]
         self._remote = [candidate for replica in live for candidate in decode(replica.replica_id, replica.miners)]
-        self.remote_miners = sum(miner_count(replica.miners) for replica in live)
-        self.replicas_live = 1 + len(live)
 
     async def take_over(self) -> int:
         """Requeue the jobs of replicas whose lease ran out; how many this replica took."""

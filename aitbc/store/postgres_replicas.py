@@ -142,9 +142,6 @@ class Listener:
         if not self._closing:
             self._on_lost()
 
-    def alive(self) -> bool:
-        return not self._connection.is_closed()
-
     async def close(self) -> None:
         self._closing = True
         try:

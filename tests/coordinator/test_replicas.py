@@ -23,8 +23,8 @@ from gateway.main import EmbeddedGateway
 from miner import MinerAgent, MinerConfig
 from miner.backends.synthetic import SyntheticBackend
 from tests.conftest import Keys
-from tests.support.postgres import PostgresCluster
-from tests.support.replicas import MODEL, Replica, free_port, make_keys, replica_set
+from tests.support.postgres import PostgresCluster, free_port
+from tests.support.replicas import MODEL, Replica, make_keys, replica_set
 from tests.support.rpc import key
 from tests.support.scripted_miner import ScriptedMiner
 

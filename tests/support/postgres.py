@@ -52,7 +52,7 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -63,7 +63,7 @@ class PostgresCluster:
         self.bindir = bindir
         self.root = root
         self.data = root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
 
     @classmethod

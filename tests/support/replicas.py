@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,18 +21,13 @@ import grpc.aio
 
 from aitbc.store.postgres import PostgresStore
 from tests.conftest import Keys, mint_keys
+from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
 # A priced model: settlement runs for every job (no catalog default is needed).
 MODEL = "tiny"
 CATALOG = {"models": [{"id": MODEL, "price_input_per_1k": 1000, "price_output_per_1k": 2000}]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
