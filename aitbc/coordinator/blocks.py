@@ -2,9 +2,9 @@
 
 Blocks are sealed on the injected clock's timer (`CoordinatorConfig.block_interval`), or at once when
 `block_max_transactions` ledger entries were written since the last seal, whichever comes first; at most
-`block_max_transactions` transactions each, so a backlog becomes several blocks in one go. The count is of
-entries about to be written (settlement tells it): one not yet committed when the early seal runs is
-sealed by the next one. The genesis
+`block_max_transactions` transactions each, so a backlog becomes several blocks in one go. Settlement
+counts the entries: a credit once committed, a hold or a settlement as it is built, before the transition
+that writes it; one not yet committed when the early seal runs is sealed by the next one. The genesis
 block (empty) is sealed at start, and what is left at shutdown is sealed before the store closes. A
 failing store skips a tick: nothing is lost, the next tick seals it.
 """

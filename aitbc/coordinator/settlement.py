@@ -178,8 +178,9 @@ class Settlement:
         if len(credit_id) > MAX_CREDIT_ID_CHARS or not credit_id.isprintable():
             raise invalid_argument("credit_id", f"must be printable, at most {MAX_CREDIT_ID_CHARS} characters")
         tx_id = f"mint:{account_id}:{credit_id}" if credit_id else f"mint:{secrets.token_hex(12)}"
-        self._on_entry()
-        return await self._store.credit(account_id, amount, tx_id=tx_id, now=self._clock.now())
+        record = await self._store.credit(account_id, amount, tx_id=tx_id, now=self._clock.now())
+        self._on_entry()  # after the commit: an early seal started now sees this entry on any store
+        return record
 
 
 def _account_id(account_id: str, *, allow_reserved: bool = False) -> str:
