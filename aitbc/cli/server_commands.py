@@ -21,7 +21,7 @@ import grpc
 from aitbc import config
 from aitbc.cli.account_commands import grant_starting_balance
 from aitbc.cli.command_parser import AddArguments, CommandParser
-from aitbc.cli.replica_options import add_replica_arguments, with_replica_options
+from aitbc.cli.coordinator_options import add_coordinator_tuning_arguments, with_coordinator_tuning
 from aitbc.cli.server_options import add_coordinator_tls_arguments, add_observability_arguments, server_credentials_from
 from aitbc.coordinator.auth import create_api_key
 from aitbc.coordinator.catalog_file import CatalogFileError, load_catalog
@@ -75,7 +75,7 @@ def register_server_commands(subparsers: SubParsers[CommandParser]) -> None:
         " (default: the SQLite file in the data directory)",
     )
     add_private_webhooks_argument(coordinator)
-    add_replica_arguments(coordinator)
+    add_coordinator_tuning_arguments(coordinator)
     coordinator.add_argument(
         "--public-url",
         default=f"http://{config.DEFAULT_HTTP_ADDRESS}",
@@ -217,7 +217,7 @@ def _run_coordinator(ns: argparse.Namespace) -> int:
         ns.store or home / config.DATABASE_FILE,
         ns.listen,
         ns.grace,
-        with_replica_options(coordinator_config, ns),
+        with_coordinator_tuning(coordinator_config, ns),
         credentials=credentials,
         metrics_listen=ns.metrics_listen,
     )

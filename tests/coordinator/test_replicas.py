@@ -362,3 +362,62 @@ async def test_a_ttl_expires_a_job_once_whichever_replica_times_it(url: str, key
         assert failed.error.startswith("expired")
         events = await watch(b, keys.client, job.job_id)
         assert [event.state_change.status for event in events] == [S.JOB_STATE_PENDING, S.JOB_STATE_FAILED]
+
+
+async def test_an_idempotency_key_names_one_job_across_replicas(url: str, keys: Keys, tmp_path: Path) -> None:
+    async with replica_set(url, tmp_path, ("a", "b")) as (_, replicas):
+        request = submit_request("once", 8)
+        request.idempotency_key = "order-42"
+
+        async def submit_with_key(replica: Replica) -> str:
+            async with grpc.aio.insecure_channel(replica.target) as channel:
+                stub = jobs_pb2_grpc.JobServiceStub(channel)
+                return (await stub.SubmitJob(request, metadata=key(keys.client))).job.job_id
+
+        # Retries racing on both replicas: one job, whichever insert won, and one hold on the account.
+        job_ids = await asyncio.gather(*(submit_with_key(replicas[n % 2]) for n in range(8)))
+        assert len(set(job_ids)) == 1, job_ids
+        changed = S.SubmitJobRequest()
+        changed.CopyFrom(request)
+        changed.prompt = "another prompt"
+        async with grpc.aio.insecure_channel(replicas[1].target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await jobs_pb2_grpc.JobServiceStub(channel).SubmitJob(changed, metadata=key(keys.client))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "idempotency_key" in (refused.value.details() or "")
+    db = await asyncpg.connect(url)
+    try:
+        assert await db.fetchval("SELECT count(*) FROM jobs WHERE idempotency_key = 'order-42'") == 1
+        assert await db.fetchval("SELECT count(*) FROM holds WHERE job_id = $1", job_ids[0]) == 1
+    finally:
+        await db.close()
+
+
+async def test_queue_limits_count_every_replicas_jobs(url: str, keys: Keys, tmp_path: Path) -> None:
+    limit = ("--max-queued-per-client", "3")
+    async with replica_set(url, tmp_path, ("a", "b"), options=limit) as (_, (a, b)):
+        queued = [await submit(a, keys.client, f"queued {n}") for n in range(3)]
+        await asyncio.sleep(0.5)  # a's jobs reach b's copy of the queue
+        async with grpc.aio.insecure_channel(b.target) as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.SubmitJob(submit_request("one too many"), metadata=key(keys.client))
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "3" in (refused.value.details() or "")
+            await stub.SubmitJob(submit_request("someone else"), metadata=key(keys.other_client))  # its own bound
+            await stub.CancelJob(S.CancelJobRequest(job_id=queued[0].job_id), metadata=key(keys.client))
+        # The cancel on b leaves room on a once a's copy hears of it: one more job, and not two.
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        codes = []
+        while True:
+            try:
+                await submit(a, keys.client, "room again")
+                break
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+                assert asyncio.get_running_loop().time() < deadline, codes
+                await asyncio.sleep(0.05)
+        assert set(codes) <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        with pytest.raises(grpc.aio.AioRpcError) as full_again:
+            await submit(a, keys.client, "and no more")
+        assert full_again.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

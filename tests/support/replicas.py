@@ -55,13 +55,14 @@ class Replica:
 
 
 class Replicas:
-    def __init__(self, url: str, directory: Path, lease: float) -> None:
+    def __init__(self, url: str, directory: Path, lease: float, options: tuple[str, ...] = ()) -> None:
         self.url = url
         self._directory = directory
         self._home = directory / "home"
         self._home.mkdir(parents=True, exist_ok=True)
         (self._home / "models.json").write_text(json.dumps(CATALOG))
         self._lease = lease
+        self._options = options  # more `aitbc coordinator` flags, the same for every replica
         self.started: list[Replica] = []
 
     async def start(self, name: str) -> Replica:
@@ -83,6 +84,7 @@ class Replicas:
                 str(self._lease),
                 "--grace",
                 "1",
+                *self._options,
                 cwd=REPO,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
                 stdin=asyncio.subprocess.DEVNULL,
@@ -110,9 +112,9 @@ class Replicas:
 
 @contextlib.asynccontextmanager
 async def replica_set(
-    url: str, directory: Path, names: tuple[str, ...], *, lease: float = 2.0
+    url: str, directory: Path, names: tuple[str, ...], *, lease: float = 2.0, options: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[Replicas, list[Replica]]]:
-    replicas = Replicas(url, directory, lease)
+    replicas = Replicas(url, directory, lease, options)
     try:
         started = [await replicas.start(name) for name in names]
         yield replicas, started
