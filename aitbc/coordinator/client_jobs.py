@@ -188,6 +188,20 @@ class ClientJobs:
         await self._store.get_job(job_id)
         raise job_not_found(job_id)
 
+    async def _live_or_copied(self, principal: Principal, job_id: str) -> LiveJob | None:
+        """The caller's live job, or None to look in the store. With replicas, an unfinished job another
+        replica stored moments ago, whose notification has not reached this one yet, is copied now: a watch
+        or a cancel right after a submit elsewhere must not find it missing."""
+        live = await self._live_for(principal, job_id)
+        if live is not None or self.replicas is None:
+            return live
+        record = await self._store.get_job(job_id)
+        if record is None or record.state.is_terminal:
+            return None
+        check_job_owner(principal, record)
+        await self.replicas.catch_up(job_id)
+        return self._jobs.get(job_id)
+
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         require_role(principal, Role.CLIENT)
         live = await self._live_for(principal, job_id)
@@ -221,7 +235,7 @@ class ClientJobs:
 
     async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
         require_role(principal, Role.CLIENT)
-        live = await self._live_for(principal, job_id)
+        live = await self._live_or_copied(principal, job_id)
         if live is None:
             record = await self.get(principal, job_id)
             raise _not_cancelable(record)
@@ -262,7 +276,7 @@ class ClientJobs:
         require_role(principal, Role.CLIENT)
         if from_seq < 0:
             raise invalid_argument("from_seq", f"must not be negative, got {from_seq}")
-        live = await self._live_for(principal, job_id)
+        live = await self._live_or_copied(principal, job_id)
         if live is None:
             record = await self._store.get_job(job_id)
             if record is None:
