@@ -40,6 +40,7 @@ from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
+from aitbc.coordinator.network_view import MinerListing, NetworkView
 from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobLog, load_of
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
@@ -63,7 +64,7 @@ from aitbc.domain.keys import Principal, Role
 from aitbc.domain.receipts import Receipt
 from aitbc.domain.signing import generate_seed
 from aitbc.domain.states import JobState
-from aitbc.store.base import AccountRecord, JobPage, MinerRecord, Store
+from aitbc.store.base import AccountRecord, JobPage, Store
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Coordinator:
             on_mirrored=self._feed.publish,
         )
         # Late-bound: the registry is built below.
-        self.explorer = Explorer(store, self.clock, lambda: (len(self._miners), list(self._miners.offers())))
+        self.explorer = Explorer(store, self.clock, lambda: self._network.online())
         self._blocks = BlockSealer(
             store,
             self.clock,
@@ -176,6 +177,14 @@ class Coordinator:
             address=config.advertise_address,
             followed=lambda live: live.watchers > 0 or self._feed.follows(live.record.owner_id),
         )
+        self._network = NetworkView(
+            store,
+            self.clock,
+            self._miners,
+            self._reputation,
+            lambda: self._jobs,
+            self._replicas.remote_miners if self._replicas is not None else None,
+        )
         self._health.on_recovered = StrandedJobs(self._jobs, self._miners, self._dispatcher, self._clients).repair
 
     def _on_job_event(self, live: LiveJob, event: JobEvent) -> None:
@@ -196,7 +205,7 @@ class Coordinator:
 
     def ready_miners(self) -> int:
         """Connected miners that take jobs (not draining): what readiness checks ask for, without the jobs."""
-        return load_of((), self._miners).ready_miners
+        return self._network.ready_miners(load_of((), self._miners).ready_miners)
 
     # Lifecycle
 
@@ -404,13 +413,10 @@ class Coordinator:
     # Read-only views; any valid key may ask
 
     def models(self, principal: Principal) -> list[tuple[ModelEntry, ModelOffer | None]]:
-        """The catalog, each entry with what connected miners offer of it now."""
-        offers = self._miners.offers()
+        """The catalog, each entry with what the network's connected miners offer of it now."""
+        offers = self._network.offers()
         return [(entry, offers.get(entry.id)) for entry in self._catalog.entries()]
 
-    def miner_overview(self, principal: Principal) -> list[tuple[MinerRecord, MinerSession | None]]:
-        """Every miner met so far, connected ones with their session."""
-        return [(record, self._miners.get(record.miner_id)) for record in self._reputation.records()]
-
-    def reputation(self, miner_id: str) -> int:
-        return self._reputation.score(miner_id)
+    async def miner_overview(self, principal: Principal) -> list[MinerListing]:
+        """Every miner met so far, the online ones (here or on another replica) with their connection."""
+        return await self._network.miners()

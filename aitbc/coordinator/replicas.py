@@ -32,6 +32,7 @@ from aitbc.coordinator.live_job import LiveJob
 from aitbc.coordinator.miners import Cancel, OutboxFull
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.replica_miners import decode, encode
+from aitbc.coordinator.replica_roster import MinerRoster, RemoteMiner
 from aitbc.domain.events import EventKind
 from aitbc.domain.routing import Candidate
 from aitbc.domain.states import JobState
@@ -83,6 +84,7 @@ class Replicas:
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[object]] = set()
         self._remote: list[Candidate] = []
+        self._roster = MinerRoster(shared, self.replica_id)
 
     # Lifecycle
 
@@ -116,6 +118,10 @@ class Replicas:
     def remote_candidates(self) -> list[Candidate]:
         """Miner profiles of the other live replicas: for `check_route`, never for choosing a miner."""
         return self._remote
+
+    def remote_miners(self) -> list[RemoteMiner]:
+        """The other live replicas' connected miners, as of the last lease renewal: for listings."""
+        return self._roster.remote()
 
     # Notifications
 
@@ -286,9 +292,11 @@ class Replicas:
         )
         if not kept and self._tasks:
             log.error("replica %s's lease had run out; its jobs may have been taken over", self.replica_id)
+        await self._roster.publish(self._miners, anew=not kept)
         others = [replica for replica in await self._shared.replicas() if replica.replica_id != self.replica_id]
         live = [replica for replica in others if replica.live]
         self._remote = [candidate for replica in live for candidate in decode(replica.replica_id, replica.miners)]
+        await self._roster.refresh(live)
 
     async def take_over(self) -> int:
         """Requeue the jobs of replicas whose lease ran out; how many this replica took."""

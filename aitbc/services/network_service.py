@@ -8,9 +8,9 @@ from google.protobuf import timestamp_pb2
 
 from aitbc.coordinator.engine import Coordinator
 from aitbc.coordinator.miners import MinerSession
+from aitbc.coordinator.network_view import MinerListing
 from aitbc.domain.catalog import gpu_tier
 from aitbc.services.interceptors import Context, current_principal
-from aitbc.store.base import MinerRecord
 from aitbc.v1 import miner_pb2, network_pb2, network_pb2_grpc
 
 
@@ -21,24 +21,25 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
     async def ListMiners(
         self, request: network_pb2.ListMinersRequest, context: Context
     ) -> network_pb2.ListMinersResponse:
-        overview = self._coordinator.miner_overview(current_principal())
-        miners = [self._summary(record, session) for record, session in overview]
+        overview = await self._coordinator.miner_overview(current_principal())
+        miners = [self._summary(listing) for listing in overview]
         # Connected miners first, best reputation first.
         miners.sort(key=lambda miner: (not miner.online, -miner.reputation.score, miner.miner_id))
         return network_pb2.ListMinersResponse(miners=miners)
 
-    def _summary(self, record: MinerRecord, session: MinerSession | None) -> network_pb2.MinerSummary:
+    def _summary(self, listing: MinerListing) -> network_pb2.MinerSummary:
+        record, session, remote = listing.record, listing.session, listing.remote
         stats = record.stats
         last_seen = timestamp_pb2.Timestamp()
         last_seen.FromDatetime(record.last_seen if session is None else self._last_sign_of_life(session))
         summary = network_pb2.MinerSummary(
             miner_id=record.miner_id,
-            online=session is not None,
-            models=record.models,
-            backend=record.backend,
+            online=listing.online,
+            models=record.models if remote is None else remote.models,
+            backend=record.backend if remote is None else remote.backend,
             last_seen=last_seen,
             reputation=network_pb2.MinerReputation(
-                score=self._coordinator.reputation(record.miner_id),
+                score=listing.score,
                 completions=stats.completions,
                 failures=stats.failures,
                 cancellations=stats.cancellations,
@@ -57,6 +58,15 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
             summary.max_concurrency = info.max_concurrency
             summary.free_slots = session.free_slots
             summary.draining = session.draining
+        elif remote is not None:
+            summary.connection = remote.connection
+            summary.gpus.extend(
+                miner_pb2.GpuInfo(name=gpu.name, vram_bytes=gpu.vram_bytes, count=gpu.count) for gpu in remote.gpus
+            )
+            summary.tier = remote.tier
+            summary.max_concurrency = remote.max_concurrency
+            summary.free_slots = listing.free_slots
+            summary.draining = remote.draining
         return summary
 
     def _last_sign_of_life(self, session: MinerSession) -> datetime:

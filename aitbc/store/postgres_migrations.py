@@ -245,6 +245,18 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     END $$;
     CREATE TRIGGER job_events_notify AFTER INSERT ON job_events FOR EACH ROW EXECUTE FUNCTION aitbc_notify_job();
     """,
+    # 12: each replica's roster of connected miners, one row per miner, for listings network-wide (ListMiners,
+    # the explorer, readiness). Written when the roster changes, not with every lease renewal;
+    # `replicas.roster_version` tells the others when to read a replica's rows again.
+    """
+    ALTER TABLE replicas ADD COLUMN roster_version BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE replica_miners (
+        miner_id   TEXT PRIMARY KEY,
+        replica_id TEXT NOT NULL,
+        summary    TEXT NOT NULL
+    );
+    CREATE INDEX replica_miners_by_replica ON replica_miners (replica_id);
+    """,
 )
 
 POSTGRES_SCHEMA_VERSION = len(POSTGRES_MIGRATIONS)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -58,12 +58,38 @@ class PostgresReplicas:
 
     async def leave_replica(self, replica_id: str) -> None:
         async with self._db.write() as db:
+            await db.execute("DELETE FROM replica_miners WHERE replica_id = $1", replica_id)
             await db.execute("DELETE FROM replicas WHERE replica_id = $1", replica_id)
+
+    async def publish_miners(self, replica_id: str, changed: Mapping[str, str], gone: Collection[str]) -> None:
+        async with self._db.write() as db:
+            if changed:
+                await db.executemany(
+                    "INSERT INTO replica_miners (miner_id, replica_id, summary) VALUES ($1, $2, $3) ON CONFLICT"
+                    " (miner_id) DO UPDATE SET replica_id = excluded.replica_id, summary = excluded.summary",
+                    [(miner_id, replica_id, summary) for miner_id, summary in changed.items()],
+                )
+            if gone:
+                await db.execute(
+                    "DELETE FROM replica_miners WHERE replica_id = $1 AND miner_id = ANY($2::text[])",
+                    replica_id,
+                    list(gone),
+                )
+            await db.execute(
+                "UPDATE replicas SET roster_version = roster_version + 1 WHERE replica_id = $1", replica_id
+            )
+
+    async def roster(self, replica_id: str) -> list[tuple[str, str]]:
+        async with self._db.read() as db:
+            rows = await db.fetch(
+                "SELECT miner_id, summary FROM replica_miners WHERE replica_id = $1 ORDER BY miner_id", replica_id
+            )
+        return [(row["miner_id"], row["summary"]) for row in rows]
 
     async def replicas(self) -> list[ReplicaRecord]:
         async with self._db.read() as db:
             rows = await db.fetch(
-                "SELECT replica_id, address, started_at, lease_until, miners,"
+                "SELECT replica_id, address, started_at, lease_until, miners, roster_version,"
                 f" lease_until >= {_NOW} AS live FROM replicas ORDER BY replica_id"
             )
         return [
@@ -74,6 +100,7 @@ class PostgresReplicas:
                 lease_until=_moment(row["lease_until"]),
                 miners=row["miners"],
                 live=row["live"],
+                roster_version=row["roster_version"],
             )
             for row in rows
         ]
@@ -85,9 +112,13 @@ class PostgresReplicas:
 
     async def forget_replicas(self, lapsed_for: float) -> int:
         async with self._db.write() as db:
-            status = await db.execute(
-                f"DELETE FROM replicas WHERE lease_until < {_NOW} - $1", round(lapsed_for * 1_000_000)
+            lapsed = round(lapsed_for * 1_000_000)
+            await db.execute(
+                "DELETE FROM replica_miners AS m USING replicas AS r"
+                f" WHERE m.replica_id = r.replica_id AND r.lease_until < {_NOW} - $1",
+                lapsed,
             )
+            status = await db.execute(f"DELETE FROM replicas WHERE lease_until < {_NOW} - $1", lapsed)
         return int(status.split()[-1])
 
     async def job_heads(self) -> dict[str, JobHead]:

@@ -7,7 +7,7 @@ even as the only process: one replica is a cluster of one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -25,6 +25,7 @@ class ReplicaRecord:
     lease_until: datetime  # by the database's clock
     miners: str  # JSON (aitbc.coordinator.replica_miners)
     live: bool  # whether the lease still runs, by the database's clock
+    roster_version: int = 0  # grows whenever the replica's roster rows change (`publish_miners`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +51,26 @@ class ReplicaStore(Protocol):
         ...
 
     async def leave_replica(self, replica_id: str) -> None:
-        """Drop the replica's row: its jobs on miners are anyone's to take over at once."""
+        """Drop the replica's row and roster: its jobs on miners are anyone's to take over at once."""
         ...
 
     async def replicas(self) -> list[ReplicaRecord]: ...
+
+    async def publish_miners(self, replica_id: str, changed: Mapping[str, str], gone: Collection[str]) -> None:
+        """Update the replica's roster: miner id -> summary (JSON) for miners that joined or changed; `gone`
+        left. A miner now listed by another replica keeps that replica's row."""
+        ...
+
+    async def roster(self, replica_id: str) -> list[tuple[str, str]]:
+        """The replica's roster rows: (miner id, summary)."""
+        ...
 
     async def orphaned_jobs(self) -> list[tuple[str, int, str]]:
         """(job_id, attempt, replica_id) of jobs on a miner whose replica's lease has run out (or never was)."""
         ...
 
     async def forget_replicas(self, lapsed_for: float) -> int:
-        """Delete the rows of replicas whose lease ran out over `lapsed_for` seconds ago; how many."""
+        """Delete the rows (and rosters) of replicas whose lease ran out over `lapsed_for` seconds ago; how many."""
         ...
 
     async def job_heads(self) -> dict[str, JobHead]:

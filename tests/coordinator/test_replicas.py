@@ -16,9 +16,20 @@ import grpc.aio
 import httpx
 import pytest
 from google.protobuf import duration_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aitbc.services.readiness import miners_service
+from aitbc.v1 import (
+    explorer_pb2,
+    explorer_pb2_grpc,
+    jobs_pb2_grpc,
+    miner_pb2,
+    models_pb2,
+    models_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+)
 from aitbc.v1 import jobs_pb2 as S
-from aitbc.v1 import jobs_pb2_grpc, miner_pb2, network_pb2, network_pb2_grpc
 from gateway.main import EmbeddedGateway
 from miner import MinerAgent, MinerConfig
 from miner.backends.synthetic import SyntheticBackend
@@ -421,3 +432,69 @@ async def test_queue_limits_count_every_replicas_jobs(url: str, keys: Keys, tmp_
         with pytest.raises(grpc.aio.AioRpcError) as full_again:
             await submit(a, keys.client, "and no more")
         assert full_again.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def network_seen_from(replica: Replica, keys: Keys) -> tuple[dict[str, network_pb2.MinerSummary], int, int]:
+    """ListMiners by id, the explorer's miners online, and the free slots ListModels shows for MODEL."""
+    async with grpc.aio.insecure_channel(replica.target) as channel:
+        listed = await network_pb2_grpc.NetworkServiceStub(channel).ListMiners(
+            network_pb2.ListMinersRequest(), metadata=key(keys.client)
+        )
+        stats = await explorer_pb2_grpc.ExplorerServiceStub(channel).GetStats(explorer_pb2.GetStatsRequest())
+        models = await models_pb2_grpc.ModelServiceStub(channel).ListModels(
+            models_pb2.ListModelsRequest(), metadata=key(keys.client)
+        )
+    free = sum(model.free_slots for model in models.data if model.id == MODEL)
+    return {miner.miner_id: miner for miner in listed.miners}, stats.miners_online, free
+
+
+async def until_seen(replica: Replica, keys: Keys, check: str, test: object) -> None:
+    """Poll until `test(miners, online, free)` holds: rosters travel with the lease renewal (a third of it)."""
+    deadline = asyncio.get_running_loop().time() + DEADLINE
+    while not test(*(seen := await network_seen_from(replica, keys))):  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, f"{check}: {seen}"
+        await asyncio.sleep(0.1)
+
+
+async def ready(replica: Replica) -> int:
+    async with grpc.aio.insecure_channel(replica.target) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=miners_service(1))
+        )
+    return int(answer.status)
+
+
+async def test_every_replica_lists_the_miners_of_every_replica(url: str, keys: Keys, tmp_path: Path) -> None:
+    async with replica_set(url, tmp_path, ("a", "b")) as (_, (a, b)):
+        assert await ready(a) == health_pb2.HealthCheckResponse.NOT_SERVING
+        async with ScriptedMiner(b.target, keys.miner) as miner:
+            await miner.hello("miner-b", [MODEL], max_concurrency=2, vram_gib=80)
+            await until_seen(a, keys, "b's miner listed on a", lambda miners, online, free: "miner-b" in miners)
+            listed = (await network_seen_from(a, keys))[0]["miner-b"]
+            assert (listed.online, listed.connection, listed.max_concurrency, listed.draining) == (
+                True,
+                "stream",
+                2,
+                False,
+            )
+            assert [(gpu.name, gpu.vram_bytes) for gpu in listed.gpus] == [("Scripted GPU", 80 << 30)]
+            assert list(listed.models) == [MODEL]
+            # The explorer's totals are cached for a second: they are public.
+            await until_seen(a, keys, "counted online on a", lambda miners, online, free: online == 1)
+            assert (await network_seen_from(a, keys))[2] == listed.free_slots == 2
+            assert await ready(a) == health_pb2.HealthCheckResponse.SERVING  # a can run jobs: on b's miner
+            job = await submit(a, keys.client, "one slot taken")
+            await miner.expect("assign")
+            # a counts b's miner's slots from its copy of the job, not from the roster.
+            await until_seen(a, keys, "a slot taken", lambda miners, online, free: miners["miner-b"].free_slots == 1)
+            assert (await network_seen_from(a, keys))[2] == 1
+            await miner.done(job.job_id, 1, "ok", completion_tokens=1)
+            await until_state(a, keys.client, job.job_id, S.JOB_STATE_COMPLETED)
+        await until_seen(
+            a, keys, "b's miner offline on a", lambda miners, online, free: not miners["miner-b"].online and not online
+        )
+        # Its record as b wrote it behind (within a second), listed on a, which never met the miner.
+        await until_seen(
+            a, keys, "b's record on a", lambda miners, online, free: miners["miner-b"].reputation.completions == 1
+        )
+        assert await ready(a) == health_pb2.HealthCheckResponse.NOT_SERVING
