@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from aitbc.coordinator.access import check_job_owner, require_role
@@ -131,8 +131,16 @@ class ClientJobs:
         remote = self.replicas.remote_candidates() if self.replicas is not None else []
         return self._miners.candidates() + remote
 
-    def quote(self, principal: Principal, spec: JobSpec, *, payout_address_required: bool) -> Quote:
-        """Where `spec` would run now and the most it would cost there; nothing is stored or held."""
+    def quote(
+        self,
+        principal: Principal,
+        spec: JobSpec,
+        *,
+        payout_address_required: bool,
+        elsewhere: Sequence[tuple[Candidate, str]] = (),
+    ) -> Quote:
+        """Where `spec` would run now and the most it would cost there; nothing is stored or held. `elsewhere`:
+        the miners of other replicas, with their payout addresses (any replica's miner may run the job)."""
         entry = self._catalog.resolve(spec.model)
         if entry.kind is not ModelKind.TEXT:
             raise invalid_argument("model", f"{entry.id!r} is an {entry.kind.value} model; only text jobs run today")
@@ -143,6 +151,10 @@ class ClientJobs:
             if session.info.payout_address or not payout_address_required
         }
         candidates = [candidate for candidate in self._miners.candidates() if candidate.miner_id in payout]
+        for candidate, address in elsewhere:
+            if address or not payout_address_required:
+                payout[candidate.miner_id] = address
+                candidates.append(candidate)
         if (unroutable := check_route(candidates, route)) is not None:
             reason = unroutable.reason
             if payout_address_required:

@@ -303,7 +303,12 @@ class Coordinator:
 
     def quote(self, principal: Principal, spec: JobSpec, *, payout_address_required: bool = False) -> Quote:
         """Where a job would run now, and what it would cost there; read-only, any valid key may ask."""
-        return self._clients.quote(principal, spec, payout_address_required=payout_address_required)
+        return self._clients.quote(
+            principal,
+            spec,
+            payout_address_required=payout_address_required,
+            elsewhere=self._network.remote_candidates(),
+        )
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         return self._retention.annotate(await self._clients.get(principal, job_id))

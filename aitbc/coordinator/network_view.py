@@ -17,6 +17,7 @@ from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.replica_roster import RemoteMiner
 from aitbc.coordinator.reputation_book import ReputationBook
 from aitbc.domain.reputation import MinerStats
+from aitbc.domain.routing import Candidate
 from aitbc.domain.states import JobState
 from aitbc.store.base import MinerRecord, Store
 
@@ -108,6 +109,30 @@ class NetworkView:
                     since=min(known.since, miner.connected_at) if known else miner.connected_at,
                 )
         return merged
+
+    def remote_candidates(self) -> list[tuple[Candidate, str]]:
+        """Other replicas' miners as routing would see them, with their payout addresses: what a quote weighs
+        beside this replica's. Reputation is this replica's view of them (from the store at start, refreshed
+        whenever a miner connects here)."""
+        busy = self._busy()
+        return [
+            (
+                Candidate(
+                    miner_id=miner.miner_id,
+                    models=frozenset(miner.models),
+                    tier=miner.tier,
+                    max_vram_bytes=miner.max_vram_bytes,
+                    free_slots=0 if miner.draining else max(miner.max_concurrency - busy[miner.miner_id], 0),
+                    max_concurrency=miner.max_concurrency,
+                    draining=miner.draining,
+                    reputation=self._reputation.score(miner.miner_id),
+                    tokens_per_second=self._reputation.stats(miner.miner_id).tokens_per_second,
+                    prices=miner.prices,
+                ),
+                miner.payout_address,
+            )
+            for miner in self.remote_miners()
+        ]
 
     def online(self) -> tuple[int, list[str]]:
         """Miners online and the models they serve: the explorer's network totals."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aitbc.coordinator.miners import GpuSpec, MinerSession
 from aitbc.domain.canonical import format_time
 from aitbc.domain.catalog import gpu_tier
+from aitbc.domain.routing import Price
 from aitbc.store.replicas import ReplicaRecord, ReplicaStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class RemoteMiner:
     draining: bool
     backend: str
     connected_at: datetime
+    max_vram_bytes: int = 0
+    prices: Mapping[str, Price] = field(default_factory=dict)  # model id -> the miner's own price
+    payout_address: str = ""
 
 
 def summary_of(session: MinerSession) -> str:
@@ -56,6 +60,11 @@ def summary_of(session: MinerSession) -> str:
             "draining": session.draining,
             "backend": info.backend,
             "connected_at": format_time(session.connected_at),
+            "max_vram_bytes": info.max_vram_bytes,
+            "prices": {
+                model: [price.input_per_1k, price.output_per_1k] for model, price in sorted(session.prices.items())
+            },
+            "payout_address": info.payout_address,
         },
         sort_keys=True,
     )
@@ -79,6 +88,9 @@ def decode_roster(replica_id: str, rows: Iterable[tuple[str, str]]) -> list[Remo
                     draining=bool(row["draining"]),
                     backend=str(row["backend"]),
                     connected_at=datetime.fromisoformat(row["connected_at"]),
+                    max_vram_bytes=int(row["max_vram_bytes"]),
+                    prices={str(model): Price(int(i), int(o)) for model, (i, o) in row["prices"].items()},
+                    payout_address=str(row["payout_address"]),
                 )
             )
         except (ValueError, KeyError, TypeError):

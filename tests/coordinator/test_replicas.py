@@ -483,6 +483,16 @@ async def test_every_replica_lists_the_miners_of_every_replica(url: str, keys: K
             await until_seen(a, keys, "counted online on a", lambda miners, online, free: online == 1)
             assert (await network_seen_from(a, keys))[2] == listed.free_slots == 2
             assert await ready(a) == health_pb2.HealthCheckResponse.SERVING  # a can run jobs: on b's miner
+            async with grpc.aio.insecure_channel(a.target) as channel:
+                stub = jobs_pb2_grpc.JobServiceStub(channel)
+                quote = await stub.QuoteJob(S.QuoteJobRequest(prompt="x", model=MODEL), metadata=key(keys.client))
+                assert (quote.miner_id, quote.max_tokens > 0, quote.estimated_cost > 0) == ("miner-b", True, True)
+                with pytest.raises(grpc.aio.AioRpcError) as no_payout:
+                    await stub.QuoteJob(
+                        S.QuoteJobRequest(prompt="x", model=MODEL, payout_address_required=True),
+                        metadata=key(keys.client),
+                    )
+                assert "payout address" in (no_payout.value.details() or "")
             job = await submit(a, keys.client, "one slot taken")
             await miner.expect("assign")
             # a counts b's miner's slots from its copy of the job, not from the roster.
