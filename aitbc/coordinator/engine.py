@@ -15,8 +15,10 @@ Each part owns one concern (see docs/design.md):
 * `JobHistory` — filters, exports and stats over past jobs.
 * `Webhooks`, `DeliveryWorker` — webhooks, and sending their deliveries from the store's outbox.
 * `Replicas` — on a store several coordinators share: copies of the others' jobs, leases, take-over.
+* `NetworkView` — the miners and model offers listings show (`network`): every replica's, with replicas.
 
-Servicers call the methods here; none of them holds logic of its own.
+Servicers call the methods here, or the read-only parts it exposes (`explorer`, `history`, `network`,
+`webhooks`); none of them holds logic of its own.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
-from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, ModelOffer, OutboxFull, Welcome
-from aitbc.coordinator.network_view import MinerListing, NetworkView
+from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, OutboxFull, Welcome
+from aitbc.coordinator.network_view import NetworkView
 from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobLog, load_of
 from aitbc.coordinator.polling import PollingMiners
 from aitbc.coordinator.progress import Progress
@@ -56,7 +58,6 @@ from aitbc.coordinator.settlement import Settlement
 from aitbc.coordinator.store_health import StoreHealth
 from aitbc.coordinator.webhooks import DeliveryWorker, Webhooks
 from aitbc.domain.blocks import ReceiptProof
-from aitbc.domain.catalog import ModelEntry
 from aitbc.domain.errors import AitbcError, Reason
 from aitbc.domain.events import JobEvent
 from aitbc.domain.jobs import JobRecord, JobSpec
@@ -113,7 +114,7 @@ class Coordinator:
             on_mirrored=self._feed.publish,
         )
         # Late-bound: the registry is built below.
-        self.explorer = Explorer(store, self.clock, lambda: self._network.online())
+        self.explorer = Explorer(store, self.clock, lambda: self.network.online())
         self._blocks = BlockSealer(
             store,
             self.clock,
@@ -177,9 +178,10 @@ class Coordinator:
             address=config.advertise_address,
             followed=lambda live: live.watchers > 0 or self._feed.follows(live.record.owner_id),
         )
-        self._network = NetworkView(
+        self.network = NetworkView(
             store,
             self.clock,
+            config.catalog,
             self._miners,
             self._reputation,
             lambda: self._jobs,
@@ -205,7 +207,7 @@ class Coordinator:
 
     def ready_miners(self) -> int:
         """Connected miners that take jobs (not draining): what readiness checks ask for, without the jobs."""
-        return self._network.ready_miners(load_of((), self._miners).ready_miners)
+        return self.network.ready_miners(load_of((), self._miners).ready_miners)
 
     # Lifecycle
 
@@ -307,7 +309,7 @@ class Coordinator:
             principal,
             spec,
             payout_address_required=payout_address_required,
-            elsewhere=self._network.remote_candidates(),
+            elsewhere=self.network.remote_candidates(),
         )
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
@@ -414,14 +416,3 @@ class Coordinator:
     def miner_gone(self, session: MinerSession, reason: str) -> asyncio.Task[None]:
         """Requeue the jobs of a miner whose stream ended, in a task that outlives the stream's handler."""
         return self._reports.miner_gone(session, reason)
-
-    # Read-only views; any valid key may ask
-
-    def models(self, principal: Principal) -> list[tuple[ModelEntry, ModelOffer | None]]:
-        """The catalog, each entry with what the network's connected miners offer of it now."""
-        offers = self._network.offers()
-        return [(entry, offers.get(entry.id)) for entry in self._catalog.entries()]
-
-    async def miner_overview(self, principal: Principal) -> list[MinerListing]:
-        """Every miner met so far, the online ones (here or on another replica) with their connection."""
-        return await self._network.miners()

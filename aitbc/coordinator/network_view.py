@@ -16,6 +16,7 @@ from aitbc.coordinator.miners import MinerSession, ModelOffer
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.replica_roster import RemoteMiner
 from aitbc.coordinator.reputation_book import ReputationBook
+from aitbc.domain.catalog import Catalog, ModelEntry
 from aitbc.domain.reputation import MinerStats
 from aitbc.domain.routing import Candidate
 from aitbc.domain.states import JobState
@@ -44,6 +45,7 @@ class NetworkView:
         self,
         store: Store,
         clock: Clock,
+        catalog: Catalog,
         miners: MinerRegistry,
         reputation: ReputationBook,
         jobs: Callable[[], Iterable[LiveJob]],
@@ -51,6 +53,7 @@ class NetworkView:
     ) -> None:
         self._store = store
         self._clock = clock
+        self._catalog = catalog
         self._miners = miners
         self._reputation = reputation
         self._jobs = jobs
@@ -89,6 +92,11 @@ class NetworkView:
                 free_slots=free,
             )
         return [listings[miner_id] for miner_id in sorted(listings)]
+
+    def models(self) -> list[tuple[ModelEntry, ModelOffer | None]]:
+        """The catalog, each entry with what the network's connected miners offer of it now."""
+        offers = self.offers()
+        return [(entry, offers.get(entry.id)) for entry in self._catalog.entries()]
 
     def offers(self) -> dict[str, ModelOffer]:
         """What the network's miners offer of each model now: miners, free slots, since when."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aitbc.coordinator.engine import Coordinator
 from aitbc.coordinator.miners import ModelOffer
 from aitbc.domain.catalog import ModelEntry
-from aitbc.services.interceptors import Context, current_principal
+from aitbc.services.interceptors import Context
 from aitbc.v1 import models_pb2, models_pb2_grpc
 
 OWNER = "aitbc"
@@ -23,7 +23,7 @@ class ModelService(models_pb2_grpc.ModelServiceServicer):
             object="list",
             data=[
                 _model(entry, offer, is_default=entry.is_named(default))
-                for entry, offer in self._coordinator.models(current_principal())
+                for entry, offer in self._coordinator.network.models()
             ],
         )
 

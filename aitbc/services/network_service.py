@@ -10,7 +10,7 @@ from aitbc.coordinator.engine import Coordinator
 from aitbc.coordinator.miners import MinerSession
 from aitbc.coordinator.network_view import MinerListing
 from aitbc.domain.catalog import gpu_tier
-from aitbc.services.interceptors import Context, current_principal
+from aitbc.services.interceptors import Context
 from aitbc.v1 import miner_pb2, network_pb2, network_pb2_grpc
 
 
@@ -21,7 +21,7 @@ class NetworkService(network_pb2_grpc.NetworkServiceServicer):
     async def ListMiners(
         self, request: network_pb2.ListMinersRequest, context: Context
     ) -> network_pb2.ListMinersResponse:
-        overview = await self._coordinator.miner_overview(current_principal())
+        overview = await self._coordinator.network.miners()
         miners = [self._summary(listing) for listing in overview]
         # Connected miners first, best reputation first.
         miners.sort(key=lambda miner: (not miner.online, -miner.reputation.score, miner.miner_id))
