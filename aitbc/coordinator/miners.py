@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -339,13 +339,17 @@ class ModelOffer:
 def model_offers(sessions: list[MinerSession]) -> list[ModelOffer]:
     offers: dict[str, ModelOffer] = {}
     for session in sessions:
-        free = 0 if session.draining else session.free_slots
-        for model in session.models:
-            known = offers.get(model)
-            offers[model] = ModelOffer(
-                model=model,
-                miners=(known.miners if known else 0) + 1,
-                free_slots=(known.free_slots if known else 0) + free,
-                since=min(known.since, session.connected_at) if known else session.connected_at,
-            )
+        add_offer(offers, session.models, 0 if session.draining else session.free_slots, session.connected_at)
     return sorted(offers.values(), key=lambda offer: offer.model)
+
+
+def add_offer(offers: dict[str, ModelOffer], models: Iterable[str], free_slots: int, since: datetime) -> None:
+    """Count one more miner, with `free_slots` and connected `since`, in the offer of each of its `models`."""
+    for model in models:
+        known = offers.get(model)
+        offers[model] = ModelOffer(
+            model=model,
+            miners=(known.miners if known else 0) + 1,
+            free_slots=(known.free_slots if known else 0) + free_slots,
+            since=min(known.since, since) if known else since,
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.live_job import LiveJob
-from aitbc.coordinator.miners import MinerSession, ModelOffer
+from aitbc.coordinator.miners import MinerSession, ModelOffer, add_offer
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.replica_roster import RemoteMiner
 from aitbc.coordinator.reputation_book import ReputationBook
@@ -84,7 +84,7 @@ class NetworkView:
         }
         for miner in remote:
             record = records.get(miner.miner_id) or _first_sight(miner)
-            free = 0 if miner.draining else max(miner.max_concurrency - busy[miner.miner_id], 0)
+            free = _free_slots(miner, busy)
             listings[miner.miner_id] = MinerListing(
                 replace(record, last_seen=max(record.last_seen, miner.connected_at)),
                 record.stats.score(now),
@@ -107,15 +107,8 @@ class NetworkView:
         busy = self._busy()
         merged = dict(offers)
         for miner in remote:
-            free = 0 if miner.draining else max(miner.max_concurrency - busy[miner.miner_id], 0)
-            for model in miner.models:
-                known = merged.get(model)
-                merged[model] = ModelOffer(
-                    model=model,
-                    miners=(known.miners if known else 0) + 1,
-                    free_slots=(known.free_slots if known else 0) + free,
-                    since=min(known.since, miner.connected_at) if known else miner.connected_at,
-                )
+            free = _free_slots(miner, busy)
+            add_offer(merged, miner.models, free, miner.connected_at)
         return merged
 
     def remote_candidates(self) -> list[tuple[Candidate, str]]:
@@ -130,7 +123,7 @@ class NetworkView:
                     models=frozenset(miner.models),
                     tier=miner.tier,
                     max_vram_bytes=miner.max_vram_bytes,
-                    free_slots=0 if miner.draining else max(miner.max_concurrency - busy[miner.miner_id], 0),
+                    free_slots=_free_slots(miner, busy),
                     max_concurrency=miner.max_concurrency,
                     draining=miner.draining,
                     reputation=self._reputation.score(miner.miner_id),
@@ -153,6 +146,11 @@ class NetworkView:
     def _busy(self) -> Counter[str]:
         """Slots in use per miner, by this replica's copies of the unfinished jobs."""
         return Counter(live.record.miner_id for live in self._jobs() if live.record.state in _ON_A_MINER)
+
+
+def _free_slots(miner: RemoteMiner, busy: Counter[str]) -> int:
+    """What a remote miner can take now: its slots less the jobs this replica's copies show on it."""
+    return 0 if miner.draining else max(miner.max_concurrency - busy[miner.miner_id], 0)
 
 
 def _first_sight(miner: RemoteMiner) -> MinerRecord:

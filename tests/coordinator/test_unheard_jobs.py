@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -41,67 +42,74 @@ class Deafness:
         replicas._heard_job = heard  # before start(): the listener takes the bound callback then
 
 
-@contextlib.asynccontextmanager
-async def replica(url: str, clock: ManualClock, deafness: list[Deafness]) -> AsyncIterator[Coordinator]:
-    store = await PostgresStore.open(url)
-    coordinator = Coordinator(store, CONFIG, clock=clock)
-    deafness.append(Deafness(coordinator))
-    await coordinator.start()
-    try:
-        yield coordinator
-    finally:
-        await coordinator.shutdown(0)
-        await store.close()
+@dataclass
+class Replica:
+    coordinator: Coordinator
+    deafness: Deafness
 
 
 @pytest.fixture
-async def url(postgres_cluster: PostgresCluster) -> str:
-    return await postgres_cluster.new_database()
-
-
-async def test_a_watch_right_after_a_submit_elsewhere_follows_the_job_to_its_end(url: str) -> None:
+async def replicas(postgres_cluster: PostgresCluster) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Two coordinators on one new database, one ManualClock, both hearing each other until told not to."""
+    url = await postgres_cluster.new_database()
     clock = ManualClock()
-    deafness: list[Deafness] = []
-    async with replica(url, clock, deafness) as a, replica(url, clock, deafness) as b:
-        deafness[1].on = True
-        job = await a.submit(CLIENT, spec("hello"), queue_if_unavailable=True)
-        events: list[JobEvent] = []
-        first = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        pair = []
+        for _ in range(2):
+            store = await PostgresStore.open(url)
+            stack.push_async_callback(store.close)
+            coordinator = Coordinator(store, CONFIG, clock=clock)
+            pair.append(Replica(coordinator, Deafness(coordinator)))
+            await coordinator.start()
+            stack.push_async_callback(coordinator.shutdown, 0)
+        yield pair[0], pair[1]
 
-        async def follow() -> None:
-            async for event in b.watch(CLIENT, job.job_id):
-                events.append(event)
-                first.set()
 
-        watching = asyncio.create_task(follow())
-        await asyncio.wait_for(first.wait(), 5)
-        deafness[1].on = False  # b has its copy now; from here it hears a's changes as usual
-        session = await attached(a)
-        assign = await next_command(session)
-        assert isinstance(assign, Assign)
-        await a.reports.tokens(session, job.job_id, 1, "Hi", 1)
-        await a.reports.done(
-            session, job.job_id, 1, output="Hi", prompt_tokens=1, completion_tokens=1, finish_reason="stop"
-        )
-        await asyncio.wait_for(watching, 10)
+async def test_a_watch_right_after_a_submit_elsewhere_follows_the_job_to_its_end(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas[0].coordinator, replicas[1].coordinator
+    b_deafness = replicas[1].deafness
+    b_deafness.on = True
+    job = await a.submit(CLIENT, spec("hello"), queue_if_unavailable=True)
+    events: list[JobEvent] = []
+    first = asyncio.Event()
+
+    async def follow() -> None:
+        async for event in b.watch(CLIENT, job.job_id):
+            events.append(event)
+            first.set()
+
+    watching = asyncio.create_task(follow())
+    await asyncio.wait_for(first.wait(), 5)
+    b_deafness.on = False  # b has its copy now; from here it hears a's changes as usual
+    session = await attached(a)
+    assign = await next_command(session)
+    assert isinstance(assign, Assign)
+    await a.reports.tokens(session, job.job_id, 1, "Hi", 1)
+    await a.reports.done(
+        session, job.job_id, 1, output="Hi", prompt_tokens=1, completion_tokens=1, finish_reason="stop"
+    )
+    await asyncio.wait_for(watching, 10)
     assert [event.seq for event in events] == list(range(1, len(events) + 1))
     assert [event.state for event in events if event.state is not None][-1] is JobState.COMPLETED
     assert "".join(event.text for event in events) == "Hi"
 
 
-async def test_a_cancel_right_after_a_submit_elsewhere_cancels_the_pending_job(url: str) -> None:
-    clock = ManualClock()
-    deafness: list[Deafness] = []
-    async with replica(url, clock, deafness) as a, replica(url, clock, deafness) as b:
-        deafness[1].on = True
-        job = await a.submit(CLIENT, spec("never mind"), queue_if_unavailable=True)
-        canceled = await b.cancel(CLIENT, job.job_id)
-        assert canceled.state is JobState.CANCELED
-        deafness[1].on = False
-        for _ in range(100):  # a hears b's cancel and drops the job from its queue
-            if (await a.get(CLIENT, job.job_id)).state is JobState.CANCELED:
-                break
-            await asyncio.sleep(0.02)
-        session = await attached(a)
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(next_command(session), 0.3)  # nothing left to assign
+async def test_a_cancel_right_after_a_submit_elsewhere_cancels_the_pending_job(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas[0].coordinator, replicas[1].coordinator
+    b_deafness = replicas[1].deafness
+    b_deafness.on = True
+    job = await a.submit(CLIENT, spec("never mind"), queue_if_unavailable=True)
+    canceled = await b.cancel(CLIENT, job.job_id)
+    assert canceled.state is JobState.CANCELED
+    b_deafness.on = False
+    for _ in range(100):  # a hears b's cancel and drops the job from its queue
+        if (await a.get(CLIENT, job.job_id)).state is JobState.CANCELED:
+            break
+        await asyncio.sleep(0.02)
+    session = await attached(a)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(next_command(session), 0.3)  # nothing left to assign
