@@ -469,7 +469,11 @@ async def test_every_replica_lists_the_miners_of_every_replica(url: str, keys: K
         assert await ready(a) == health_pb2.HealthCheckResponse.NOT_SERVING
         async with ScriptedMiner(b.target, keys.miner) as miner:
             await miner.hello("miner-b", [MODEL], max_concurrency=2, vram_gib=80)
-            await until_seen(a, keys, "b's miner listed on a", lambda miners, online, free: "miner-b" in miners)
+            # b writes the miner's record behind within a second, and its roster at the next lease renewal:
+            # a may list the record, offline, before it reads the roster.
+            await until_seen(
+                a, keys, "b's miner online on a", lambda m, online, free: "miner-b" in m and m["miner-b"].online
+            )
             listed = (await network_seen_from(a, keys))[0]["miner-b"]
             assert (listed.online, listed.connection, listed.max_concurrency, listed.draining) == (
                 True,
@@ -505,6 +509,6 @@ async def test_every_replica_lists_the_miners_of_every_replica(url: str, keys: K
         )
         # Its record as b wrote it behind (within a second), listed on a, which never met the miner.
         await until_seen(
-            a, keys, "b's record on a", lambda miners, online, free: miners["miner-b"].reputation.completions == 1
+            a, keys, "b's record on a", lambda miners, online, free: miners["miner-b"].reputation.completions > 0.9
         )
         assert await ready(a) == health_pb2.HealthCheckResponse.NOT_SERVING
