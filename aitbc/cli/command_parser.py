@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
+# argparse has no public name for the type add_subparsers() returns.
+SubParsers = argparse._SubParsersAction
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from aitbc.cli.client_commands import add_connection_options, open_client
-from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.command_parser import CommandParser, SubParsers
 from aitbc.cli.output import note, print_listing, short_rfc3339
 from aitbc.cli.reporting import reports_errors
-from aitbc.cli.server_commands import SubParsers, add_home_argument, home_of
+from aitbc.cli.server_options import add_home_argument, home_of
 from aitbc.config import DATABASE_FILE
 from aitbc.coordinator.auth import create_api_key
 from aitbc.domain.errors import AitbcError

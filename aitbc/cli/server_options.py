@@ -1,4 +1,4 @@
-"""Options the server commands share: the coordinator's TLS, metrics and log format."""
+"""Options the server commands share: the data directory, the coordinator's TLS, metrics and log format."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ from pathlib import Path
 
 import grpc
 
+from aitbc import config
 from aitbc.logs import add_log_format_argument
 from aitbc.tls import TlsConfigError, server_credentials
+
+
+def add_home_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", type=Path, default=None, help=f"data directory (default: ${config.ENV_HOME}, else ~/.aitbc)"
+    )
+
+
+def home_of(ns: argparse.Namespace) -> Path:
+    home: Path = ns.home or config.aitbc_home()
+    return home
 
 
 def add_coordinator_tls_arguments(parser: argparse.ArgumentParser) -> None:

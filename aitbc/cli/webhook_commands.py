@@ -6,11 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.command_parser import CommandParser, SubParsers
 from aitbc.cli.connection import add_connection_options, open_client
 from aitbc.cli.output import print_json, print_listing, render_table, short_rfc3339
 from aitbc.cli.reporting import reports_errors
-from aitbc.cli.server_commands import SubParsers
 from aitbc.domain.webhooks import JOB_EVENTS
 
 EVENTS = list(JOB_EVENTS.values())

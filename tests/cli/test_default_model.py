@@ -7,7 +7,7 @@ import json
 import pytest
 
 from aitbc import config
-from aitbc.cli.server_commands import served_default
+from aitbc.cli.local_stack import served_default
 from aitbc.client import AsyncClient
 from aitbc.domain.catalog import DEFAULT_CATALOG
 from tests.conftest import Keys

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aitbc.cli import build_parser
-from aitbc.cli.server_commands import _coordinator_config
+from aitbc.cli.server_runners import _coordinator_config
 from aitbc.domain.catalog import DEFAULT_CATALOG
 
 PUBLIC_URL = "http://127.0.0.1:8080"

@@ -8,18 +8,19 @@ import pytest
 
 from aitbc.cli import build_parser
 from aitbc.cli.command_parser import CommandParser
+from aitbc.cli.server_runners import run_gateway, run_miner
 
 
 def test_miner_options_come_from_the_miner() -> None:
     ns = build_parser().parse_args(["miner", "--backend", "synthetic", "--max-concurrency", "3"])
     assert (ns.backend, ns.max_concurrency, ns.coordinator, ns.model) == ("synthetic", 3, None, None)
-    assert ns.handler.__name__ == "_run_miner"
+    assert ns.handler is run_miner
 
 
 def test_gateway_options_come_from_the_gateway() -> None:
     ns = build_parser().parse_args(["gateway", "--listen", "0.0.0.0:9000"])
     assert (ns.coordinator, ns.listen) == (None, "0.0.0.0:9000")
-    assert ns.handler.__name__ == "_run_gateway"
+    assert ns.handler is run_gateway
 
 
 def test_miner_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
