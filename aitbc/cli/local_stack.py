@@ -32,7 +32,7 @@ from aitbc.store.base import StoreUnavailableError
 from aitbc.store.sqlite import SqliteStore
 
 # One logger name for every server command: the one their log lines have always shown.
-log = logging.getLogger("aitbc.cli.server_commands")
+log = logging.getLogger(__name__)
 
 LOCAL_MINER_ID = "local-miner"
 # How long `aitbc up` waits for its own miner to connect before it announces the stack anyway.

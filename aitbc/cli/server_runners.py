@@ -30,7 +30,7 @@ from aitbc.store.urls import StoreUrlError, redact
 from aitbc.tls import TlsConfigError
 
 # One logger name for every server command: the one their log lines have always shown.
-log = logging.getLogger("aitbc.cli.server_commands")
+log = logging.getLogger(__name__)
 
 
 def _coordinator_config(
