@@ -41,7 +41,7 @@ from aitbc.coordinator.explorer import Explorer
 from aitbc.coordinator.history import HistoryQuery, JobHistory
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
-from aitbc.coordinator.miners import Drain, MinerInfo, MinerSession, OutboxFull, Welcome
+from aitbc.coordinator.miners import MinerInfo, MinerSession, Welcome
 from aitbc.coordinator.network_view import NetworkView
 from aitbc.coordinator.observe import CoordinatorLoad, CoordinatorObserver, JobLog, load_of
 from aitbc.coordinator.polling import PollingMiners
@@ -243,20 +243,7 @@ class Coordinator:
         """
         on_miners = {live.record.job_id for live in self._jobs if live.record.state in _ON_A_MINER}
         self._accepting = False
-        self._miners.refuse_newcomers()
-        self._reports.penalize_departures = False
-        for session in self._miners:
-            session.set_draining(True)
-            try:
-                session.send(Drain("the coordinator is shutting down"))
-            except OutboxFull:
-                log.warning("miner %s cannot take the drain notice; its jobs will be requeued", session.miner_id)
-        deadline = self.clock.monotonic() + grace
-        while len(self._miners) and (left := deadline - self.clock.monotonic()) > 0:
-            await self._miners.wait_changed(left)
-        for session in self._miners:
-            await self._reports.detach(session, "the coordinator shut down", excused=True)
-        await self._reports.wait_detached()
+        await self._reports.drain_all(grace)
         await self._health.close()
         await self._reputation.flush()
         self._clients.expiries.close()
@@ -399,10 +386,7 @@ class Coordinator:
 
     async def wait_for_miner(self, miner_id: str, seconds: float) -> bool:
         """Whether `miner_id` is connected within `seconds` (`aitbc up` waits for its own miner)."""
-        deadline = self.clock.monotonic() + seconds
-        while self._miners.get(miner_id) is None and (left := deadline - self.clock.monotonic()) > 0:
-            await self._miners.wait_changed(left)
-        return self._miners.get(miner_id) is not None
+        return await self._miners.wait_for(miner_id, seconds)
 
     def touch(self, session: MinerSession) -> None:
         """Any message from a miner is a sign of life that extends its leases."""

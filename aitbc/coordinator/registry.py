@@ -195,6 +195,13 @@ class MinerRegistry:
         with contextlib.suppress(TimeoutError):
             await self._clock.wait_for(changed.wait(), max(seconds, 0.0))
 
+    async def wait_for(self, miner_id: str, seconds: float) -> bool:
+        """Whether `miner_id` is connected within `seconds`."""
+        deadline = self._clock.monotonic() + seconds
+        while miner_id not in self._sessions and (left := deadline - self._clock.monotonic()) > 0:
+            await self.wait_changed(left)
+        return miner_id in self._sessions
+
     def candidate(self, session: MinerSession) -> Candidate:
         return self._candidates.get(session)
 

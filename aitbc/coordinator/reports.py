@@ -16,7 +16,7 @@ from aitbc.coordinator.clock import Clock
 from aitbc.coordinator.dispatcher import Dispatcher
 from aitbc.coordinator.job_table import JobTable
 from aitbc.coordinator.live_job import LiveJob
-from aitbc.coordinator.miners import Assignment, Cancel, MinerSession, OutboxFull
+from aitbc.coordinator.miners import Assignment, Cancel, Drain, MinerSession, OutboxFull
 from aitbc.coordinator.progress import Progress
 from aitbc.coordinator.registry import MinerRegistry
 from aitbc.coordinator.reputation_book import ReputationBook
@@ -261,6 +261,24 @@ class MinerReports:
 
     async def wait_detached(self) -> None:
         await asyncio.gather(*self._detaching, return_exceptions=True)
+
+    async def drain_all(self, grace: float) -> None:
+        """At shutdown: turn newcomers away, ask every miner to finish its jobs for up to `grace` seconds and
+        leave, then detach (excused) those still here; returns once every miner is detached."""
+        self._miners.refuse_newcomers()
+        self.penalize_departures = False
+        for session in self._miners:
+            session.set_draining(True)
+            try:
+                session.send(Drain("the coordinator is shutting down"))
+            except OutboxFull:
+                log.warning("miner %s cannot take the drain notice; its jobs will be requeued", session.miner_id)
+        deadline = self._clock.monotonic() + grace
+        while len(self._miners) and (left := deadline - self._clock.monotonic()) > 0:
+            await self._miners.wait_changed(left)
+        for session in self._miners:
+            await self.detach(session, "the coordinator shut down", excused=True)
+        await self.wait_detached()
 
     # Internals
 

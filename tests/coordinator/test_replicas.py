@@ -68,6 +68,17 @@ async def until_state(replica: Replica, api_key: str, job_id: str, state: int) -
     return job
 
 
+async def queued_on(replica: Replica, api_key: str, job_id: str) -> None:
+    """Make sure `replica` holds a copy of the pending job, hence has it in its queue: a watch there follows the
+    copy, which it makes from the store at once if the job's notification is still on its way."""
+    async with grpc.aio.insecure_channel(replica.target) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        call = stub.WatchJob(S.WatchJobRequest(job_id=job_id), metadata=key(api_key))
+        first = await anext(aiter(call))
+        call.cancel()
+    assert first.state_change.status == S.JOB_STATE_PENDING
+
+
 async def watch(replica: Replica, api_key: str, job_id: str, from_seq: int = 0) -> list[S.WatchJobResponse]:
     async with grpc.aio.insecure_channel(replica.target) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
@@ -229,7 +240,7 @@ async def test_a_burst_on_one_replica_does_not_starve_a_job_on_another(url: str,
     async with replica_set(url, tmp_path, ("a", "b")) as (_, (a, b)):
         burst = [(await submit(a, keys.client, f"a{n}")).job_id for n in range(20)]
         lone = (await submit(b, keys.other_client, "b")).job_id
-        await asyncio.sleep(0.5)  # b's job reaches a's copy of the queue (a notification, then a read)
+        await queued_on(a, keys.other_client, lone)
         async with ScriptedMiner(a.target, keys.miner) as miner:
             await miner.hello("one-slot", [MODEL], max_concurrency=1)
             order = []
@@ -354,7 +365,7 @@ async def test_priorities_hold_across_replicas(url: str, keys: Keys, tmp_path: P
         urgent = S.SubmitJobRequest(prompt="high", model=MODEL, queue_if_unavailable=True, priority=S.JOB_PRIORITY_HIGH)
         async with grpc.aio.insecure_channel(b.target) as channel:
             high = (await jobs_pb2_grpc.JobServiceStub(channel).SubmitJob(urgent, metadata=key(keys.client))).job
-        await asyncio.sleep(0.5)  # b's job reaches a's copy of the queue
+        await queued_on(a, keys.client, high.job_id)
         async with ScriptedMiner(a.target, keys.miner) as miner:
             await miner.hello("one-slot", [MODEL], max_concurrency=1)
             first = (await miner.expect("assign")).assign
@@ -408,7 +419,8 @@ async def test_queue_limits_count_every_replicas_jobs(url: str, keys: Keys, tmp_
     limit = ("--max-queued-per-client", "3")
     async with replica_set(url, tmp_path, ("a", "b"), options=limit) as (_, (a, b)):
         queued = [await submit(a, keys.client, f"queued {n}") for n in range(3)]
-        await asyncio.sleep(0.5)  # a's jobs reach b's copy of the queue
+        for job in queued:
+            await queued_on(b, keys.client, job.job_id)
         async with grpc.aio.insecure_channel(b.target) as channel:
             stub = jobs_pb2_grpc.JobServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
