@@ -106,6 +106,7 @@ class MinerRoster:
         self._replica_id = replica_id
         self._full_rewrite_every = full_rewrite_every
         self._published: dict[str, str] = {}
+        self._summaries: dict[str, tuple[tuple[object, ...], str]] = {}  # miner id -> (what it shows, its row)
         self._renewals = 0
         self._others: dict[str, tuple[int, list[RemoteMiner]]] = {}
 
@@ -114,7 +115,8 @@ class MinerRoster:
         roster, was made again) or when a full rewrite is due."""
         self._renewals += 1
         full = anew or self._renewals % self._full_rewrite_every == 0
-        current = {session.miner_id: summary_of(session) for session in sessions if not session.closed}
+        current = {session.miner_id: self._summary(session) for session in sessions if not session.closed}
+        self._summaries = {miner_id: self._summaries[miner_id] for miner_id in current}
         changed = {
             miner_id: summary
             for miner_id, summary in current.items()
@@ -124,6 +126,17 @@ class MinerRoster:
         if changed or gone:
             await self._shared.publish_miners(self._replica_id, changed, gone)
         self._published = current
+
+    def _summary(self, session: MinerSession) -> str:
+        """`summary_of`, made again only when what it shows changed: with 10,000 miners, encoding every row at
+        every renewal held the event loop for about 150 ms."""
+        shown = (session.info, session.models, session.draining, session.polls, session.connected_at)
+        cached = self._summaries.get(session.miner_id)
+        if cached is not None and cached[0] == shown:
+            return cached[1]
+        summary = summary_of(session)
+        self._summaries[session.miner_id] = (shown, summary)
+        return summary
 
     async def refresh(self, others: Iterable[ReplicaRecord]) -> None:
         """Read again the rosters of live replicas that changed; forget those of replicas gone or lapsed."""
