@@ -17,18 +17,36 @@ from aitbc.domain.routing import Candidate, Price
 
 
 def encode(candidates: Iterable[Candidate]) -> str:
-    profiles: Counter[str] = Counter()
+    # Folded on tuples, encoded once per profile: with 10,000 miners a JSON text per miner held the event loop
+    # for about 85 ms at every lease renewal.
+    profiles: Counter[tuple[Any, ...]] = Counter()
     for candidate in candidates:
-        profile = {
-            "models": sorted(candidate.models),
-            "tier": candidate.tier,
-            "max_vram_bytes": candidate.max_vram_bytes,
-            "max_concurrency": candidate.max_concurrency,
-            "draining": candidate.draining,
-            "prices": {model: [p.input_per_1k, p.output_per_1k] for model, p in sorted(candidate.prices.items())},
-        }
-        profiles[json.dumps(profile, sort_keys=True)] += 1
-    return json.dumps([{**json.loads(profile), "count": count} for profile, count in sorted(profiles.items())])
+        prices = tuple(sorted((model, p.input_per_1k, p.output_per_1k) for model, p in candidate.prices.items()))
+        profiles[
+            (
+                tuple(sorted(candidate.models)),
+                candidate.tier,
+                candidate.max_vram_bytes,
+                candidate.max_concurrency,
+                candidate.draining,
+                prices,
+            )
+        ] += 1
+    return json.dumps(
+        [
+            {
+                "models": list(models),
+                "tier": tier,
+                "max_vram_bytes": vram,
+                "max_concurrency": slots,
+                "draining": draining,
+                "prices": {model: [i, o] for model, i, o in prices},
+                "count": count,
+            }
+            for (models, tier, vram, slots, draining, prices), count in sorted(profiles.items())
+        ],
+        sort_keys=True,
+    )
 
 
 def decode(replica_id: str, text: str) -> list[Candidate]:
