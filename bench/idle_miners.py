@@ -57,6 +57,7 @@ from aitbc.config import API_KEY_METADATA
 from aitbc.v1 import miner_pb2, miner_pb2_grpc, network_pb2, network_pb2_grpc
 from bench.backlog import rss_bytes
 from bench.control_plane import aitbc, free_port, wait_until_serving
+from tests.support.postgres import PostgresCluster
 
 PREFIX = "idle-"
 # What the fakes advertise. The SubmitJob probe asks for `synthetic`, which no fake serves, so that its jobs stay
@@ -366,23 +367,37 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="seconds measured once all are connected")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between ListMiners snapshots")
     parser.add_argument("--ramp-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run the coordinator on a throwaway PostgreSQL cluster, as a replica (its lease loop publishes the"
+        " miners' profiles and roster at every renewal)",
+    )
     parser.add_argument("--fake", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake:
         asyncio.run(Fakes(json.loads(args.fake)).run())
         return
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, grpcio {grpc.__version__}")
-    with tempfile.TemporaryDirectory(prefix="aitbc-bench-") as tmp:
-        home = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aitbc-bench-")))
         env = dict(os.environ)
+        store: list[str] = []
+        if args.postgres:
+            cluster = PostgresCluster.create()
+            stack.callback(cluster.destroy)
+            cluster.start()
+            asyncio.run(cluster.prepare_template())
+            store = ["--store", asyncio.run(cluster.new_database())]
+            print(f"store: PostgreSQL from {cluster.bindir}, the coordinator as a replica")
 
         def mint(*options: str) -> str:
-            command = aitbc("keys", "create", *options, home=home)
+            command = [*aitbc("keys", "create", *options, home=home), *store]
             return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
         miner_key, client_key = mint("--role", "miner"), mint()
         target = f"127.0.0.1:{free_port()}"
-        coordinator = subprocess.Popen(aitbc("coordinator", "--listen", target, home=home), env=env)
+        coordinator = subprocess.Popen(aitbc("coordinator", "--listen", target, *store, home=home), env=env)
         try:
             with asyncio.Runner() as runner:
                 runner.run(wait_until_serving(target))

@@ -17,6 +17,10 @@ from aitbc.store.base import MinerRecord, Store, StoreUnavailableError
 log = logging.getLogger(__name__)
 
 
+# Miner records written per store transaction.
+WRITE_BATCH = 500
+
+
 class ReputationBook:
     """Every miner the coordinator has met: its statistics, score and last appearance.
 
@@ -117,8 +121,11 @@ class ReputationBook:
         self._update(miner_id, lambda stats: stats.with_lease_expiry(now), seen=False)
 
     async def flush(self) -> None:
-        """Write every pending update now and wait until it is stored."""
+        """Write every pending update now and wait until it is stored (or the store refuses it)."""
         self._flush_now.set()
+        if self._dirty and (self._writer is None or self._writer.done()):
+            # Left over from a write the store refused: try them again now, not only at the next update.
+            self._writer = asyncio.create_task(self._write_behind(), name="reputation writer")
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
@@ -144,13 +151,14 @@ class ReputationBook:
         with contextlib.suppress(TimeoutError):
             await self._clock.wait_for(self._flush_now.wait(), self._write_delay)
         while self._dirty:
-            miner_id = self._dirty.pop()
+            # Many at once: 10,000 miners connecting took one commit each, for half a minute on PostgreSQL.
+            batch = [self._dirty.pop() for _ in range(min(len(self._dirty), WRITE_BATCH))]
             try:
-                await self._store.save_miner(self._records[miner_id])
+                await self._store.save_miners([self._records[miner_id] for miner_id in batch])
             except StoreUnavailableError:
-                # The store's health reports the failure; the next update writes this one again.
-                self._dirty.add(miner_id)
+                # The store's health reports the failure; the next update writes these again.
+                self._dirty.update(batch)
                 return
             except Exception:
                 # Reputation is advisory: losing one update must not take the coordinator down.
-                log.exception("storing the reputation of %s failed", miner_id)
+                log.exception("storing the reputation of %d miner(s) failed", len(batch))

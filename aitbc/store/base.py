@@ -398,8 +398,8 @@ class Store(ResultStore, Protocol):
         """One miner's statistics as last written (another coordinator may have written them)."""
         ...
 
-    async def save_miner(self, miner: MinerRecord) -> None:
-        """Insert or replace the miner's record."""
+    async def save_miners(self, miners: Sequence[MinerRecord]) -> None:
+        """Insert or replace these miners' records, in one transaction."""
         ...
 
     # Events

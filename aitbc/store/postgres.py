@@ -376,15 +376,15 @@ class PostgresStore(PostgresResults, PostgresHistory, PostgresWebhooks, Postgres
             row = await db.fetchrow(f"SELECT {MINER_COLUMNS} FROM miner_stats WHERE miner_id = $1", miner_id)
         return None if row is None else miner_from_row(row)
 
-    async def save_miner(self, miner: MinerRecord) -> None:
+    async def save_miners(self, miners: Sequence[MinerRecord]) -> None:
         updates = ", ".join(f"{name.strip()} = excluded.{name.strip()}" for name in MINER_COLUMNS.split(",")[1:])
         async with self._db.write() as db:
-            await db.execute(
+            await db.executemany(
                 pg(
                     f"INSERT INTO miner_stats ({MINER_COLUMNS}) VALUES ({placeholders(MINER_COLUMNS)})"
                     f" ON CONFLICT (miner_id) DO UPDATE SET {updates}"
                 ),
-                *miner_row(miner),
+                [miner_row(miner) for miner in miners],
             )
 
     # Events

@@ -275,8 +275,8 @@ class SqliteStore(SqliteResults, HistoryQueries, sqlite_webhooks.WebhookQueries)
     async def miner(self, miner_id: str) -> MinerRecord | None:
         return await self._thread.read(sqlite_miners.read_miner, miner_id)
 
-    async def save_miner(self, miner: MinerRecord) -> None:
-        await self._thread.write(sqlite_miners.write_miner, miner)
+    async def save_miners(self, miners: Sequence[MinerRecord]) -> None:
+        await self._thread.write(sqlite_miners.write_miners, miners)
 
     # Events
 

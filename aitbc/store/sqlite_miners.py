@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 
 from aitbc.store.base import MinerRecord
@@ -20,8 +21,8 @@ def read_miner(db: sqlite3.Connection, miner_id: str) -> MinerRecord | None:
     return None if row is None else miner_from_row(row)
 
 
-def write_miner(db: sqlite3.Connection, miner: MinerRecord) -> None:
-    db.execute(
+def write_miners(db: sqlite3.Connection, miners: Sequence[MinerRecord]) -> None:
+    db.executemany(
         f"INSERT OR REPLACE INTO miner_stats ({MINER_COLUMNS}) VALUES ({placeholders(MINER_COLUMNS)})",
-        miner_row(miner),
+        [miner_row(miner) for miner in miners],
     )

@@ -36,7 +36,7 @@ from tests.coordinator.test_parts import (
     spec,
 )
 
-WRITES = ("create_job", "transition", "append_events", "save_miner", "add_api_key", "probe")
+WRITES = ("create_job", "transition", "append_events", "save_miners", "add_api_key", "probe")
 
 
 class FlakyStore:

@@ -100,13 +100,14 @@ async def test_an_idempotency_key_stores_one_job(store: Store) -> None:
 async def test_miners_are_saved_whole(store: Store) -> None:
     stats = MinerStats(completions=2.5, failures=1.0, tokens_per_second=12.0, updated_at=NOW)
     miner = MinerRecord("m1", "acct", stats, NOW, ("tiny", "m"), "llama")
-    await store.save_miner(miner)
+    await store.save_miners([miner])
     assert await store.miners() == [miner]
     moved = MinerRecord("m1", "acct", MinerStats(), NOW + timedelta(hours=1), ("x",), "echo")
-    await store.save_miner(moved)
-    assert await store.miners() == [moved]
+    other = MinerRecord("m2", "acct", MinerStats(), NOW, ("x",), "echo")
+    await store.save_miners([moved, other])
+    assert await store.miners() == [moved, other]
     assert await store.miner("m1") == moved
-    assert await store.miner("m2") is None
+    assert await store.miner("m3") is None
 
 
 async def test_settled_jobs_issue_receipts_that_blocks_seal(store: Store) -> None:
