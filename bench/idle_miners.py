@@ -17,8 +17,9 @@ fake, heartbeat lag = last_seen - the due time of the heartbeat last_seen belong
 before it). A heartbeat a whole interval late would alias to a small lag, so a miner the coordinator has not
 heard from for more than interval + 1 s at a snapshot counts as stale instead. The fakes report how late they
 themselves sent (their own event loop's lag: part of the heartbeat lag, not the coordinator's), the Welcome
-latency, and any stream the coordinator ended (a lease that expired closes it). A health check every 0.5 s
-measures the coordinator's responsiveness meanwhile, and a round with no streams first gives its baseline.
+latency, and any stream the coordinator ended (a lease that expired closes it). A health check every 0.5 s, from
+a process of its own, measures the coordinator's responsiveness meanwhile, and a round with no streams first
+gives its baseline.
 
 `--submits` SubmitJob calls, before the streams connect and again after the hold, time a submit of a
 `synthetic` job that no fake serves (it stays queued and is canceled at once): a submit runs one dispatch pass.
@@ -33,9 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import signal
@@ -213,15 +216,30 @@ async def snapshot(channel: grpc.aio.Channel, key: str, epoch: float, interval: 
     return {"online": online, "stale": stale, "lags": lags, "list_ms": 1000 * call_s}
 
 
-async def health_probe(channel: grpc.aio.Channel, until: float) -> list[float]:
-    stub = health_pb2_grpc.HealthStub(channel)
-    latencies = []
-    while time.monotonic() < until:
-        began = time.perf_counter()
-        await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
-        latencies.append(1000 * (time.perf_counter() - began))
-        await asyncio.sleep(0.5)
-    return latencies
+async def health_probe(target: str, seconds: float) -> list[float]:
+    """Health-check latencies, measured from a process of their own (`probe_process`): the parent's loop is busy
+    reading ListMiners snapshots of 10,000 miners, which would otherwise count against the coordinator."""
+    loop = asyncio.get_running_loop()
+    # spawn, not fork: a forked child of a process using gRPC hangs.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await loop.run_in_executor(pool, probe_process, target, seconds)
+
+
+def probe_process(target: str, seconds: float) -> list[float]:
+    async def probe() -> list[float]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)  # connects: not a latency of the check
+            latencies = []
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                began = time.perf_counter()
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+                latencies.append(1000 * (time.perf_counter() - began))
+                await asyncio.sleep(0.5)
+            return latencies
+
+    return asyncio.run(probe())
 
 
 async def submit_probe(client: AsyncClient, jobs: int) -> list[float]:
@@ -248,7 +266,7 @@ async def read_line(process: asyncio.subprocess.Process, seconds: float) -> dict
 async def parent(args: argparse.Namespace, target: str, miner_key: str, client_key: str, pid: int) -> None:
     idle_rss = rss_bytes(pid)
     async with grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", 256 << 20)]) as channel:
-        baseline = await health_probe(channel, time.monotonic() + min(10.0, args.hold))
+        baseline = await health_probe(target, min(10.0, args.hold))
         client = AsyncClient(target, client_key)
         submits_idle = await submit_probe(client, args.submits)
         epoch = time.time() + 1.0
@@ -283,7 +301,7 @@ async def parent(args: argparse.Namespace, target: str, miner_key: str, client_k
         except ImportError:
             coordinator = None
         until = time.monotonic() + args.hold
-        probe = asyncio.create_task(health_probe(channel, until))
+        probe = asyncio.create_task(health_probe(target, args.hold))
         snapshots = []
         rss = [rss_bytes(pid)]
         while time.monotonic() + args.sample < until:
