@@ -224,7 +224,14 @@ class JobEvent:
 
 
 def format_timestamp(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a `Z` suffix, e.g. `2026-02-13T10:00:00Z`."""
+    """RFC 3339 in UTC with a `Z` suffix, e.g. `2026-02-13T10:00:00.694Z`: spelled as protobuf's JSON mapping
+    (the REST gateway's) spells it, with 0, 3 or 6 fractional digits, so the CLI prints what REST returns."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = moment.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond % 1000:
+        return f"{text}.{utc.microsecond:06d}Z"
+    if utc.microsecond:
+        return f"{text}.{utc.microsecond // 1000:03d}Z"
+    return f"{text}Z"

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf import timestamp_pb2
 
 from aitbc.client import Job, JobStatus, SamplingParams
 from aitbc.client._convert import event_from_proto, job_from_proto, page_from_proto, state_to_proto, status_from_proto
@@ -60,8 +61,17 @@ def test_to_dict_has_the_seed_json_shape(done: Job) -> None:
 
 def test_format_timestamp_converts_to_utc() -> None:
     plus_two = timezone(timedelta(hours=2))
-    assert format_timestamp(datetime(2026, 2, 13, 12, 0, 0, 500_000, tzinfo=plus_two)) == "2026-02-13T10:00:00.500000Z"
+    assert format_timestamp(datetime(2026, 2, 13, 12, 0, 0, 500_000, tzinfo=plus_two)) == "2026-02-13T10:00:00.500Z"
     assert format_timestamp(None) is None
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 1_000, 694_000, 694_123, 999_999])
+def test_format_timestamp_spells_an_instant_as_the_rest_gateway_does(microsecond: int) -> None:
+    """The CLI's JSON and REST's must be equal text; a whole millisecond once printed `.694000Z` against `.694Z`."""
+    moment = datetime(2026, 11, 29, 23, 36, 40, microsecond, tzinfo=UTC)
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    assert format_timestamp(moment) == stamp.ToJsonString()
 
 
 @pytest.mark.parametrize(
