@@ -200,19 +200,14 @@ class ClientJobs:
         await self._store.get_job(job_id)
         raise job_not_found(job_id)
 
-    async def _live_or_copied(self, principal: Principal, job_id: str) -> LiveJob | None:
-        """The caller's live job, or None to look in the store. With replicas, an unfinished job another
-        replica stored moments ago, whose notification has not reached this one yet, is copied now: a watch
-        or a cancel right after a submit elsewhere must not find it missing."""
-        live = await self._live_for(principal, job_id)
-        if live is not None or self.replicas is None:
-            return live
-        record = await self._store.get_job(job_id)
-        if record is None or record.state.is_terminal:
+    async def _copy_if_unheard(self, record: JobRecord) -> LiveJob | None:
+        """With replicas, an unfinished job this replica holds no copy of was stored moments ago by another
+        one, whose notification has not arrived yet: copy it now, so that a watch or a cancel right after a
+        submit elsewhere does not find it missing."""
+        if self.replicas is None or record.state.is_terminal:
             return None
-        check_job_owner(principal, record)
-        await self.replicas.catch_up(job_id)
-        return self._jobs.get(job_id)
+        await self.replicas.catch_up(record.job_id)
+        return self._jobs.get(record.job_id)
 
     async def get(self, principal: Principal, job_id: str) -> JobRecord:
         require_role(principal, Role.CLIENT)
@@ -247,10 +242,12 @@ class ClientJobs:
 
     async def cancel(self, principal: Principal, job_id: str) -> JobRecord:
         require_role(principal, Role.CLIENT)
-        live = await self._live_or_copied(principal, job_id)
+        live = await self._live_for(principal, job_id)
         if live is None:
             record = await self.get(principal, job_id)
-            raise _not_cancelable(record)
+            live = await self._copy_if_unheard(record)
+            if live is None:
+                raise _not_cancelable(record)
         return await self.cancel_live(live)
 
     async def cancel_live(self, live: LiveJob) -> JobRecord:
@@ -288,13 +285,14 @@ class ClientJobs:
         require_role(principal, Role.CLIENT)
         if from_seq < 0:
             raise invalid_argument("from_seq", f"must not be negative, got {from_seq}")
-        live = await self._live_or_copied(principal, job_id)
+        live = await self._live_for(principal, job_id)
         if live is None:
             record = await self._store.get_job(job_id)
             if record is None:
                 raise job_not_found(job_id)
             check_job_owner(principal, record)
-            live = self._jobs.get(job_id)  # it may have started meanwhile
+            # It may have started meanwhile, or be another replica's not heard of yet.
+            live = self._jobs.get(job_id) or await self._copy_if_unheard(record)
             if live is None:
                 for event in await self._store.events(job_id, from_seq=max(from_seq, 1)):
                     yield event

@@ -38,7 +38,6 @@ class RemoteMiner:
     connection: str  # "stream" or "polling"
     models: tuple[str, ...]
     gpus: tuple[GpuSpec, ...]
-    tier: int
     max_concurrency: int
     draining: bool
     backend: str
@@ -46,6 +45,10 @@ class RemoteMiner:
     max_vram_bytes: int = 0
     prices: Mapping[str, Price] = field(default_factory=dict)  # model id -> the miner's own price
     payout_address: str = ""
+
+    @property
+    def tier(self) -> int:
+        return gpu_tier(self.max_vram_bytes)
 
 
 def summary_of(session: MinerSession) -> str:
@@ -55,7 +58,6 @@ def summary_of(session: MinerSession) -> str:
             "connection": "polling" if session.polls else "stream",
             "models": sorted(session.models),
             "gpus": [[gpu.name, gpu.vram_bytes, gpu.count] for gpu in info.gpus],
-            "tier": gpu_tier(info.max_vram_bytes),
             "max_concurrency": info.max_concurrency,
             "draining": session.draining,
             "backend": info.backend,
@@ -83,7 +85,6 @@ def decode_roster(replica_id: str, rows: Iterable[tuple[str, str]]) -> list[Remo
                     connection=str(row["connection"]),
                     models=tuple(str(model) for model in row["models"]),
                     gpus=tuple(GpuSpec(str(name), int(vram), int(count)) for name, vram, count in row["gpus"]),
-                    tier=int(row["tier"]),
                     max_concurrency=int(row["max_concurrency"]),
                     draining=bool(row["draining"]),
                     backend=str(row["backend"]),
